@@ -1,0 +1,61 @@
+"""Settings: the only place that reads the environment (prefix ``PLAYGROUND_``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PLAYGROUND_", extra="ignore")
+
+    home: Path = Field(Path("./var"), description="Where the database, caches and model files live.")
+    data_dir: Path | None = Field(
+        None, description="Datasets (CIFAR-10). Default: $PLAYGROUND_HOME/data."
+    )
+    allow_download: bool = Field(
+        True, description="Let torchvision download CIFAR-10 when it is missing from the data dir."
+    )
+
+    # --- job service -------------------------------------------------------------------------
+    executor: Literal["local", "ray"] = Field("local", description="Where jobs run: local worker processes or a Ray cluster.")
+    workers: int | None = Field(
+        None, ge=1, le=64, description="Worker processes. Default: one per GPU, else 2 on a CPU."
+    )
+    max_queued: int = Field(100, ge=1, description="Jobs waiting to run before POST /api/jobs answers 429.")
+    max_epochs: int = Field(100_000, ge=1, description="Largest `epochs` a client may ask for.")
+    max_data_points: int = Field(100_000, ge=2, description="Largest `data` list a client may send.")
+    max_upload_bytes: int = Field(5 * 1024 * 1024, ge=1, description="Largest image accepted by /predict.")
+    api_token: SecretStr | None = Field(
+        None, description="When set, create/cancel/delete/predict need `Authorization: Bearer <token>`."
+    )
+    auth_reads: bool = Field(False, description="Also require the token for reads.")
+    cancel_grace_seconds: float = Field(
+        1.0, ge=0, description="How long a cancelled job may take to stop by itself before its worker is killed."
+    )
+
+    # --- Ray executor ------------------------------------------------------------------------
+    ray_num_cpus: float = Field(1.0, gt=0, description="CPUs a Ray job task reserves.")
+
+    @model_validator(mode="after")
+    def _default_data_dir(self) -> "Settings":
+        if self.data_dir is None:
+            self.data_dir = self.home / "data"
+        return self
+
+    @property
+    def database_path(self) -> Path:
+        return self.home / "playground.sqlite3"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

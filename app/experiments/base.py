@@ -1,0 +1,71 @@
+"""What every experiment takes and returns. No torch here: the web layer imports this module."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+# One metric point, e.g. {"step": 12, "epoch": 12, "train_loss": 3.1, "val_loss": 4.0}.
+# Keys come from METRIC_FIELDS; a value is a finite float/int or None.
+MetricPoint = dict[str, float | int | None]
+EmitMetric = Callable[[MetricPoint], None]
+ShouldStop = Callable[[], bool]
+
+# Every key a metric point may carry, in the order the metrics table and CSV show them.
+#   step        global, 1-based, increases by one per optimisation step (an epoch for linear/mlp,
+#               a batch for cifar); epoch-end points of cifar repeat the last batch's step
+#   epoch       1-based epoch the point belongs to
+#   train_loss  loss of that step's forward pass, before its update (the book's printout); on a
+#               cifar epoch-end point, the mean training loss of the epoch
+#   w, b        linear only: the parameters used in that forward pass (model units), so a chart
+#               can draw the path over the loss surface
+#   lr          the learning rate used for that step (it moves under a one-cycle schedule)
+METRIC_FIELDS: tuple[str, ...] = (
+    "step",
+    "epoch",
+    "train_loss",
+    "val_loss",
+    "train_acc",
+    "val_acc",
+    "w",
+    "b",
+    "lr",
+)
+
+
+class RunStatus(StrEnum):
+    SUCCEEDED = "succeeded"
+    DIVERGED = "diverged"
+    CANCELLED = "cancelled"
+
+
+@dataclass
+class RunContext:
+    """Everything a run needs besides its parameters."""
+
+    seed: int
+    device: str = "cpu"  # already resolved: "cpu", "cuda:0", ...
+    emit: EmitMetric = field(default=lambda point: None)
+    should_stop: ShouldStop = field(default=lambda: False)
+    data_dir: Path = Path("var/data")
+    allow_download: bool = False
+    # Where decoded-dataset caches go when data_dir is read-only (a mounted volume); None: data_dir.
+    cache_dir: Path | None = None
+
+
+@dataclass
+class RunOutcome:
+    status: RunStatus
+    result: dict[str, Any]  # JSON-serialisable; shape depends on the kind
+    error: str | None = None  # the message shown to the user (e.g. why a run diverged)
+    state_dict: Any = None  # the trained weights, saved with torch.save; None if nothing to save
+
+
+def finite_or_none(value: float) -> float | None:
+    """JSON has no inf/nan: a value that is not finite is reported as null."""
+    value = float(value)
+    return value if math.isfinite(value) else None

@@ -1,0 +1,152 @@
+"""Chapter 5: fit ``t_c = w * t_u + b`` by gradient descent, four ways.
+
+The loop is the book's ``training_loop`` with its ``model``, ``loss_fn`` and ``grad_fn``; what it
+adds is a metric point per epoch, a cancellation check, and stopping when the loss blows up.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from app.experiments._data import load_points, sample_pairs, split_indices
+from app.experiments.base import RunContext, RunOutcome, RunStatus, finite_or_none
+from app.experiments.params import LinearParams
+
+# ----------------------------------------------------------------------------------------------
+# The book's model, loss and hand-derived gradient
+
+
+def model(t_u: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return w * t_u + b
+
+
+def loss_fn(t_p: torch.Tensor, t_c: torch.Tensor) -> torch.Tensor:
+    squared_diffs = (t_p - t_c) ** 2
+    return squared_diffs.mean()
+
+
+def dloss_fn(t_p: torch.Tensor, t_c: torch.Tensor) -> torch.Tensor:
+    return 2 * (t_p - t_c) / t_p.size(0)
+
+
+def grad_fn(t_u: torch.Tensor, t_c: torch.Tensor, t_p: torch.Tensor) -> torch.Tensor:
+    dloss_dtp = dloss_fn(t_p, t_c)
+    dloss_dw = dloss_dtp * t_u  # d model / d w = t_u
+    dloss_db = dloss_dtp * 1.0  # d model / d b = 1
+    return torch.stack([dloss_dw.sum(), dloss_db.sum()])
+
+
+def diverged_message(loss: float, epoch: int, params: LinearParams) -> str:
+    hints = [f"a smaller learning rate (lr={params.lr / 10:g})"]
+    if params.input_scale >= 0.5:
+        hints.append("scaling the inputs (input_scale=0.1, the book's t_un = 0.1 * t_u)")
+    return (
+        f"The loss became {loss} at epoch {epoch}: each step overshot the minimum by more than the "
+        f"last, so w and b blew up. Try {' or '.join(hints)}."
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Training
+
+
+def run(params: LinearParams, ctx: RunContext) -> RunOutcome:
+    torch.manual_seed(ctx.seed)
+    device = torch.device(ctx.device)
+
+    t_u, t_c = load_points(params.data)
+    train_idx, val_idx = split_indices(t_u.shape[0], params.val_fraction, ctx.seed)
+    has_val = val_idx.numel() > 0
+    # The book's normalisation: the model sees t_un = input_scale * t_u.
+    train_t_un = (params.input_scale * t_u[train_idx]).to(device)
+    train_t_c = t_c[train_idx].to(device)
+    val_t_un = (params.input_scale * t_u[val_idx]).to(device)
+    val_t_c = t_c[val_idx].to(device)
+
+    coeffs = torch.tensor([1.0, 0.0], device=device)  # the book's params: w=1, b=0
+    optimizer = None
+    if params.optimizer != "manual":
+        coeffs.requires_grad_(True)
+    if params.optimizer == "sgd":
+        optimizer = torch.optim.SGD([coeffs], lr=params.lr)
+    elif params.optimizer == "adam":
+        optimizer = torch.optim.Adam([coeffs], lr=params.lr)
+
+    status, error = RunStatus.SUCCEEDED, None
+    train_loss_value: float | None = None
+    val_loss_value: float | None = None
+    epochs_run = 0
+    for epoch in range(1, params.epochs + 1):
+        if ctx.should_stop():
+            status = RunStatus.CANCELLED
+            break
+        w, b = coeffs[0], coeffs[1]
+        train_t_p = model(train_t_un, w, b)
+        train_loss = loss_fn(train_t_p, train_t_c)
+        if has_val:
+            with torch.no_grad():
+                val_loss = loss_fn(model(val_t_un, w, b), val_t_c)
+        epochs_run = epoch
+
+        # One host sync per epoch: the chart wants every epoch's loss and the (w, b) path.
+        train_loss_value = train_loss.item()
+        val_loss_value = val_loss.item() if has_val else None
+        if not math.isfinite(train_loss_value):
+            status, error = RunStatus.DIVERGED, diverged_message(train_loss_value, epoch, params)
+            break
+        w_value, b_value = coeffs.tolist()
+        ctx.emit(
+            {
+                "step": epoch,
+                "epoch": epoch,
+                "train_loss": train_loss_value,
+                "val_loss": finite_or_none(val_loss_value) if has_val else None,
+                "w": w_value,
+                "b": b_value,
+            }
+        )
+
+        if params.optimizer == "manual":
+            grad = grad_fn(train_t_un, train_t_c, train_t_p)
+            coeffs = coeffs - params.lr * grad
+        elif params.optimizer == "autograd":
+            if coeffs.grad is not None:
+                coeffs.grad.zero_()
+            train_loss.backward()
+            with torch.no_grad():
+                coeffs -= params.lr * coeffs.grad
+        else:
+            optimizer.zero_grad()
+            train_loss.backward()
+            optimizer.step()
+
+    w_value, b_value = coeffs.detach().cpu().tolist()
+    x_min, x_max = float(t_u.min()), float(t_u.max())
+    slope = w_value * params.input_scale  # the fitted line in data units: t_c = slope * t_u + b
+    result = {
+        "w": finite_or_none(w_value),
+        "b": finite_or_none(b_value),
+        "train_loss": finite_or_none(train_loss_value) if train_loss_value is not None else None,
+        "val_loss": finite_or_none(val_loss_value) if val_loss_value is not None else None,
+        "epochs_run": epochs_run,
+        "slope": finite_or_none(slope),
+        "intercept": finite_or_none(b_value),
+        "input_scale": params.input_scale,
+        "line": [
+            [x_min, finite_or_none(slope * x_min + b_value)],
+            [x_max, finite_or_none(slope * x_max + b_value)],
+        ],
+        "train_points": sample_pairs(t_u[train_idx], t_c[train_idx]),
+        "val_points": sample_pairs(t_u[val_idx], t_c[val_idx]),
+    }
+    state_dict = {"w": torch.tensor(w_value), "b": torch.tensor(b_value)}
+    return RunOutcome(status=status, result=result, error=error, state_dict=state_dict)
+
+
+def predict(params: LinearParams, state_dict: dict, inputs: list[float]) -> list[float | None]:
+    """Outputs for inputs in data units (like t_u); the model sees input_scale * x."""
+    x = torch.tensor(inputs, dtype=torch.float32) * params.input_scale
+    y = model(x, state_dict["w"].float(), state_dict["b"].float())
+    return [finite_or_none(v) for v in y.tolist()]

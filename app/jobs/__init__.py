@@ -1,0 +1,1 @@
+"""Running jobs: the executor interface, local worker processes, the Ray executor, the event broker."""
