@@ -34,12 +34,15 @@ def parse_assignments(pairs: list[str]) -> dict[str, Any]:
     return params
 
 
-def format_validation_error(exc: ValidationError) -> str:
+def format_validation_error(exc: ValidationError, allowed: list[str]) -> str:
     """One line per problem, naming the field, what is allowed and what was given."""
     lines = []
     for err in exc.errors():
         field = ".".join(str(part) for part in err["loc"]) or "params"
-        lines.append(f"  {field}: {err['msg']} (got {err.get('input')!r})")
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = f"unknown parameter; allowed: {', '.join(allowed)}"
+        lines.append(f"  {field}: {message} (got {err.get('input')!r})")
     return "invalid parameters:\n" + "\n".join(lines)
 
 
@@ -54,7 +57,8 @@ def train(args: argparse.Namespace) -> int:
         print(f"playground: error: {exc}", file=sys.stderr)
         return 2
     except ValidationError as exc:
-        print(f"playground: error: {format_validation_error(exc)}", file=sys.stderr)
+        allowed = list(spec.params_model.model_fields)
+        print(f"playground: error: {format_validation_error(exc, allowed)}", file=sys.stderr)
         return 2
 
     from app.experiments.base import RunContext

@@ -1,0 +1,123 @@
+"""Chapter 6: a small neural network (``nn.Sequential``) fits the same temperature data.
+
+The loop is the book's ``training_loop`` with a validation split; what it adds is a metric point
+per epoch, a cancellation check, and stopping when the loss blows up.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+
+import torch
+from torch import nn, optim
+
+from app.experiments._data import load_points, sample_pairs, split_indices
+from app.experiments.base import RunContext, RunOutcome, RunStatus, finite_or_none
+from app.experiments.params import MlpParams
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid}
+CURVE_POINTS = 200  # points of the network's curve drawn over the data
+
+
+def make_model(params: MlpParams) -> nn.Sequential:
+    return nn.Sequential(
+        OrderedDict(
+            [
+                ("hidden_linear", nn.Linear(1, params.hidden)),
+                ("hidden_activation", ACTIVATIONS[params.activation]()),
+                ("output_linear", nn.Linear(params.hidden, 1)),
+            ]
+        )
+    )
+
+
+def make_optimizer(params: MlpParams, model: nn.Module) -> optim.Optimizer:
+    if params.optimizer == "adam":
+        return optim.Adam(model.parameters(), lr=params.lr)
+    return optim.SGD(model.parameters(), lr=params.lr)
+
+
+def run(params: MlpParams, ctx: RunContext) -> RunOutcome:
+    torch.manual_seed(ctx.seed)  # the network's initial weights come from the seed
+    device = torch.device(ctx.device)
+
+    t_u, t_c = load_points(params.data)
+    train_idx, val_idx = split_indices(t_u.shape[0], params.val_fraction, ctx.seed)
+    has_val = val_idx.numel() > 0
+    # The book's shapes: (N, 1) inputs and targets, via unsqueeze(1); the net sees input_scale * t_u.
+    t_un = (params.input_scale * t_u).unsqueeze(1)
+    t_c_col = t_c.unsqueeze(1)
+    train_t_un, train_t_c = t_un[train_idx].to(device), t_c_col[train_idx].to(device)
+    val_t_un, val_t_c = t_un[val_idx].to(device), t_c_col[val_idx].to(device)
+
+    model = make_model(params).to(device)
+    optimizer = make_optimizer(params, model)
+    loss_fn = nn.MSELoss()
+
+    status, error = RunStatus.SUCCEEDED, None
+    train_loss_value: float | None = None
+    val_loss_value: float | None = None
+    epochs_run = 0
+    for epoch in range(1, params.epochs + 1):
+        if ctx.should_stop():
+            status = RunStatus.CANCELLED
+            break
+        train_t_p = model(train_t_un)
+        train_loss = loss_fn(train_t_p, train_t_c)
+        if has_val:
+            with torch.no_grad():
+                val_loss = loss_fn(model(val_t_un), val_t_c)
+        epochs_run = epoch
+
+        # One host sync per epoch: the chart wants every epoch's loss.
+        train_loss_value = train_loss.item()
+        val_loss_value = val_loss.item() if has_val else None
+        if not math.isfinite(train_loss_value):
+            status = RunStatus.DIVERGED
+            error = (
+                f"The loss became {train_loss_value} at epoch {epoch}: the steps overshot and the "
+                f"weights blew up. Try a smaller learning rate (lr={params.lr / 10:g})"
+                + (" or scaling the inputs (input_scale=0.1)." if params.input_scale >= 0.5 else ".")
+            )
+            break
+        ctx.emit(
+            {
+                "step": epoch,
+                "epoch": epoch,
+                "train_loss": train_loss_value,
+                "val_loss": finite_or_none(val_loss_value) if has_val else None,
+            }
+        )
+
+        optimizer.zero_grad()
+        train_loss.backward()
+        optimizer.step()
+
+    model.eval()
+    x_min, x_max = float(t_u.min()), float(t_u.max())
+    curve_x = torch.linspace(x_min, x_max, CURVE_POINTS)
+    with torch.no_grad():
+        curve_y = model((params.input_scale * curve_x).unsqueeze(1).to(device)).squeeze(1).cpu()
+    result = {
+        "train_loss": finite_or_none(train_loss_value) if train_loss_value is not None else None,
+        "val_loss": finite_or_none(val_loss_value) if val_loss_value is not None else None,
+        "epochs_run": epochs_run,
+        "input_scale": params.input_scale,
+        "curve": [[x, finite_or_none(y)] for x, y in zip(curve_x.tolist(), curve_y.tolist())],
+        "train_points": sample_pairs(t_u[train_idx], t_c[train_idx]),
+        "val_points": sample_pairs(t_u[val_idx], t_c[val_idx]),
+    }
+    state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    return RunOutcome(status=status, result=result, error=error, state_dict=state_dict)
+
+
+def predict(params: MlpParams, state_dict: dict, inputs: list[float]) -> list[float | None]:
+    """Outputs for inputs in data units (like t_u); the network sees input_scale * x."""
+    model = make_model(params)
+    model.load_state_dict(state_dict)
+    model.eval()
+    x = torch.tensor(inputs, dtype=torch.float32).unsqueeze(1) * params.input_scale
+    with torch.no_grad():
+        y = model(x).squeeze(1)
+    return [finite_or_none(v) for v in y.tolist()]

@@ -1,0 +1,108 @@
+"""Chapter 5: the book's numbers, divergence, seeds and cancellation for the linear fit."""
+
+import math
+
+import pytest
+
+from app.experiments import linear
+from app.experiments.base import RunContext, RunStatus
+from app.experiments.params import LinearParams
+
+
+def run_linear(seed: int = 0, **params):
+    points = []
+    outcome = linear.run(LinearParams(**params), RunContext(seed=seed, emit=points.append))
+    return outcome, points
+
+
+@pytest.mark.parametrize("optimizer", ["manual", "autograd", "sgd"])
+def test_book_numbers_for_every_gradient_mode(optimizer):
+    # The book: epochs=5000, lr=1e-2, t_un = 0.1 * t_u → tensor([5.3671, -17.3012]), Loss 2.927648.
+    outcome, points = run_linear(optimizer=optimizer)
+    assert outcome.status == RunStatus.SUCCEEDED
+    assert round(outcome.result["w"], 4) == 5.3671
+    assert round(outcome.result["b"], 4) == -17.3012
+    assert round(outcome.result["train_loss"], 6) == pytest.approx(2.927648, abs=1.5e-6)
+    assert outcome.result["epochs_run"] == 5000
+    assert outcome.result["val_loss"] is None
+
+
+def test_one_point_per_epoch_with_the_loss_before_the_update():
+    outcome, points = run_linear(epochs=3)
+    assert [p["epoch"] for p in points] == [1, 2, 3]
+    # Epoch 1's forward pass uses the start w=1, b=0; the book prints loss 80.364342 for it.
+    assert points[0]["w"] == 1.0 and points[0]["b"] == 0.0
+    assert points[0]["train_loss"] == pytest.approx(80.364342, abs=1e-4)
+    assert points[-1]["train_loss"] == outcome.result["train_loss"]
+
+
+def test_adam_also_converges():
+    outcome, _ = run_linear(optimizer="adam", lr=1e-1, epochs=2000)
+    assert outcome.status == RunStatus.SUCCEEDED
+    assert outcome.result["train_loss"] < 3.0
+
+
+def test_raw_input_with_the_books_lr_diverges_with_advice():
+    outcome, points = run_linear(input_scale=1.0)
+    assert outcome.status == RunStatus.DIVERGED
+    assert 1 < outcome.result["epochs_run"] < 5000
+    assert len(points) == outcome.result["epochs_run"] - 1  # the non-finite epoch is not a point
+    assert all(math.isfinite(p["train_loss"]) for p in points)
+    assert "learning rate" in outcome.error and "input_scale" in outcome.error
+
+
+def test_fitted_line_is_in_data_units():
+    outcome, _ = run_linear()
+    (x0, y0), (x1, y1) = outcome.result["line"]
+    assert (x0, x1) == (21.8, 81.9) or (x0, x1) == pytest.approx((21.8, 81.9))
+    slope = outcome.result["w"] * 0.1
+    assert y0 == pytest.approx(slope * x0 + outcome.result["b"], rel=1e-5)
+    assert linear.predict(LinearParams(), outcome.state_dict, [x1]) == pytest.approx([y1], rel=1e-5)
+
+
+def test_same_seed_same_curve_bit_for_bit():
+    _, a = run_linear(seed=7, val_fraction=0.2, epochs=300, optimizer="adam")
+    _, b = run_linear(seed=7, val_fraction=0.2, epochs=300, optimizer="adam")
+    assert a == b
+
+
+def test_different_seed_different_split():
+    a, _ = run_linear(seed=1, val_fraction=0.3, epochs=10)
+    b, _ = run_linear(seed=2, val_fraction=0.3, epochs=10)
+    assert len(a.result["val_points"]) == 3
+    assert a.result["val_points"] != b.result["val_points"]
+    assert a.result["val_loss"] is not None
+
+
+def test_own_data_replaces_the_books_points():
+    data = [[x, 2.0 * x + 1.0] for x in range(10)]
+    outcome, _ = run_linear(data=data, input_scale=1.0, lr=0.02, epochs=3000)
+    assert outcome.result["w"] == pytest.approx(2.0, abs=1e-2)
+    assert outcome.result["b"] == pytest.approx(1.0, abs=5e-2)
+
+
+def test_cancellation_stops_within_one_epoch():
+    points = []
+    ctx = RunContext(seed=0, emit=points.append, should_stop=lambda: len(points) >= 10)
+    outcome = linear.run(LinearParams(), ctx)
+    assert outcome.status == RunStatus.CANCELLED
+    assert len(points) == 10 and outcome.result["epochs_run"] == 10
+
+
+@pytest.mark.parametrize(
+    "bad, field",
+    [
+        ({"lr": -1}, "lr"),
+        ({"epochs": 0}, "epochs"),
+        ({"val_fraction": 0.9}, "val_fraction"),
+        ({"optimizer": "rmsprop"}, "optimizer"),
+        ({"data": [[1.0, 2.0]]}, "data"),
+        ({"learning_rate": 0.1}, "learning_rate"),
+    ],
+)
+def test_bad_parameters_name_the_field(bad, field):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError) as info:
+        LinearParams(**bad)
+    assert info.value.errors()[0]["loc"][0] == field

@@ -1,0 +1,62 @@
+"""Chapter 6: the small network learns the temperatures; seeds, divergence, cancellation."""
+
+import pytest
+
+from app.experiments import mlp
+from app.experiments.base import RunContext, RunStatus
+from app.experiments.params import MlpParams
+
+
+def run_mlp(seed: int = 0, **params):
+    points = []
+    outcome = mlp.run(MlpParams(**params), RunContext(seed=seed, emit=points.append))
+    return outcome, points
+
+
+def test_book_setup_learns_the_conversion():
+    outcome, points = run_mlp(seed=1, epochs=5000)
+    assert outcome.status == RunStatus.SUCCEEDED
+    assert len(points) == 5000
+    # The book's 13-unit tanh net with SGD lr=1e-3 gets the training loss to a few degrees².
+    assert points[0]["train_loss"] > 50
+    assert outcome.result["train_loss"] < 6
+    assert outcome.result["val_loss"] is not None
+    assert len(outcome.result["curve"]) >= 100
+    # The default split holds out int(0.2 * 11) = 2 points, drawn from the seed.
+    assert len(outcome.result["val_points"]) == 2 and len(outcome.result["train_points"]) == 9
+
+
+def test_predict_matches_the_curve():
+    outcome, _ = run_mlp(seed=1, epochs=500)
+    x, y = outcome.result["curve"][50]
+    assert mlp.predict(MlpParams(epochs=500), outcome.state_dict, [x]) == pytest.approx([y], rel=1e-5)
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid"])
+def test_other_activations_and_adam(activation):
+    outcome, _ = run_mlp(seed=3, activation=activation, optimizer="adam", lr=1e-2, epochs=1500)
+    assert outcome.status == RunStatus.SUCCEEDED
+    assert outcome.result["train_loss"] < 20
+
+
+def test_same_seed_same_curve_different_seed_different_curve():
+    _, a = run_mlp(seed=5, epochs=200)
+    _, b = run_mlp(seed=5, epochs=200)
+    _, c = run_mlp(seed=6, epochs=200)
+    assert a == b
+    assert a != c
+
+
+def test_huge_learning_rate_on_raw_input_diverges():
+    outcome, _ = run_mlp(seed=1, lr=1.0, input_scale=1.0)
+    assert outcome.status == RunStatus.DIVERGED
+    assert "learning rate" in outcome.error
+    assert outcome.result["epochs_run"] < 5000
+
+
+def test_cancellation_stops_within_one_epoch():
+    points = []
+    ctx = RunContext(seed=0, emit=points.append, should_stop=lambda: len(points) >= 5)
+    outcome = mlp.run(MlpParams(), ctx)
+    assert outcome.status == RunStatus.CANCELLED
+    assert outcome.result["epochs_run"] == 5
