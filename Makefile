@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install install-test run test bench clean docker-test
+.PHONY: install install-test run test bench clean docker-test docs
 
 # Idempotent: the stamp files change only when pyproject.toml does.
 $(VENV)/bin/python:
@@ -30,6 +30,14 @@ run: install
 
 test: install-test
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# Needs a Docker engine: builds the CPU image, runs it, trains the book's line fit through the API.
+docker-test:
+	bash docker/smoke-test.sh
+
+# Rewrites the README's table of PLAYGROUND_* variables from app/config.py.
+docs: install
+	$(PY) -m app.settings_doc --write README.md
 
 clean:
 	rm -rf $(VENV) var .pytest_cache test-artifacts

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -15,7 +15,7 @@ class Settings(BaseSettings):
 
     home: Path = Field(Path("./var"), description="Where the database, caches and model files live.")
     data_dir: Path | None = Field(
-        None, description="Datasets (CIFAR-10). Default: $PLAYGROUND_HOME/data."
+        None, description="Datasets (CIFAR-10); may be a read-only mount. Default: $PLAYGROUND_HOME/data."
     )
     allow_download: bool = Field(
         True, description="Let torchvision download CIFAR-10 when it is missing from the data dir."
@@ -40,6 +40,12 @@ class Settings(BaseSettings):
 
     # --- Ray executor ------------------------------------------------------------------------
     ray_num_cpus: float = Field(1.0, gt=0, description="CPUs a Ray job task reserves.")
+    # Ray's own variable, read here (and passed to ray.init) so Settings stays the only reader.
+    ray_address: str | None = Field(
+        None,
+        validation_alias=AliasChoices("ray_address", "PLAYGROUND_RAY_ADDRESS", "RAY_ADDRESS"),
+        description="The Ray cluster: 'auto', 'ray://host:10001' or 'host:6379'; unset: the server starts a local Ray.",
+    )
 
     @model_validator(mode="after")
     def _default_data_dir(self) -> "Settings":

@@ -3,7 +3,17 @@
     PlaygroundError
     ├── UnknownKind          an experiment kind that does not exist
     ├── DeviceUnavailable    a device this machine does not have ("cuda" without a GPU)
-    └── DatasetMissing       the CIFAR-10 files are not where the settings say
+    ├── DatasetMissing       the CIFAR-10 files are not where the settings say
+    ├── InvalidParams        parameters that fail their kind's model (pydantic's errors, with loc)
+    ├── LimitExceeded        a value over a server limit (max epochs, max data points)
+    ├── QueueFull            too many jobs waiting (PLAYGROUND_MAX_QUEUED)
+    ├── JobNotFound          no job with that id
+    ├── JobConflict          the job's status does not allow that (cancel a finished job, ...)
+    ├── ModelUnavailable     the job has no trained weights (not succeeded, or deleted)
+    ├── UploadTooLarge       an uploaded file over PLAYGROUND_MAX_UPLOAD_BYTES
+    ├── InvalidInput         predict inputs that cannot be used (not an image, wrong shape)
+    │   └── InvalidImage     an upload that does not decode as a PNG or JPEG image
+    └── WorkerDied           a worker or predictor process died (killed, out of memory, crashed)
 
 The api layer turns these into HTTP errors; the CLI into exit status 2.
 """
@@ -11,6 +21,7 @@ The api layer turns these into HTTP errors; the CLI into exit status 2.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 
 class PlaygroundError(Exception):
@@ -43,3 +54,97 @@ class DatasetMissing(PlaygroundError):
             f"and 'cifar10/test/<class>/*' (PNG or JPEG) there, or set PLAYGROUND_DATA_DIR to the folder "
             f"that has them; with PLAYGROUND_ALLOW_DOWNLOAD=true torchvision downloads it."
         )
+
+
+class InvalidParams(PlaygroundError):
+    """Parameters that fail validation; ``errors`` are pydantic's, ``loc`` relative to the params."""
+
+    def __init__(self, kind: str, errors: list[dict[str, Any]]) -> None:
+        self.kind = kind
+        self.errors = errors
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}" for e in errors)
+        super().__init__(f"Invalid parameters for {kind!r}: {problems}")
+
+
+class LimitExceeded(PlaygroundError):
+    """A value over a limit the server sets (``setting`` names the environment variable)."""
+
+    def __init__(self, field: str, value: int, limit: int, setting: str) -> None:
+        self.field = field
+        self.value = value
+        self.limit = limit
+        self.setting = setting
+        super().__init__(
+            f"{field}={value} is over this server's limit of {limit} (set by {setting})."
+        )
+
+
+class QueueFull(PlaygroundError):
+    def __init__(self, queued: int, limit: int) -> None:
+        self.queued = queued
+        self.limit = limit
+        super().__init__(
+            f"{queued} jobs are already waiting, the most this server queues (PLAYGROUND_MAX_QUEUED="
+            f"{limit}); try again when some have started, or cancel some."
+        )
+
+
+class JobNotFound(PlaygroundError):
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(f"No job with id {job_id!r}.")
+
+
+class JobConflict(PlaygroundError):
+    def __init__(self, job_id: str, status: str, action: str, allowed: list[str]) -> None:
+        self.job_id = job_id
+        self.status = status
+        self.action = action
+        super().__init__(
+            f"Cannot {action} job {job_id!r}: it is {status}; only a job that is "
+            f"{' or '.join(allowed)} can be."
+        )
+
+
+class ModelUnavailable(PlaygroundError):
+    def __init__(self, job_id: str, status: str) -> None:
+        self.job_id = job_id
+        self.status = status
+        super().__init__(
+            f"Job {job_id!r} has no trained weights (it is {status}); a job that succeeded has them."
+        )
+
+
+class UploadTooLarge(PlaygroundError):
+    def __init__(self, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"The upload is {size} bytes; this server takes at most {limit} bytes "
+            "(PLAYGROUND_MAX_UPLOAD_BYTES)."
+        )
+
+
+class InvalidInput(PlaygroundError):
+    """Inputs to ``predict`` that cannot be used; the message says what was expected."""
+
+
+class InvalidImage(InvalidInput):
+    """An image for a CIFAR model that PIL cannot use; ``received`` says what the bytes were."""
+
+    def __init__(self, received: str) -> None:
+        self.received = received
+        super().__init__(
+            f"The file is not a PNG or JPEG image that can be read (received {received}); "
+            "upload a .png or .jpg picture."
+        )
+
+
+class WorkerDied(PlaygroundError):
+    """A process of the executor died; ``how`` is its exit code or signal ("killed by signal SIGKILL")."""
+
+    def __init__(self, worker: str, doing: str, how: str) -> None:
+        self.worker = worker
+        self.doing = doing
+        self.how = how
+        super().__init__(f"worker {worker} died while {doing}: {how}")

@@ -1,0 +1,1 @@
+"""The HTTP API: routers, dependencies, and the mapping of named errors to HTTP statuses."""

@@ -1,0 +1,36 @@
+"""A job's events as Server-Sent Events (FastAPI's own ``fastapi.sse``)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+
+from app.api.deps import JobId, ReadAccess, ServiceDep
+
+router = APIRouter(prefix="/jobs", tags=["events"])
+
+
+def existing_job(job_id: JobId, service: ServiceDep) -> str:
+    # Checked in a dependency, before the 200 and the stream start: a 404 must be a 404. Not with
+    # SessionDep, whose session would stay open (a pooled connection per watcher) until the stream ends.
+    service.get_job(job_id)
+    return job_id
+
+
+@router.get("/{job_id}/events", response_class=EventSourceResponse, dependencies=[ReadAccess])
+async def job_events(
+    job_id: Annotated[str, Depends(existing_job)],
+    service: ServiceDep,
+    last_event_id: Annotated[int | None, Header(ge=0, description="Resume after this event id.")] = None,
+) -> AsyncIterable[ServerSentEvent]:
+    """`status` at every change of status, `metric` (a list of points), then `done` and the end.
+
+    Each event's `id` is one more than the last of the same job. After a reconnect with
+    `Last-Event-ID: N` the stream resumes at N+1; after the job ended it replays the whole history.
+    FastAPI sends a keep-alive comment when nothing happened for 15 seconds.
+    """
+    async for event in service.broker.watch(job_id, last_event_id or 0):
+        yield ServerSentEvent(event=event.type, id=str(event.id), data=event.data)

@@ -1,0 +1,109 @@
+"""Jobs: create, list, read, cancel, delete, metrics, model download."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any, Literal
+
+from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse
+from pydantic import BaseModel
+
+from app import crud
+from app.api.deps import JobId, ReadAccess, ServiceDep, SessionDep, WriteAccess
+from app.errors import JobNotFound
+from app.models import JobCreate, JobPublic, JobsPublic, JobStatus
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+
+class MetricsPublic(BaseModel):
+    columns: list[str]
+    rows: list[list[Any]]
+    total: int  # points the job has; more than len(rows) when downsampled
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, dependencies=[WriteAccess])
+async def create_job(body: JobCreate, service: ServiceDep, request: Request, response: Response) -> JobPublic:
+    # async: the service writes on the event loop's thread only (see app/jobs/service.py).
+    job = service.create(body)
+    response.headers["Location"] = request.url_for("read_job", job_id=job.id).path
+    return job
+
+
+@router.get("", dependencies=[ReadAccess])
+def list_jobs(
+    session: SessionDep,
+    service: ServiceDep,
+    kind: str | None = None,
+    status: JobStatus | None = None,
+    limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0),
+) -> JobsPublic:
+    items, total = crud.list_jobs(session, kind=kind, status=status, limit=limit, offset=offset)
+    return JobsPublic(items=[service.public(job) for job in items], total=total)
+
+
+@router.get("/{job_id}", dependencies=[ReadAccess])
+def read_job(job_id: JobId, session: SessionDep, service: ServiceDep) -> JobPublic:
+    job = crud.get_job(session, job_id=job_id)
+    if job is None:
+        raise JobNotFound(job_id)
+    return service.public(job)
+
+
+@router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, dependencies=[WriteAccess])
+async def cancel_job(job_id: JobId, service: ServiceDep) -> JobPublic:
+    """Ask a queued or running job to stop; it becomes `cancelled` within about 2 seconds."""
+    return service.cancel(job_id)
+
+
+@router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[WriteAccess])
+async def delete_job(job_id: JobId, service: ServiceDep) -> None:
+    """Remove a finished job with its metrics and its model file."""
+    service.delete(job_id)
+
+
+@router.get(
+    "/{job_id}/metrics",
+    dependencies=[ReadAccess],
+    responses={200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with a header row"}},
+)
+async def read_metrics(
+    job_id: JobId,
+    service: ServiceDep,
+    format: Literal["json", "csv"] = "json",
+    max_points: int | None = Query(
+        None, ge=2, le=1_000_000, description="At most this many rows; each bucket keeps its minimum and maximum."
+    ),
+) -> Any:
+    service.flush()  # a running job's latest points are still in memory
+    table = await run_in_threadpool(service.metrics_table, job_id, max_points)
+    if format == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(table.columns)
+        writer.writerows(["" if v is None else v for v in row] for row in table.rows)
+        return Response(
+            out.getvalue(),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{job_id}-metrics.csv"'},
+        )
+    return MetricsPublic(columns=table.columns, rows=table.rows, total=table.total)
+
+
+@router.get(
+    "/{job_id}/model",
+    dependencies=[ReadAccess],
+    response_class=FileResponse,
+    responses={200: {"content": {"application/octet-stream": {}}, "description": "torch.save of the state_dict"}},
+)
+def download_model(job_id: JobId, session: SessionDep, service: ServiceDep) -> FileResponse:
+    job = crud.get_job(session, job_id=job_id)
+    if job is None:
+        raise JobNotFound(job_id)
+    return FileResponse(
+        service.model_file(job), media_type="application/octet-stream", filename=f"{job.kind}-{job_id}.pt"
+    )

@@ -1,0 +1,114 @@
+"""Keyword-only functions over a session: what the service and the routes do to the tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, func, insert, update
+from sqlmodel import Session, col, select
+
+from app.experiments.base import METRIC_FIELDS
+from app.models import EventType, Job, JobEvent, JobStatus, Metric
+
+# ----------------------------------------------------------------------------------------------
+# Jobs
+
+
+def get_job(session: Session, *, job_id: str) -> Job | None:
+    return session.exec(select(Job).where(Job.id == job_id)).first()
+
+
+def list_jobs(
+    session: Session, *, kind: str | None = None, status: JobStatus | None = None, limit: int = 50, offset: int = 0
+) -> tuple[list[Job], int]:
+    """A page of jobs, newest first, and how many match in all."""
+    query = select(Job)
+    count = select(func.count()).select_from(Job)
+    if kind is not None:
+        query, count = query.where(Job.kind == kind), count.where(Job.kind == kind)
+    if status is not None:
+        query, count = query.where(Job.status == status), count.where(Job.status == status)
+    items = session.exec(query.order_by(col(Job.number).desc()).offset(offset).limit(limit)).all()
+    return list(items), session.exec(count).one()
+
+
+def count_jobs(session: Session, *, status: JobStatus) -> int:
+    return session.exec(select(func.count()).select_from(Job).where(Job.status == status)).one()
+
+
+def jobs_with_status(session: Session, *, status: JobStatus) -> list[Job]:
+    """Oldest first, so requeued jobs keep their order."""
+    return list(session.exec(select(Job).where(Job.status == status).order_by(col(Job.number))).all())
+
+
+def update_job(session: Session, *, job_id: str, values: dict[str, Any]) -> None:
+    session.exec(update(Job).where(col(Job.id) == job_id).values(**values))  # type: ignore[call-overload]
+
+
+def delete_job(session: Session, *, job_id: str) -> None:
+    session.exec(delete(Metric).where(col(Metric.job_id) == job_id))  # type: ignore[call-overload]
+    session.exec(delete(JobEvent).where(col(JobEvent.job_id) == job_id))  # type: ignore[call-overload]
+    session.exec(delete(Job).where(col(Job.id) == job_id))  # type: ignore[call-overload]
+
+
+# ----------------------------------------------------------------------------------------------
+# Metrics and events
+
+
+def insert_metrics(session: Session, *, rows: list[dict[str, Any]]) -> None:
+    """Many points in one executemany: per-row ORM objects would cost ten times as much."""
+    if rows:
+        session.exec(insert(Metric), params=rows)  # type: ignore[call-overload]
+
+
+def add_event(session: Session, *, job_id: str, event_id: int, type: EventType, data: dict[str, Any]) -> None:
+    session.add(JobEvent(job_id=job_id, event_id=event_id, type=type, data=data))
+
+
+def read_metric_rows(session: Session, *, job_id: str) -> list[tuple[Any, ...]]:
+    """Every point of a job in order, as tuples in ``METRIC_FIELDS`` order."""
+    columns = [getattr(Metric, name) for name in METRIC_FIELDS]
+    query = select(*columns).where(Metric.job_id == job_id).order_by(col(Metric.seq))
+    return [tuple(row) for row in session.exec(query).all()]  # type: ignore[call-overload]
+
+
+def count_metrics(session: Session, *, job_id: str) -> int:
+    return session.exec(select(func.count()).select_from(Metric).where(Metric.job_id == job_id)).one()
+
+
+def last_event_id(session: Session, *, job_id: str) -> int:
+    metric = session.exec(select(func.max(Metric.event_id)).where(Metric.job_id == job_id)).one()
+    other = session.exec(select(func.max(JobEvent.event_id)).where(JobEvent.job_id == job_id)).one()
+    return max(metric or 0, other or 0)
+
+
+def read_events(session: Session, *, job_id: str, after: int = 0) -> list[tuple[int, EventType, Any]]:
+    """The job's events with id > ``after`` as (id, type, data), rebuilt from both tables.
+
+    A metric event's data is the list of its points, each without its null fields, exactly as the
+    live stream sent it.
+    """
+    events: list[tuple[int, EventType, Any]] = [
+        (e.event_id, e.type, e.data)
+        for e in session.exec(
+            select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.event_id > after)
+        ).all()
+    ]
+    columns = [getattr(Metric, name) for name in METRIC_FIELDS]
+    query = (
+        select(Metric.event_id, *columns)
+        .where(Metric.job_id == job_id, Metric.event_id > after)
+        .order_by(col(Metric.seq))
+    )
+    batches: dict[int, list[dict[str, Any]]] = {}
+    for event_id, *values in session.exec(query).all():  # type: ignore[call-overload]
+        batches.setdefault(event_id, []).append(
+            {name: value for name, value in zip(METRIC_FIELDS, values, strict=True) if value is not None}
+        )
+    events.extend((event_id, EventType.METRIC, points) for event_id, points in batches.items())
+    events.sort(key=lambda e: e[0])
+    return events
+
+
+def metric_row(*, job_id: str, seq: int, event_id: int, point: dict[str, Any]) -> dict[str, Any]:
+    return {"job_id": job_id, "seq": seq, "event_id": event_id, **{k: point.get(k) for k in METRIC_FIELDS}}

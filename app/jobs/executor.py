@@ -1,0 +1,117 @@
+"""The executor interface: where jobs run. No torch here.
+
+The job service (web process) owns the database and the SSE broker; an executor only runs jobs and
+reports back through events. Two implementations: ``app.jobs.local.LocalExecutor`` (a pool of
+spawned worker processes on this machine) and ``app.jobs.ray_executor.RayExecutor`` (a Ray cluster).
+
+Contract
+- ``submit`` queues a job; jobs start first-in first-out as capacity frees up. A job is reported
+  by exactly one ``JobStarted`` (unless cancelled while queued), any number of ``JobMetrics``, and
+  exactly one ``JobFinished`` -- except for jobs still running when ``stop()`` is called, which get
+  no ``JobFinished``; the service marks those ``interrupted``.
+- ``JobMetrics`` carries the points produced since the previous batch; an executor sends at most
+  about 20 batches a second per job, so each batch can become one SSE ``metric`` event.
+- ``on_event`` is called on the event loop's thread, in the order the events happened per job.
+- A job that ends ``succeeded`` (or ``diverged``/``cancelled`` with weights) has its trained
+  weights (``torch.save`` of the state_dict) at ``model_path(models_dir, job_id)`` when its
+  ``JobFinished`` arrives, with ``has_model=True``.
+- A worker that dies mid-job yields ``JobFinished(status="failed", error="worker ... died: ...")``
+  and is replaced; the executor keeps serving.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from app.experiments.base import MetricPoint
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    job_id: str
+    kind: str
+    params: dict[str, Any]  # validated, defaults filled in (JSON form)
+    seed: int
+    device: str  # resolved: "cpu", "cuda:0", ...
+
+
+@dataclass(frozen=True)
+class JobStarted:
+    job_id: str
+    device: str
+    worker: str  # e.g. "local-1 (pid 1234)"
+
+
+@dataclass(frozen=True)
+class JobMetrics:
+    job_id: str
+    points: list[MetricPoint]
+
+
+@dataclass(frozen=True)
+class JobFinished:
+    job_id: str
+    status: Literal["succeeded", "diverged", "cancelled", "failed"]
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    has_model: bool = False
+
+
+ExecutorEvent = JobStarted | JobMetrics | JobFinished
+OnEvent = Callable[[ExecutorEvent], None]
+
+
+def model_path(models_dir: Path, job_id: str) -> Path:
+    return models_dir / f"{job_id}.pt"
+
+
+@dataclass
+class ExecutorInfo:
+    executor: str  # "local" | "ray"
+    devices: list[str]  # ["cpu", "cuda:0", ...]
+    workers: int
+    queued: int
+    running: int
+    resources: dict[str, Any] = field(default_factory=dict)  # Ray: CPUs, GPUs, nodes
+
+
+class Executor(abc.ABC):
+    name: str
+
+    @abc.abstractmethod
+    async def start(self, on_event: OnEvent) -> None:
+        """Start workers (import torch there, learn the devices); return when ready to take jobs."""
+
+    @abc.abstractmethod
+    async def stop(self) -> None:
+        """Stop all workers within a few seconds; leave no orphan processes."""
+
+    @abc.abstractmethod
+    def submit(self, spec: JobSpec) -> None:
+        """Queue a job (FIFO)."""
+
+    @abc.abstractmethod
+    def cancel(self, job_id: str) -> bool:
+        """Cancel a queued or running job; False if the executor does not know it.
+
+        Queued: dropped at once, reported as JobFinished(cancelled). Running: the cooperative check
+        first, then a hard kill of the worker after the grace period (the worker is replaced); either
+        way JobFinished(cancelled) follows within ~2 seconds, the points sent so far kept.
+        """
+
+    @abc.abstractmethod
+    async def predict(self, kind: str, params: dict[str, Any], job_id: str, inputs: Any) -> dict[str, Any]:
+        """Run the experiment's ``predict`` on the job's saved weights, outside the web process.
+
+        ``inputs`` is a list of floats (linear, mlp) or the uploaded image bytes (cifar).
+        """
+
+    @abc.abstractmethod
+    def info(self) -> ExecutorInfo: ...
+
+    def devices(self) -> list[str]:
+        return self.info().devices

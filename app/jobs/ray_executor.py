@@ -1,0 +1,432 @@
+"""The Ray executor: every job is a Ray task on a cluster. No torch here; Ray is imported lazily.
+
+``PLAYGROUND_EXECUTOR=ray`` picks it (``pip install '.[ray]'``); ``RAY_ADDRESS`` picks the cluster
+(``auto``, ``ray://host:10001``, ``host:6379``), and without it the server starts a local Ray.
+
+- A job is a streaming generator task (``app.jobs.ray_tasks.run_job``) that reserves
+  ``PLAYGROUND_RAY_NUM_CPUS`` CPUs and, for a CUDA job, one GPU (Ray sets ``CUDA_VISIBLE_DEVICES``).
+  Ray queues what does not fit and starts it when the resources free up.
+- One thread per job reads the task's stream (started, metric batches, outcome) and hands each item
+  to the event loop, where it becomes the executor event; the trained weights come back as bytes and
+  are written to ``model_path`` before ``JobFinished(has_model=True)``.
+- Cancel: the cooperative check first (the ``CancelBoard`` actor the task polls), then
+  ``ray.cancel(force=True)`` after ``PLAYGROUND_CANCEL_GRACE_SECONDS``.
+- A task whose worker or node dies surfaces as a Ray error on the stream: the job fails with it.
+- The code runs on the cluster as shipped by this process (``runtime_env`` ``py_modules``: the
+  ``app`` package), so the nodes need Python, torch, torchvision and the same Ray, not this project.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import app
+from app.config import Settings
+from app.errors import ModelUnavailable, PlaygroundError, WorkerDied
+from app.jobs.executor import (
+    Executor,
+    ExecutorEvent,
+    ExecutorInfo,
+    JobFinished,
+    JobMetrics,
+    JobSpec,
+    JobStarted,
+    OnEvent,
+    model_path,
+)
+from app.jobs.ray_tasks import TaskOptions, TaskOutcome, TaskStarted
+
+log = logging.getLogger(__name__)
+
+START_TIMEOUT_S = 180.0  # a fresh worker imports torch: seconds, much longer on a loaded 2-core box
+STOP_JOIN_S = 5.0  # how long stop() waits for the stream readers after force-cancelling their tasks
+PREDICT_TIMEOUT_S = 120.0  # includes starting a worker on a busy cluster
+MAX_WARM_WORKERS = 4  # workers that import torch while the server starts (at most one per job slot)
+RESOURCES_TTL_S = 2.0  # /api/health reads the cluster's resources at most this often
+# Predictions are milliseconds of one thread: they reserve no CPU, so they never wait behind jobs
+# that hold all of them.
+PREDICT_NUM_CPUS = 0
+
+
+class RayUnavailable(PlaygroundError):
+    """Ray is not installed, or the cluster cannot be reached or cannot run our code."""
+
+
+@dataclasses.dataclass(eq=False)
+class _RayJob:
+    spec: JobSpec
+    stream: Any = None  # ray.ObjectRefGenerator
+    started: bool = False
+    finished: bool = False
+    cancel_requested: bool = False
+    worker: str | None = None
+    reader: threading.Thread | None = None
+    kill_timer: asyncio.TimerHandle | None = None
+
+
+class RayExecutor(Executor):
+    name = "ray"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = threading.RLock()
+        self._jobs: dict[str, _RayJob] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._on_event: OnEvent | None = None
+        self._ray: Any = None  # the ray module, once started
+        self._run_task: Any = None
+        self._predict_task: Any = None
+        self._board: Any = None
+        self._stopping = False
+        self._resources: dict[str, Any] = {}
+        self._devices: list[str] = ["cpu"]
+        self._resources_read_at = 0.0
+
+    # ------------------------------------------------------------------------------------------
+    # Lifecycle
+
+    async def start(self, on_event: OnEvent) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._on_event = on_event
+        # ray.init blocks for seconds (and starts a whole local Ray when there is no address). In a
+        # thread it also leaves the server's signal handlers alone: on the main thread it installs a
+        # SIGTERM handler that would exit uvicorn without its graceful shutdown.
+        await asyncio.to_thread(self._connect)
+        self._refresh_resources(force=True)
+        log.info("ray executor ready: %s", self._resources)
+
+    def _connect(self) -> None:
+        try:
+            import ray
+        except ImportError as exc:
+            raise RayUnavailable(
+                f"PLAYGROUND_EXECUTOR=ray needs Ray ({exc}); install it with pip install '.[ray]'."
+            ) from None
+        from app.jobs import ray_tasks
+
+        address = self.settings.ray_address
+        app_dir = str(Path(app.__file__).parent)
+        try:
+            ray.init(
+                address=address,
+                # The cluster runs the code of this web process, whatever the nodes have installed.
+                runtime_env={"py_modules": [app_dir]},
+                # Job output stays in Ray's logs; the server's log is for the server.
+                log_to_driver=False,
+                # Only used when there is no address and ray.init starts a local Ray.
+                include_dashboard=False if address is None else None,
+                configure_logging=False,
+            )
+        except Exception as exc:
+            raise RayUnavailable(
+                f"Cannot connect to the Ray cluster at RAY_ADDRESS={address!r}: {type(exc).__name__}: {exc}"
+            ) from exc
+        self._ray = ray
+        # max_retries=0: a job that dies with its worker or node fails (and says so); running it again
+        # from the start would repeat metric points the web process already stored.
+        self._run_task = ray.remote(max_retries=0, num_returns="streaming")(ray_tasks.run_job)
+        self._predict_task = ray.remote(num_cpus=PREDICT_NUM_CPUS, max_retries=0)(ray_tasks.predict)
+        self._board = ray.remote(num_cpus=0)(ray_tasks.CancelBoard).remote()
+        # Tasks that import torch and the experiments: they prove the cluster can run our code (the
+        # right Python, torch installed) before the server says it is ready, and leave that many
+        # workers warm, so the first jobs start in milliseconds instead of seconds. They reserve no
+        # CPU: a busy cluster must not hold up the server's start.
+        slots = int(float(ray.cluster_resources().get("CPU", 1)) // self.settings.ray_num_cpus)
+        warm_up = ray.remote(num_cpus=0, max_retries=0)(ray_tasks.warm_up)
+        try:
+            warms = ray.get([warm_up.remote() for _ in range(max(1, min(slots, MAX_WARM_WORKERS)))],
+                            timeout=START_TIMEOUT_S)
+            ray.get(self._board.is_cancelled.remote(""), timeout=START_TIMEOUT_S)
+        except Exception as exc:
+            ray.shutdown()
+            raise RayUnavailable(
+                f"The Ray cluster at RAY_ADDRESS={address!r} cannot run the playground's tasks: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        for warm in warms:
+            if warm.problems:
+                log.warning("ray node %s cannot import: %s", warm.node, "; ".join(warm.problems))
+        log.info("ray cluster runs torch %s (checked by %d worker(s): %s)", warms[0].torch_version, len(warms),
+                 ", ".join(f"{w.node} pid {w.pid}" for w in warms))
+
+    async def stop(self) -> None:
+        with self._lock:
+            self._stopping = True
+            jobs = list(self._jobs.values())
+            self._jobs.clear()
+        if self._ray is None:
+            return
+        # Jobs still running get no JobFinished (the service marks them interrupted); their tasks
+        # are killed so nothing keeps training for a server that is gone.
+        for job in jobs:
+            if job.kill_timer is not None:
+                job.kill_timer.cancel()
+            self._force_cancel(job)
+        await asyncio.to_thread(self._join_and_shutdown, jobs)
+
+    def _join_and_shutdown(self, jobs: list[_RayJob]) -> None:
+        deadline = time.monotonic() + STOP_JOIN_S
+        for job in jobs:
+            if job.reader is not None:
+                job.reader.join(max(0.0, deadline - time.monotonic()))
+        # Disconnects; a local Ray that ray.init started is stopped with it.
+        self._ray.shutdown()
+
+    # ------------------------------------------------------------------------------------------
+    # Jobs
+
+    def submit(self, spec: JobSpec) -> None:
+        if self._ray is None or self._stopping:
+            raise RuntimeError("the Ray executor is not running")
+        cuda = spec.device.startswith("cuda")
+        options = TaskOptions(
+            data_dir=str(self.settings.data_dir),
+            allow_download=self.settings.allow_download,
+            cache_dir=str(self.settings.home / "cache"),
+            threads=max(1, int(self.settings.ray_num_cpus)),
+        )
+        job = _RayJob(spec)
+        with self._lock:
+            self._jobs[spec.job_id] = job
+            # Ray queues the task until a node has the CPUs (and the GPU) free; tasks of the same
+            # shape start in the order they were submitted.
+            job.stream = self._run_task.options(
+                num_cpus=self.settings.ray_num_cpus, num_gpus=1 if cuda else 0, name=f"job-{spec.job_id}"
+            ).remote(spec, options, self._board)
+            job.reader = threading.Thread(target=self._read, args=(job,), name=f"ray-{spec.job_id}", daemon=True)
+            job.reader.start()
+
+    def cancel(self, job_id: str) -> bool:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.finished:
+                return False
+            if job.cancel_requested:
+                return True
+            job.cancel_requested = True
+            if not job.started:
+                # Queued (as far as anyone was told): gone at once. If the task has just begun on a
+                # node, the force-cancel kills it there.
+                self._force_cancel(job)
+                self._finish(job, JobFinished(job_id, "cancelled"))
+                return True
+        self._board.cancel.remote(job_id)
+        loop = self._loop
+        assert loop is not None
+
+        def arm_kill_timer() -> None:
+            with self._lock:
+                if not job.finished:
+                    job.kill_timer = loop.call_later(
+                        self.settings.cancel_grace_seconds, self._kill_after_grace, job
+                    )
+
+        if _on_loop_thread(loop):
+            arm_kill_timer()
+        else:
+            loop.call_soon_threadsafe(arm_kill_timer)
+        return True
+
+    def _kill_after_grace(self, job: _RayJob) -> None:
+        with self._lock:
+            if job.finished:
+                return
+        log.info("job %s did not stop within %g s of its cancel: force-cancelling its Ray task",
+                 job.spec.job_id, self.settings.cancel_grace_seconds)
+        self._force_cancel(job)
+
+    def _force_cancel(self, job: _RayJob) -> None:
+        try:
+            self._ray.cancel(job.stream, force=True)
+        except Exception as exc:  # already finished, or the cluster is gone: the reader reports it
+            log.debug("ray.cancel(job %s): %s", job.spec.job_id, exc)
+
+    # ------------------------------------------------------------------------------------------
+    # Reading a job's stream (one thread per job) and turning it into events (on the loop)
+
+    def _read(self, job: _RayJob) -> None:
+        ray = self._ray
+        try:
+            for ref in job.stream:
+                item = ray.get(ref)
+                if isinstance(item, TaskOutcome):
+                    item = self._save_weights(job, item)
+                self._post(job, item)
+            self._post(job, RuntimeError("the task ended without an outcome"))
+        except Exception as exc:  # a RayError: the task was cancelled, its worker or node died, ...
+            self._post(job, exc)
+
+    def _save_weights(self, job: _RayJob, outcome: TaskOutcome) -> JobFinished:
+        job_id = job.spec.job_id
+        has_model = False
+        if outcome.weights is not None:
+            path = model_path(self.settings.models_dir, job_id)
+            try:
+                _write_atomically(path, outcome.weights)
+            except OSError as exc:
+                return JobFinished(
+                    job_id, "failed", result=outcome.result,
+                    error=f"Could not save the trained weights to {str(path)!r}: {exc}",
+                )
+            has_model = True
+        return JobFinished(job_id, outcome.status, result=outcome.result, error=outcome.error, has_model=has_model)  # type: ignore[arg-type]
+
+    def _post(self, job: _RayJob, item: Any) -> None:
+        if self._loop is None or self._stopping:
+            return
+        try:
+            self._loop.call_soon_threadsafe(self._handle, job, item)
+        except RuntimeError:  # the loop is closed: the server is gone
+            pass
+
+    def _handle(self, job: _RayJob, item: Any) -> None:
+        job_id = job.spec.job_id
+        with self._lock:
+            if job.finished or self._stopping:
+                return  # e.g. the items of a job cancelled while it was starting
+            if isinstance(item, TaskStarted):
+                job.started = True
+                gpu = f", GPU {','.join(item.gpu_ids)}" if item.gpu_ids else ""
+                job.worker = f"ray {item.hostname} {item.node}{gpu} (pid {item.pid})"
+                event: ExecutorEvent = JobStarted(job_id, job.spec.device, job.worker)
+            elif isinstance(item, list):
+                event = JobMetrics(job_id, item)
+            elif isinstance(item, JobFinished):
+                self._finish(job, item)
+                return
+            elif job.cancel_requested:  # the force-cancel after the grace period
+                self._finish(job, JobFinished(
+                    job_id,
+                    "cancelled",
+                    error=(
+                        f"The job did not stop within {self.settings.cancel_grace_seconds:g} s of the "
+                        f"cancel, so its Ray task was cancelled by force; its metrics so far are kept."
+                    ),
+                ))
+                return
+            else:
+                how = _describe_ray_error(item)
+                error = WorkerDied(job.worker or "ray (before the task reported in)", "running the job", how)
+                log.warning("job %s: %s", job_id, error)
+                self._finish(job, JobFinished(job_id, "failed", error=str(error)))
+                return
+        self._emit(event)
+
+    def _finish(self, job: _RayJob, event: JobFinished) -> None:
+        job.finished = True
+        self._jobs.pop(job.spec.job_id, None)
+        if job.kill_timer is not None:
+            job.kill_timer.cancel()
+        if job.cancel_requested and self._board is not None:
+            self._board.forget.remote(job.spec.job_id)
+        self._emit(event)
+
+    def _emit(self, event: ExecutorEvent) -> None:
+        assert self._loop is not None and self._on_event is not None
+        if _on_loop_thread(self._loop):
+            self._on_event(event)
+        else:
+            self._loop.call_soon_threadsafe(self._on_event, event)
+
+    # ------------------------------------------------------------------------------------------
+    # Predict
+
+    async def predict(self, kind: str, params: dict[str, Any], job_id: str, inputs: Any) -> dict[str, Any]:
+        path = model_path(self.settings.models_dir, job_id)
+        try:
+            weights = await asyncio.to_thread(path.read_bytes)
+        except FileNotFoundError:
+            raise ModelUnavailable(job_id, f"without a weights file at {str(path)!r}") from None
+        if self._ray is None or self._stopping:
+            raise RuntimeError("the Ray executor is not running")
+        ref = self._predict_task.remote(kind, params, weights, inputs)
+        try:
+            value, error = await asyncio.wait_for(asyncio.wrap_future(ref.future()), PREDICT_TIMEOUT_S)
+        except TimeoutError:
+            self._ray.cancel(ref, force=True)
+            raise WorkerDied("ray", "answering a predict request",
+                             f"no answer within {PREDICT_TIMEOUT_S:g} s, cancelled") from None
+        except self._ray.exceptions.RayError as exc:
+            raise WorkerDied("ray", "answering a predict request", _describe_ray_error(exc)) from None
+        if error is not None:
+            raise error.rebuild()
+        return value if isinstance(value, dict) else {"outputs": value}
+
+    # ------------------------------------------------------------------------------------------
+    # Info
+
+    def info(self) -> ExecutorInfo:
+        self._refresh_resources()
+        with self._lock:
+            jobs = list(self._jobs.values())
+        cpus = float(self._resources.get("cpus") or 0)
+        return ExecutorInfo(
+            executor=self.name,
+            devices=list(self._devices),
+            # How many jobs of the configured size run at once (CPU jobs; GPU jobs also need a GPU).
+            workers=int(cpus // self.settings.ray_num_cpus),
+            queued=sum(not j.started for j in jobs),
+            running=sum(j.started for j in jobs),
+            resources=dict(self._resources),
+        )
+
+    def _refresh_resources(self, force: bool = False) -> None:
+        if self._ray is None or self._stopping:
+            return
+        now = time.monotonic()
+        if not force and now - self._resources_read_at < RESOURCES_TTL_S:
+            return
+        self._resources_read_at = now
+        ray = self._ray
+        try:
+            total = ray.cluster_resources()
+            free = ray.available_resources()
+            nodes = [n for n in ray.nodes() if n.get("Alive")]
+        except Exception as exc:  # the cluster is unreachable for a moment: keep the last figures
+            log.warning("cannot read the Ray cluster's resources: %s", exc)
+            return
+        gpus = float(total.get("GPU", 0))
+        self._resources = {
+            "address": self.settings.ray_address or "local (started by the server)",
+            "nodes": len(nodes),
+            "cpus": float(total.get("CPU", 0)),
+            "gpus": gpus,
+            "cpus_free": float(free.get("CPU", 0)),
+            "gpus_free": float(free.get("GPU", 0)),
+            "cpus_per_job": self.settings.ray_num_cpus,
+            "node_addresses": sorted(n.get("NodeManagerAddress", "?") for n in nodes),
+        }
+        # Ray picks the GPU; inside the task it is the only one visible, cuda:0.
+        self._devices = ["cpu", "cuda:0"] if gpus >= 1 else ["cpu"]
+
+
+def _on_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
+def _describe_ray_error(exc: BaseException) -> str:
+    """Ray's error, in one line: its class and the first line of its message."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[0] if lines else 'no details'}"
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write to a temporary file, then rename: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

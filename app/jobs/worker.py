@@ -1,0 +1,376 @@
+"""The processes the local executor spawns: training workers and the predictor.
+
+The web process imports this module only to name the entry points (``worker_main``,
+``predictor_main``); torch is imported inside them, in the spawned process.
+
+A worker has three threads:
+- main: imports torch once, says hello, then runs one job after another from a local queue;
+- reader: receives ``RunJob`` / ``CancelJob`` from the pipe while main trains (a cancel marks the job
+  id, which the job's ``should_stop`` looks up), and exits the process when the pipe closes -- the
+  web process stopped us or died;
+- flusher: sends metric points held back by the 50 ms batching once their batch is due, so a point
+  never waits for the next one (a CIFAR epoch-end evaluation can take seconds).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import multiprocessing
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+from collections import OrderedDict
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from app.config import Settings
+from app.errors import PlaygroundError
+from app.experiments.base import MetricPoint
+from app.jobs.executor import JobFinished, JobMetrics, JobSpec, model_path
+from app.jobs.messages import CancelJob, PredictReply, PredictRequest, RemoteError, RunJob, WorkerHello
+
+log = logging.getLogger(__name__)
+
+# At most one JobMetrics per job per this many seconds (~20 a second): each becomes one SSE event and
+# one database write in the web process. The first point of a job goes out at once.
+FLUSH_INTERVAL_S = 0.05
+# The predictor keeps this many models' weights in memory (a page predicting again and again).
+PREDICT_CACHE_SIZE = 4
+# Where the kernel cannot tell a worker that its parent died: how often it checks.
+PARENT_CHECK_S = 1.0
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+# ----------------------------------------------------------------------------------------------
+# Entry points (spawned processes)
+
+
+def worker_main(conn: Connection, name: str, threads: int, settings: Settings) -> None:
+    _detach_from_terminal()
+    _exit_when_parent_dies()
+    import torch  # once per worker: this is the 1-3 s a job must not pay
+
+    # The web process gives each worker its share of the cores, so two workers do not fight over
+    # them. Inter-op threads can only be set before any parallel work, i.e. here.
+    torch.set_num_threads(threads)
+    torch.set_num_interop_threads(threads)
+    from app.experiments.devices import available_devices
+
+    sender = _Sender(conn)
+    sender.send(WorkerHello(pid=os.getpid(), devices=available_devices(), threads=threads))
+    worker = _TrainingWorker(name, sender, settings)
+    threading.Thread(target=worker.read_commands, args=(conn,), name="commands", daemon=True).start()
+    worker.preload_experiments()
+    worker.serve()
+
+
+def predictor_main(conn: Connection, settings: Settings) -> None:
+    _detach_from_terminal()
+    _exit_when_parent_dies()
+    import torch
+
+    # Predictions are tiny (a few numbers, one image): one thread, so they never compete with training.
+    torch.set_num_threads(1)
+    torch.set_num_interop_threads(1)
+    conn.send(WorkerHello(pid=os.getpid(), devices=["cpu"], threads=1))
+    predictor = _Predictor()
+    while True:
+        try:
+            request: PredictRequest = conn.recv()
+        except (EOFError, OSError):  # the web process closed the pipe or died
+            os._exit(0)
+        try:
+            reply = PredictReply(request.request_id, value=predictor.predict(request))
+        except Exception as exc:
+            if not isinstance(exc, PlaygroundError):
+                log.exception("predict for %s job failed", request.kind)
+            reply = PredictReply(request.request_id, error=RemoteError.capture(exc))
+        conn.send(reply)
+
+
+def _detach_from_terminal() -> None:
+    # Ctrl-C in the server's terminal reaches the whole process group; the server then stops the
+    # workers itself. Without this, every running job would die with a KeyboardInterrupt first.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(processName)s %(levelname)s %(message)s")
+
+
+def _exit_when_parent_dies() -> None:
+    """Die with the web process, even when it was killed with SIGKILL and told us nothing.
+
+    A closing pipe is noticed only when someone reads it, and a watcher thread cannot run while the
+    main thread holds the GIL in ``import torch`` (loading libtorch takes seconds). On Linux the kernel
+    does it: PR_SET_PDEATHSIG sends us SIGKILL when the thread that spawned us ends -- the server's
+    event loop or the executor's monitor thread, both of which live as long as the pool. Elsewhere, a
+    thread that polls the parent's pid.
+    """
+    parent = multiprocessing.parent_process()
+    expected = parent.pid if parent is not None else os.getppid()
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            log.warning("prctl(PR_SET_PDEATHSIG) failed: %s", os.strerror(ctypes.get_errno()))
+    if os.getppid() != expected:  # it died before the kernel was told to tell us
+        os._exit(0)
+
+    def watch() -> None:
+        while os.getppid() == expected:
+            time.sleep(PARENT_CHECK_S)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+# ----------------------------------------------------------------------------------------------
+# Sending
+
+
+class _Sender:
+    """Serialises sends on the pipe: the main thread and the flusher both send."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._lock = threading.Lock()
+
+    def send(self, message: Any) -> None:
+        with self._lock:
+            self._conn.send(message)
+
+
+class MetricBatcher:
+    """Collects one job's points and sends them as JobMetrics: the first at once, then at most one batch
+    per ``interval``; ``close()`` sends the rest, so every point is out before JobFinished.
+
+    ``emit`` is the experiment's hot path (once per epoch of a 5000-epoch linear fit): an uncontended
+    lock, an append and a clock read.
+    """
+
+    def __init__(self, job_id: str, sender: _Sender, flusher: "_Flusher", interval: float = FLUSH_INTERVAL_S):
+        self.job_id = job_id
+        self._sender = sender
+        self._flusher = flusher
+        self._interval = interval
+        self._lock = threading.Lock()
+        self._points: list[MetricPoint] = []
+        self._due = 0.0  # monotonic time the next batch may go; 0: the first point goes at once
+        self._armed = False  # the flusher is due to look at us
+        self._closed = False
+
+    def emit(self, point: MetricPoint) -> None:
+        with self._lock:
+            self._points.append(point)
+            if time.monotonic() >= self._due:
+                self._send_locked()
+            elif not self._armed:
+                self._armed = True
+                self._flusher.arm(self, self._due)
+
+    def flush_if_due(self) -> None:
+        with self._lock:
+            self._armed = False
+            if not self._points or self._closed:
+                return
+            if time.monotonic() >= self._due:
+                self._send_locked()
+            else:  # an inline send moved the due time on since the flusher was armed
+                self._armed = True
+                self._flusher.arm(self, self._due)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._points:
+                self._send_locked()
+            self._closed = True
+
+    def _send_locked(self) -> None:
+        points, self._points = self._points, []
+        self._due = time.monotonic() + self._interval
+        self._sender.send(JobMetrics(self.job_id, points))
+
+
+class _Flusher:
+    """One thread per worker that sends a held-back batch when it is due."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._batcher: MetricBatcher | None = None
+        self._due = 0.0
+        threading.Thread(target=self._run, name="metric-flusher", daemon=True).start()
+
+    def arm(self, batcher: MetricBatcher, due: float) -> None:
+        with self._cond:
+            self._batcher, self._due = batcher, due
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._batcher is None:
+                    self._cond.wait()
+                delay = self._due - time.monotonic()
+                if delay > 0:
+                    self._cond.wait(delay)
+                    continue  # re-read: a new job may have armed us in the meantime
+                batcher, self._batcher = self._batcher, None
+            # Outside our lock: the batcher's lock is taken by emit() before it calls arm().
+            batcher.flush_if_due()
+
+
+# ----------------------------------------------------------------------------------------------
+# Training
+
+
+class _TrainingWorker:
+    def __init__(self, name: str, sender: _Sender, settings: Settings) -> None:
+        self.name = name
+        self.sender = sender
+        self.settings = settings
+        self.jobs: queue.SimpleQueue[RunJob] = queue.SimpleQueue()
+        # Job ids the web process cancelled; a job's should_stop() is a set lookup. Written by the
+        # reader thread, read by the main thread (set operations are atomic under the GIL).
+        self.cancelled: set[str] = set()
+        self.flusher = _Flusher()
+
+    def read_commands(self, conn: Connection) -> None:
+        while True:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):  # the web process stopped us or died: no one to report to
+                os._exit(0)
+            if isinstance(message, RunJob):
+                self.jobs.put(message)
+            elif isinstance(message, CancelJob):
+                self.cancelled.add(message.job_id)
+
+    def preload_experiments(self) -> None:
+        """Import the experiment modules now, so the first job of each kind does not pay for it."""
+        from app.experiments.registry import EXPERIMENTS
+
+        for spec in EXPERIMENTS.values():
+            try:
+                spec.load()
+            except Exception as exc:  # reported again, to the job, if one of this kind comes
+                log.warning("%s: cannot import %s: %s: %s", self.name, spec.module, type(exc).__name__, exc)
+
+    def serve(self) -> None:
+        import torch
+
+        while True:
+            command = self.jobs.get()
+            if torch.get_num_threads() != command.threads:
+                torch.set_num_threads(command.threads)
+            self.sender.send(self.run(command.spec))
+            self.cancelled.discard(command.spec.job_id)
+
+    def run(self, spec: JobSpec) -> JobFinished:
+        batcher = MetricBatcher(spec.job_id, self.sender, self.flusher)
+        try:
+            outcome = self._train(spec, batcher)
+        except PlaygroundError as exc:  # ours: the message is written for the user
+            return JobFinished(spec.job_id, "failed", error=str(exc))
+        except Exception as exc:  # a bug or an unexpected condition (CUDA out of memory, ...)
+            log.exception("%s: job %s (%s) raised", self.name, spec.job_id, spec.kind)
+            return JobFinished(spec.job_id, "failed", error=f"{type(exc).__name__}: {exc}")
+        finally:
+            batcher.close()
+            if spec.device.startswith("cuda"):
+                _release_cuda_memory()
+
+        has_model = False
+        if outcome.state_dict is not None:
+            path = model_path(self.settings.models_dir, spec.job_id)
+            try:
+                save_weights(outcome.state_dict, path)
+            except OSError as exc:
+                return JobFinished(
+                    spec.job_id, "failed", result=outcome.result,
+                    error=f"Could not save the trained weights to {str(path)!r}: {exc}",
+                )
+            has_model = True
+        return JobFinished(
+            spec.job_id, outcome.status.value, result=outcome.result, error=outcome.error, has_model=has_model
+        )
+
+    def _train(self, spec: JobSpec, batcher: MetricBatcher) -> Any:
+        import torch
+
+        from app.experiments.base import RunContext
+        from app.experiments.registry import get_experiment
+
+        experiment = get_experiment(spec.kind)
+        params = experiment.params_model.model_validate(spec.params)
+        module = experiment.load()
+        if spec.device.startswith("cuda"):
+            torch.cuda.set_device(spec.device)  # this worker's GPU (the executor pins one per worker)
+        cancelled, job_id = self.cancelled, spec.job_id
+        ctx = RunContext(
+            seed=spec.seed,
+            device=spec.device,
+            emit=batcher.emit,
+            should_stop=lambda: job_id in cancelled,
+            data_dir=self.settings.data_dir,
+            allow_download=self.settings.allow_download,
+            cache_dir=self.settings.home / "cache",
+        )
+        return module.run(params, ctx)
+
+
+def save_weights(state_dict: Any, path: Path) -> None:
+    """``torch.save`` to a temporary file, then rename: a reader never sees half a file."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(state_dict, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _release_cuda_memory() -> None:
+    # Another worker may share this GPU (more workers than GPUs), and a job that ran out of memory
+    # must not leave its cached blocks to the next one.
+    import torch
+
+    torch.cuda.empty_cache()
+
+
+# ----------------------------------------------------------------------------------------------
+# Predicting
+
+
+class _Predictor:
+    def __init__(self) -> None:
+        # (path, mtime, size) → state_dict, most recently used last.
+        self._weights: OrderedDict[tuple[str, int, int], Any] = OrderedDict()
+
+    def predict(self, request: PredictRequest) -> Any:
+        from app.experiments.registry import get_experiment
+
+        experiment = get_experiment(request.kind)
+        params = experiment.params_model.model_validate(request.params)
+        state_dict = self._load(request.model_file)
+        return experiment.load().predict(params, state_dict, request.inputs)
+
+    def _load(self, model_file: str) -> Any:
+        import torch
+
+        stat = os.stat(model_file)
+        key = (model_file, stat.st_mtime_ns, stat.st_size)
+        if key in self._weights:
+            self._weights.move_to_end(key)
+            return self._weights[key]
+        # weights_only: a weights file is data, never code to run.
+        state_dict = torch.load(model_file, map_location="cpu", weights_only=True)
+        self._weights[key] = state_dict
+        while len(self._weights) > PREDICT_CACHE_SIZE:
+            self._weights.popitem(last=False)
+        return state_dict
+

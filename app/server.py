@@ -1,0 +1,52 @@
+"""``playground serve``: the app under uvicorn, with a shutdown that does not hang on open streams."""
+
+from __future__ import annotations
+
+import logging
+import socket
+
+import uvicorn
+from fastapi import FastAPI
+
+from app.config import get_settings
+from app.main import create_app
+
+log = logging.getLogger(__name__)
+
+# Seconds uvicorn waits for open connections before it cancels them. The SSE streams are ended
+# before that (see PlaygroundServer.shutdown); this bounds a slow download or a stuck request.
+GRACEFUL_SHUTDOWN_S = 3
+
+
+class PlaygroundServer(uvicorn.Server):
+    """uvicorn waits for open connections to finish before it runs the app's shutdown, and an SSE
+    stream of a running job does not finish by itself: end the streams first."""
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+        super().__init__(config)
+        self._app = app
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self._app.state.service.close_streams()
+        await super().shutdown(sockets)
+
+
+def serve(host: str = "127.0.0.1", port: int = 8000, workers: int | None = None) -> int:
+    settings = get_settings()
+    if workers is not None:
+        settings = settings.model_copy(update={"workers": workers})
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        log_level="info",
+        # A browser's EventSource and the test clients both hold connections open: no limit here.
+        timeout_keep_alive=5,
+    )
+    server = PlaygroundServer(config, app)
+    server.run()
+    # uvicorn returns without raising when the lifespan startup fails (e.g. no worker came up).
+    return 0 if server.started else 1

@@ -1,0 +1,173 @@
+// Line charts on uPlot (static/vendor/uplot, loaded as the global `uPlot`): streaming appends,
+// a log-scale y axis, drag-to-zoom on x (double-click or "Reset zoom" to undo) and a hover
+// read-out in the legend.
+//
+// Colours come from the Okabe-Ito palette, which stays distinguishable for the common kinds of
+// colour blindness; validation curves are also dashed, so colour is never the only cue.
+
+export const COLORS = {
+  train: "#0072B2", // blue
+  val: "#D55E00", // vermillion
+  fit: "#222222",
+};
+export const PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"];
+export const VAL_DASH = [6, 4];
+
+export function withAlpha(hex, alpha) {
+  const n = parseInt(hex.slice(1), 16);
+  return `rgba(${(n >> 16) & 255}, ${(n >> 8) & 255}, ${n & 255}, ${alpha})`;
+}
+
+// The log axis plots log10(y) on a linear scale and labels it 10^k. uPlot's own log scale finds
+// no ticks beyond 1e17 (it caps the digits of a tick), and a diverging loss reaches 1e38.
+const DECADE_INCRS = [1, 2, 3, 5, 10, 20, 50, 100];
+// Steps and epochs are whole numbers: no ticks at 2.5.
+const WHOLE_INCRS = [];
+for (let exp = 0; exp <= 9; exp++) for (const m of [1, 2, 5]) WHOLE_INCRS.push(m * 10 ** exp);
+
+function decadeLabel(exponent) {
+  if (!Number.isInteger(exponent)) return "";
+  return exponent >= -3 && exponent <= 4 ? String(Number((10 ** exponent).toPrecision(1))) : `1e${exponent}`;
+}
+
+function formatValue(value) {
+  if (value === null || value === undefined) return "–";
+  const abs = Math.abs(value);
+  if (abs !== 0 && (abs >= 1e6 || abs < 1e-4)) return value.toExponential(3);
+  return String(Number(value.toPrecision(5)));
+}
+
+// A chart whose options can change (log scale, which series exist) by rebuilding the uPlot.
+//   spec(): {series: [{label, stroke, dash, width, points}], xLabel, yLabel, yRange}
+export class LineChart {
+  constructor(container, { height = 300, spec, log = false, xLabel = "step", yLabel = "", wholeX = true }) {
+    this.container = container;
+    this.wholeX = wholeX;
+    this.height = height;
+    this.spec = spec;
+    this.log = log;
+    this.xLabel = xLabel;
+    this.yLabel = yLabel;
+    this.data = null;
+    this.zoomed = false;
+    this.pending = null;
+    this.plot = null;
+    this.resizeObserver = new ResizeObserver(() => this.fitWidth());
+    this.resizeObserver.observe(container);
+  }
+
+  width() {
+    return Math.max(240, Math.floor(this.container.clientWidth || 600));
+  }
+
+  chartHeight() {
+    return window.matchMedia("(max-width: 600px)").matches ? Math.round(this.height * 0.75) : this.height;
+  }
+
+  fitWidth() {
+    if (this.plot && Math.abs(this.plot.width - this.width()) > 1) {
+      this.plot.setSize({ width: this.width(), height: this.chartHeight() });
+    }
+  }
+
+  build() {
+    const spec = this.spec();
+    this.plot?.destroy();
+    this.container.replaceChildren();
+    const opts = {
+      width: this.width(),
+      height: this.chartHeight(),
+      scales: {
+        x: { time: false },
+        y: spec.yRange && !this.log ? { range: spec.yRange } : {},
+      },
+      axes: [
+        { label: this.xLabel, labelSize: 20, size: 40, incrs: this.wholeX ? WHOLE_INCRS : undefined },
+        this.log
+          ? { label: `${this.yLabel} (log scale)`, labelSize: 20, size: 64, incrs: DECADE_INCRS, values: (u, splits) => splits.map(decadeLabel) }
+          : { label: this.yLabel, labelSize: 20, size: 64, values: (u, splits) => splits.map(formatValue) },
+      ],
+      series: [
+        { label: this.xLabel, value: (u, v) => formatValue(v) },
+        ...spec.series.map((s) => ({
+          label: s.label,
+          stroke: s.stroke,
+          width: s.width ?? 2,
+          dash: s.dash,
+          fill: s.fill,
+          spanGaps: true,
+          points: s.points ?? { show: false },
+          paths: s.paths,
+          show: s.show ?? true,
+          value: (u, v) => formatValue(this.log && v !== null ? 10 ** v : v),
+        })),
+      ],
+      cursor: { drag: { x: true, y: false, setScale: true } },
+      legend: { live: true },
+      hooks: {
+        setScale: [
+          (u, key) => {
+            if (key !== "x") return;
+            const xs = u.data[0];
+            if (!xs.length) return;
+            const sc = u.scales.x;
+            this.zoomed = sc.min > xs[0] || sc.max < xs[xs.length - 1];
+            this.container.dispatchEvent(new CustomEvent("zoomchange", { detail: this.zoomed }));
+          },
+        ],
+      },
+    };
+    this.plot = new uPlot(opts, this.prepare(this.data ?? [[], ...spec.series.map(() => [])]), this.container);
+    this.container.dataset.points = String(this.data ? this.data[0].length : 0);
+  }
+
+  // On the log axis a value is drawn at log10(value); 0 and negative values become gaps.
+  prepare(data) {
+    if (!this.log) return data;
+    return [data[0], ...data.slice(1).map((ys) => ys.map((y) => (y !== null && y > 0 ? Math.log10(y) : null)))];
+  }
+
+  // New data; drawn on the next animation frame, so a burst of events costs one redraw.
+  setData(data) {
+    this.data = data;
+    if (this.pending) return;
+    this.pending = requestAnimationFrame(() => {
+      this.pending = null;
+      if (!this.plot) this.build();
+      else this.plot.setData(this.prepare(this.data), !this.zoomed);
+      this.container.dataset.points = String(this.data[0].length);
+    });
+  }
+
+  setLog(log) {
+    this.log = log;
+    this.zoomed = false;
+    this.build();
+  }
+
+  rebuild() {
+    this.build();
+  }
+
+  resetZoom() {
+    this.zoomed = false;
+    if (this.plot && this.data) this.plot.setData(this.prepare(this.data), true);
+  }
+}
+
+// x sorted ascending with its y arrays permuted the same way (uPlot wants sorted x).
+export function sortByX(xs, ...columns) {
+  const order = xs.map((_, i) => i).sort((a, b) => xs[a] - xs[b]);
+  return [order.map((i) => xs[i]), ...columns.map((col) => order.map((i) => col[i]))];
+}
+
+// Dots without connecting lines, for data points.
+export function dotSeries(label, color, { hollow = false, size = 7 } = {}) {
+  return {
+    label,
+    stroke: color,
+    width: 1.5,
+    paths: () => null,
+    points: { show: true, size, stroke: color, fill: hollow ? "#ffffff" : color, width: 1.5 },
+  };
+}

@@ -1,0 +1,217 @@
+// Compare: the loss curves of two or more runs on one chart (their min/max-downsampled histories),
+// and the settings in which they differ.
+
+import { api } from "./api.js";
+import { LineChart, PALETTE, VAL_DASH } from "./charts.js";
+import { duration, el, elapsedMs, jobLabel, keyResult, statusBadge } from "./format.js";
+import "./header.js";
+import { rowsToPoints } from "./metrics.js";
+
+const MAX_POINTS = 2000; // per run: plenty for a chart, and fast with many runs
+const root = document.getElementById("compare-view");
+const $ = (selector) => root.querySelector(selector);
+
+let runs = []; // [{job, points}]
+let chart = null;
+
+function selectedIds() {
+  const ids = new URLSearchParams(location.search).get("ids");
+  return ids ? ids.split(",").filter(Boolean) : [];
+}
+
+// x of each loss point: its step, or its (fractional) epoch so runs of different batch counts line up.
+function xOf(points, axis) {
+  if (axis === "step") return points.map((p) => p.step);
+  const epochOne = points.filter((p) => p.epoch === 1);
+  const complete = points.some((p) => (p.epoch ?? 0) > 1);
+  const perEpoch = complete && epochOne.length ? Math.max(...epochOne.map((p) => p.step)) : null;
+  return points.map((p) => (perEpoch ? p.step / perEpoch : p.epoch));
+}
+
+function lossPoints(points) {
+  // cifar's epoch-end points repeat a step with the epoch's mean loss; the batch points are the curve.
+  return points.filter((p) => p.train_acc == null && p.val_acc == null);
+}
+
+function buildChartData(axis, showVal) {
+  const tables = [];
+  const series = [];
+  runs.forEach(({ job, points }, i) => {
+    const color = PALETTE[i % PALETTE.length];
+    const loss = lossPoints(points);
+    const xs = xOf(loss, axis);
+    tables.push([xs, loss.map((p) => p.train_loss ?? null)]);
+    series.push({ label: `${jobLabel(job)} train`, stroke: color, width: 2 });
+    const valPoints = points.filter((p) => p.val_loss != null);
+    if (showVal && valPoints.length) {
+      tables.push([xOf(valPoints, axis), valPoints.map((p) => p.val_loss)]);
+      series.push({ label: `${jobLabel(job)} val`, stroke: color, width: 2, dash: VAL_DASH });
+    }
+  });
+  // uPlot.join aligns the runs on one x axis (null where a run has no point); x must be unique
+  // and ascending within each table.
+  const cleaned = tables.map(([xs, ys]) => dedupeSorted(xs, ys));
+  return { data: cleaned.length ? uPlot.join(cleaned) : [[]], series };
+}
+
+function dedupeSorted(xs, ys) {
+  const order = xs.map((_, i) => i).sort((a, b) => xs[a] - xs[b]);
+  const outX = [], outY = [];
+  for (const i of order) {
+    if (xs[i] == null) continue;
+    if (outX.length && outX[outX.length - 1] === xs[i]) {
+      outY[outY.length - 1] = ys[i] ?? outY[outY.length - 1];
+      continue;
+    }
+    outX.push(xs[i]);
+    outY.push(ys[i]);
+  }
+  return [outX, outY];
+}
+
+function renderChart() {
+  const empty = $("[data-compare-empty]");
+  const container = $("[data-compare-chart]");
+  if (runs.length < 2) {
+    empty.hidden = false;
+    empty.textContent = runs.length ? "Choose at least one more run." : "Choose at least two runs.";
+  } else empty.hidden = true;
+  if (!runs.length) {
+    container.replaceChildren();
+    return;
+  }
+  const axis = $("[data-x-axis]").value;
+  const { data, series } = buildChartData(axis, $("[data-show-val]").checked);
+  if (!chart) {
+    chart = new LineChart(container, { height: 360, xLabel: axis, yLabel: "loss", log: $("[data-log]").checked, spec: () => chart.currentSpec });
+  }
+  chart.xLabel = axis;
+  chart.currentSpec = { series };
+  chart.data = data;
+  chart.rebuild();
+  container.dataset.runs = String(runs.length);
+  const thinned = runs.filter(({ points, total }) => total && points.length < total);
+  const note = $("[data-compare-note]");
+  note.hidden = thinned.length === 0;
+  note.textContent = thinned.length
+    ? `Downsampled for drawing (lowest and highest value of each stretch): ${thinned.map(({ job, points, total }) => `${jobLabel(job)} ${points.length} of ${total} points`).join(", ")}.`
+    : "";
+}
+
+function fmt(value) {
+  if (value === null || value === undefined) return "—";
+  if (typeof value === "object") {
+    const text = JSON.stringify(value);
+    return text.length > 40 ? `${text.slice(0, 37)}…` : text;
+  }
+  return String(value);
+}
+
+function renderDiff() {
+  const table = $("[data-diff-table]");
+  if (!runs.length) {
+    table.replaceChildren();
+    $("[data-same]").textContent = "";
+    return;
+  }
+  const head = el("tr", {}, el("th", { scope: "col" }, "setting"));
+  runs.forEach(({ job }, i) => {
+    head.append(
+      el("th", { scope: "col" },
+        el("span", { class: "swatch", style: `background:${PALETTE[i % PALETTE.length]}`, "aria-hidden": "true" }),
+        el("a", { href: `/jobs/${job.id}` }, jobLabel(job))),
+    );
+  });
+  const rows = [];
+  const same = [];
+  const facts = {
+    kind: (job) => job.kind,
+    status: (job) => job.status,
+    device: (job) => job.device,
+    seed: (job) => job.seed,
+  };
+  const paramNames = [...new Set(runs.flatMap(({ job }) => Object.keys(job.params || {})))];
+  const getters = [
+    ...Object.entries(facts),
+    ...paramNames.map((name) => [name, (job) => (job.params && name in job.params ? job.params[name] : undefined)]),
+  ];
+  for (const [name, get] of getters) {
+    const values = runs.map(({ job }) => get(job));
+    const differs = new Set(values.map((v) => JSON.stringify(v ?? null))).size > 1;
+    if (!differs) {
+      same.push(`${name} = ${fmt(values[0])}`);
+      continue;
+    }
+    const row = el("tr", { class: "differs", dataset: { setting: name } }, el("th", { scope: "row" }, el("code", {}, name)));
+    for (const value of values) row.append(el("td", {}, name === "status" ? statusBadge(value) : fmt(value)));
+    rows.push(row);
+  }
+  const result = el("tr", {}, el("th", { scope: "row" }, "result"), ...runs.map(({ job }) => el("td", {}, keyResult(job) || "—")));
+  const time = el("tr", {}, el("th", { scope: "row" }, "duration"), ...runs.map(({ job }) => el("td", {}, duration(elapsedMs(job)))));
+  table.replaceChildren(el("thead", {}, head), el("tbody", {}, ...rows, result, time));
+  $("[data-same]").textContent = same.length ? `The same in all: ${same.join(", ")}.` : "";
+}
+
+async function loadRuns(ids) {
+  const loaded = await Promise.all(
+    ids.map(async (id) => {
+      try {
+        const [job, history] = await Promise.all([api.getJob(id), api.metrics(id, { maxPoints: MAX_POINTS })]);
+        return { job, points: rowsToPoints(history), total: history.total ?? job.progress?.step ?? null };
+      } catch (error) {
+        return { error: `${id}: ${error.message}` };
+      }
+    }),
+  );
+  const errors = loaded.filter((r) => r.error).map((r) => r.error);
+  runs = loaded.filter((r) => !r.error);
+  if (errors.length) {
+    const note = $("[data-compare-note]");
+    note.hidden = false;
+    note.textContent = `Could not load ${errors.join("; ")}`;
+  }
+}
+
+async function renderPicker() {
+  const list = $("[data-pick-list]");
+  const chosen = new Set([...root.querySelectorAll("[data-pick-list] input:checked")].map((i) => i.value).concat(selectedIds()));
+  const page = await api.listJobs({ kind: $("[data-pick-kind]").value, limit: 100 });
+  list.replaceChildren(
+    ...page.items.map((job) =>
+      el("li", {},
+        el("input", { type: "checkbox", id: `pick-${job.id}`, name: "ids", value: job.id, checked: chosen.has(job.id) }),
+        el("label", { for: `pick-${job.id}` }, `${jobLabel(job)} `, el("span", { class: "muted" }, `${job.kind}`), " ", statusBadge(job.status), " ",
+          el("span", { class: "muted" }, keyResult(job))),
+      ),
+    ),
+  );
+  if (!page.items.length) list.append(el("li", { class: "muted" }, "No runs yet. Train some first."));
+}
+
+async function show() {
+  const ids = selectedIds();
+  if (ids.length) {
+    $("[data-compare-empty]").hidden = false;
+    $("[data-compare-empty]").textContent = `Loading ${ids.length} run${ids.length === 1 ? "" : "s"}…`;
+  }
+  await loadRuns(ids);
+  renderChart();
+  renderDiff();
+  root.dataset.ready = "true";
+}
+
+$("[data-picker]").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const ids = [...root.querySelectorAll("[data-pick-list] input:checked")].map((i) => i.value);
+  history.pushState(null, "", `/compare?ids=${ids.join(",")}`);
+  root.dataset.ready = "false";
+  show();
+});
+$("[data-pick-kind]").addEventListener("change", renderPicker);
+$("[data-log]").addEventListener("change", (event) => chart?.setLog(event.target.checked));
+$("[data-show-val]").addEventListener("change", renderChart);
+$("[data-x-axis]").addEventListener("change", renderChart);
+window.addEventListener("popstate", show);
+
+renderPicker();
+show();

@@ -1,0 +1,86 @@
+// The data and what the model makes of it, for the temperature experiments: the [x, y] points
+// (training dots filled, validation dots hollow) and the fitted line (linear, redrawn from each
+// epoch's w and b) or the network's curve (mlp, from the result).
+
+import { COLORS, dotSeries, LineChart } from "./charts.js";
+import { num } from "./format.js";
+
+export class FitChart {
+  // placeholder: shown instead of the chart while the data points are unknown (the book's data
+  // arrive with the result; a run on the user's own data has them from the start).
+  constructor(container, { fitLabel, placeholder }) {
+    this.container = container;
+    this.fitLabel = fitLabel;
+    this.placeholder = placeholder;
+    this.train = [];
+    this.val = [];
+    this.fit = null; // {kind: "line", slope, intercept} or {kind: "curve", points}
+    this.chart = new LineChart(container, {
+      height: 300,
+      wholeX: false,
+      xLabel: "x (t_u)",
+      yLabel: "y (t_c, °C)",
+      spec: () => this.spec(),
+    });
+  }
+
+  spec() {
+    const series = [dotSeries("training points", COLORS.train)];
+    if (this.val.length) series.push(dotSeries("validation points", COLORS.val, { hollow: true }));
+    series.push({ label: this.fitLabel, stroke: COLORS.fit, width: 2 });
+    return { series, yRange: this.yRange() };
+  }
+
+  // The y range of the data, so a line that has not converged (or blew up) is clipped instead of
+  // squashing the points flat.
+  yRange() {
+    const ys = [...this.train, ...this.val].map((p) => p[1]);
+    if (this.fit?.kind === "curve") ys.push(...this.fit.points.map((p) => p[1]).filter(Number.isFinite));
+    if (!ys.length) return null;
+    const lo = Math.min(...ys), hi = Math.max(...ys);
+    const pad = (hi - lo || 1) * 0.15;
+    return [lo - pad, hi + pad];
+  }
+
+  setPoints(train, val) {
+    this.train = train || [];
+    this.val = val || [];
+    this.chart.rebuild(); // the series and the y range depend on the points
+    this.redraw();
+  }
+
+  setLine(slope, intercept) {
+    this.fit = Number.isFinite(slope) && Number.isFinite(intercept) ? { kind: "line", slope, intercept } : null;
+    this.redraw();
+  }
+
+  setCurve(points) {
+    this.fit = points?.length ? { kind: "curve", points } : null;
+    this.chart.rebuild(); // the y range includes the curve
+    this.redraw();
+  }
+
+  redraw() {
+    const empty = !this.train.length && !this.val.length;
+    this.container.hidden = empty;
+    if (this.placeholder) {
+      this.placeholder.hidden = !empty;
+      const line = this.fit?.kind === "line" ? ` The line so far: y = ${num(this.fit.slope)} · x ${this.fit.intercept < 0 ? "−" : "+"} ${num(Math.abs(this.fit.intercept))}.` : "";
+      this.placeholder.textContent = `The data points arrive with the result.${line}`;
+    }
+    if (empty) return;
+    const rows = []; // [x, trainY, valY, fitY]
+    const nVal = this.val.length;
+    for (const [x, y] of this.train) rows.push([x, y, null, null]);
+    for (const [x, y] of this.val) rows.push([x, null, y, null]);
+    if (this.fit?.kind === "curve") for (const [x, y] of this.fit.points) rows.push([x, null, null, y]);
+    if (this.fit?.kind === "line" && rows.length) {
+      for (const row of rows) row[3] = this.fit.slope * row[0] + this.fit.intercept;
+    }
+    rows.sort((a, b) => a[0] - b[0]);
+    const columns = [rows.map((r) => r[0]), rows.map((r) => r[1])];
+    if (nVal) columns.push(rows.map((r) => r[2]));
+    columns.push(rows.map((r) => r[3]));
+    this.chart.setData(columns);
+  }
+}

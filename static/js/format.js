@@ -1,0 +1,100 @@
+// How numbers, times and job facts are written on the pages.
+
+export const TERMINAL = new Set(["succeeded", "failed", "cancelled", "diverged", "interrupted"]);
+export const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled", "diverged", "interrupted"];
+
+export function isTerminal(status) {
+  return TERMINAL.has(status);
+}
+
+// 4 significant digits, exponent form for the very large and very small (diverging losses).
+export function num(value, digits = 4) {
+  if (value === null || value === undefined || Number.isNaN(value)) return "–";
+  if (typeof value !== "number") return String(value);
+  if (value === 0) return "0";
+  const abs = Math.abs(value);
+  if (abs >= 1e6 || abs < 1e-4) return value.toExponential(digits - 1);
+  return String(Number(value.toPrecision(digits)));
+}
+
+export function percent(value) {
+  if (value === null || value === undefined) return "–";
+  return `${(100 * value).toFixed(1)}%`;
+}
+
+// The service writes UTC timestamps; one without a zone is read as UTC, not local time.
+export function parseTime(text) {
+  if (!text) return null;
+  const hasZone = /[zZ]|[+-]\d\d:?\d\d$/.test(text);
+  const ms = Date.parse(hasZone ? text : `${text}Z`);
+  return Number.isNaN(ms) ? null : ms;
+}
+
+export function duration(ms) {
+  if (ms === null || ms === undefined || ms < 0) return "–";
+  const s = ms / 1000;
+  if (s < 10) return `${s.toFixed(1)} s`;
+  if (s < 60) return `${Math.round(s)} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m} min ${Math.round(s % 60)} s`;
+  return `${Math.floor(m / 60)} h ${m % 60} min`;
+}
+
+// Seconds the job has run: to its end, or to now while it runs.
+export function elapsedMs(job, now = Date.now()) {
+  const start = parseTime(job.started_at);
+  if (start === null) return null;
+  const end = parseTime(job.finished_at) ?? now;
+  return Math.max(0, end - start);
+}
+
+export function timeAgo(text, now = Date.now()) {
+  const t = parseTime(text);
+  if (t === null) return "";
+  const s = Math.round((now - t) / 1000);
+  if (s < 60) return `${Math.max(s, 0)} s ago`;
+  if (s < 3600) return `${Math.round(s / 60)} min ago`;
+  if (s < 86400) return `${Math.round(s / 3600)} h ago`;
+  return new Date(t).toLocaleDateString();
+}
+
+// The one number that says how a run went, per kind.
+export function keyResult(job) {
+  const r = job.result;
+  if (!r) return "";
+  if (job.kind === "cifar") {
+    return r.val_acc !== undefined && r.val_acc !== null ? `val acc ${percent(r.val_acc)}` : "";
+  }
+  if (r.val_loss !== undefined && r.val_loss !== null) return `val loss ${num(r.val_loss)}`;
+  if (r.train_loss !== undefined && r.train_loss !== null) return `loss ${num(r.train_loss)}`;
+  return "";
+}
+
+export function jobLabel(job) {
+  return job.name || `${job.kind} ${job.id.slice(0, 8)}`;
+}
+
+// A status badge: the word is always shown, so colour is never the only cue.
+export function statusBadge(status) {
+  const span = document.createElement("span");
+  span.className = `badge status-${status}`;
+  span.textContent = status;
+  return span;
+}
+
+// element("a", {href: "/", class: "x"}, "text", child, ...)
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key === "class") node.className = value;
+    else if (key === "dataset") Object.assign(node.dataset, value);
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : String(child));
+  }
+  return node;
+}

@@ -1,0 +1,83 @@
+// A job's live events (GET /api/jobs/{id}/events, server-sent events) that survive network hiccups.
+//
+// EventSource reconnects by itself after a dropped connection and sends the id of the last event it
+// saw as Last-Event-ID, so the server resumes right after it: no gap, nothing twice. When the
+// browser gives up instead (the server answered an error while restarting), a new EventSource is
+// opened after a pause; a fresh EventSource cannot send Last-Event-ID, so the server replays the
+// job's events from the start (their ids are stable) and those at or below the last id seen are
+// dropped here.
+
+export class JobStream {
+  // handlers: {status(job), metric(points), done(job), connection(state)}; state is one of
+  // "connecting", "live", "reconnecting", "closed".
+  constructor(url, handlers) {
+    this.url = url;
+    this.handlers = handlers;
+    this.lastId = null;
+    this.source = null;
+    this.closed = false;
+    this.retryMs = 1000;
+    this.reconnects = 0;
+    this.open();
+  }
+
+  open() {
+    this.handlers.connection?.(this.reconnects ? "reconnecting" : "connecting");
+    const source = new EventSource(this.url);
+    this.source = source;
+    source.addEventListener("open", () => {
+      this.retryMs = 1000;
+      this.handlers.connection?.("live");
+    });
+    source.addEventListener("error", () => {
+      if (this.closed) return;
+      if (source.readyState === EventSource.CONNECTING) {
+        this.reconnects += 1;
+        this.handlers.connection?.("reconnecting");
+        return;
+      }
+      // CLOSED: the browser will not retry; we do, with backoff.
+      source.close();
+      this.reconnects += 1;
+      this.handlers.connection?.("reconnecting");
+      setTimeout(() => !this.closed && this.open(), this.retryMs);
+      this.retryMs = Math.min(this.retryMs * 2, 15000);
+    });
+    for (const type of ["status", "metric", "done"]) {
+      source.addEventListener(type, (event) => this.dispatch(type, event));
+    }
+  }
+
+  dispatch(type, event) {
+    if (event.lastEventId !== "") {
+      const id = Number(event.lastEventId);
+      if (Number.isFinite(id)) {
+        if (this.lastId !== null && id <= this.lastId) return; // already seen
+        this.lastId = id;
+      }
+    }
+    let data;
+    try {
+      data = JSON.parse(event.data);
+    } catch {
+      return;
+    }
+    if (type === "metric") this.handlers.metric?.(Array.isArray(data) ? data : [data]);
+    else this.handlers[type]?.(data);
+    if (type === "done") this.close();
+  }
+
+  // Drops the connection and opens a new one, as after the browser gave up (used by the tests).
+  drop() {
+    if (this.closed) return;
+    this.source.close();
+    this.reconnects += 1;
+    this.open();
+  }
+
+  close() {
+    this.closed = true;
+    this.source?.close();
+    this.handlers.connection?.("closed");
+  }
+}

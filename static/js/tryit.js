@@ -1,0 +1,85 @@
+// "Try it": ask the trained model (POST /api/jobs/{id}/predict). A number in and the prediction
+// out for the temperature models; an uploaded or dropped image and its class probabilities for
+// CIFAR.
+
+import { api } from "./api.js";
+import { el, num, percent } from "./format.js";
+
+export function mountNumberPredict(container, jobId) {
+  const input = el("input", { id: "predict-input", name: "x", type: "number", step: "any", value: "80", inputmode: "decimal" });
+  const output = el("output", { id: "predict-output", for: "predict-input", "aria-live": "polite" });
+  const form = el(
+    "form",
+    { class: "predict-form" },
+    el("label", { for: "predict-input" }, "Input x (like the book's t_u, the unknown thermometer)"),
+    el("div", { class: "inline" }, input, el("button", { type: "submit" }, "Predict")),
+    el("p", {}, "Prediction y (like t_c, °C): ", output),
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (input.value === "") return;
+    output.textContent = "…";
+    try {
+      const { outputs } = await api.predictNumbers(jobId, [Number(input.value)]);
+      output.textContent = num(outputs[0]);
+      output.dataset.value = String(outputs[0]);
+    } catch (error) {
+      output.textContent = error.message;
+    }
+  });
+  container.replaceChildren(form);
+}
+
+export function mountImagePredict(container, jobId) {
+  const fileInput = el("input", { id: "predict-file", name: "file", type: "file", accept: "image/*" });
+  const preview = el("img", { class: "preview", alt: "", hidden: true, width: "96", height: "96" });
+  const results = el("div", { class: "probabilities", "aria-live": "polite" });
+  const drop = el(
+    "div",
+    { class: "drop-zone", tabindex: "-1" },
+    el("label", { for: "predict-file" }, "Choose an image, or drop one here"),
+    fileInput,
+    preview,
+  );
+
+  async function predict(file) {
+    if (!file) return;
+    preview.src = URL.createObjectURL(file);
+    preview.alt = `uploaded ${file.name}`;
+    preview.hidden = false;
+    results.replaceChildren(el("p", { class: "muted" }, "Asking the model…"));
+    try {
+      const answer = await api.predictImage(jobId, file);
+      const rows = Object.entries(answer.probabilities).sort((a, b) => b[1] - a[1]);
+      const table = el("table", { class: "per-class" });
+      table.append(el("caption", {}, el("strong", { dataset: { predictedLabel: answer.label } }, answer.label), " is the model's answer"));
+      for (const [name, p] of rows) {
+        table.append(
+          el(
+            "tr",
+            {},
+            el("th", { scope: "row" }, name),
+            el("td", { class: "bar-cell" }, el("span", { class: "bar", style: `width:${Math.round(100 * p)}%` })),
+            el("td", { class: "num" }, percent(p)),
+          ),
+        );
+      }
+      results.replaceChildren(table);
+    } catch (error) {
+      results.replaceChildren(el("p", { class: "field-error" }, error.message));
+    }
+  }
+
+  fileInput.addEventListener("change", () => predict(fileInput.files[0]));
+  drop.addEventListener("dragover", (event) => {
+    event.preventDefault();
+    drop.classList.add("dragging");
+  });
+  drop.addEventListener("dragleave", () => drop.classList.remove("dragging"));
+  drop.addEventListener("drop", (event) => {
+    event.preventDefault();
+    drop.classList.remove("dragging");
+    predict(event.dataTransfer.files[0]);
+  });
+  container.replaceChildren(drop, results);
+}

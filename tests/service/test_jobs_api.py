@@ -1,0 +1,400 @@
+"""The job service through its HTTP API, against a real ``playground serve`` with real workers.
+
+One server for the module (see tests/conftest.py); each test leaves no job running behind it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import signal
+import threading
+import time
+from datetime import datetime
+
+import httpx
+import pytest
+
+from tests.service.helpers import (
+    BOOK_B,
+    BOOK_LOSS,
+    BOOK_PARAMS,
+    BOOK_W,
+    LONG_LINEAR,
+    post_job,
+    wait_for,
+    wait_until_step,
+    worker_pid,
+)
+from tests.service.sse import SseEvent, iter_sse, metric_points, read_events
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    with server.client() as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def book_job(server, client):
+    """The book's 5000-epoch linear job, watched from its first event to ``done``."""
+    job = post_job(client, "linear", BOOK_PARAMS, name="the book's fit")
+    with httpx.Client(base_url=server.url, timeout=120) as sse_client:
+        with sse_client.stream("GET", f"/api/jobs/{job['id']}/events") as response:
+            events = list(iter_sse(response))
+            headers = response.headers
+    return {"posted": job, "events": events, "headers": headers, "job": client.get(f"/api/jobs/{job['id']}").json()}
+
+
+def parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+# ----------------------------------------------------------------------------------------------
+# The book's job, and its event stream
+
+
+def test_the_books_linear_fit_through_the_api(book_job):
+    job = book_job["job"]
+    assert job["status"] == "succeeded", job
+    result = job["result"]
+    assert round(result["w"], 4) == BOOK_W
+    assert round(result["b"], 4) == BOOK_B
+    assert round(result["train_loss"], 6) == BOOK_LOSS
+    assert job["params"] == {**BOOK_PARAMS, "val_fraction": 0.0, "data": None}  # defaults filled in
+    assert isinstance(job["seed"], int) and job["device"] == "cpu"
+    assert job["progress"] == {"epoch": 5000, "epochs": 5000, "step": 5000}
+    assert job["has_model"] is True and job["name"] == "the book's fit"
+
+
+def test_the_stream_goes_from_the_first_event_to_done_with_every_point(book_job):
+    events: list[SseEvent] = book_job["events"]
+    assert [e.id for e in events] == list(range(1, len(events) + 1)), "ids must increase by one per event"
+    statuses = [e.data["status"] for e in events if e.event == "status"]
+    assert statuses == ["queued", "running", "succeeded"]
+    assert events[-1].event == "done" and events[-1].data["status"] == "succeeded"
+    assert events[-1].data["result"] == book_job["job"]["result"]
+    points = metric_points(events)
+    assert [p["step"] for p in points] == list(range(1, 5001)), "every point, once, in order"
+    assert round(points[-1]["train_loss"], 6) == BOOK_LOSS
+    assert set(points[0]) == {"step", "epoch", "train_loss", "w", "b"}  # no nulls sent
+
+    # Batched: a job sends about 20 metric events a second, however fast it trains.
+    job = book_job["job"]
+    ran_for = (parse_time(job["finished_at"]) - parse_time(job["started_at"])).total_seconds()
+    metric_events = sum(e.event == "metric" for e in events)
+    assert metric_events <= 30 * ran_for + 3, f"{metric_events} metric events in {ran_for:.2f} s"
+
+
+def test_the_stream_is_not_buffered_by_proxies(book_job):
+    headers = book_job["headers"]
+    assert headers["content-type"].startswith("text/event-stream")
+    assert headers["x-accel-buffering"] == "no"
+    assert headers["cache-control"] == "no-cache"
+
+
+def test_watching_a_finished_job_replays_the_same_events(server, book_job):
+    replay = read_events(server.url, book_job["posted"]["id"])
+    assert [(e.id, e.event, e.data) for e in replay] == [(e.id, e.event, e.data) for e in book_job["events"]]
+
+
+def test_reconnect_with_last_event_id_misses_nothing_and_repeats_nothing(server, client):
+    job = post_job(client, "linear", {"epochs": 6000})
+    seen = read_events(server.url, job["id"], stop_after=5)  # disconnects while it runs
+    seen += read_events(server.url, job["id"], last_event_id=seen[-1].id, stop_after=10)
+    seen += read_events(server.url, job["id"], last_event_id=seen[-1].id)  # to done
+    assert [e.id for e in seen] == list(range(1, len(seen) + 1))
+    assert [p["step"] for p in metric_points(seen)] == list(range(1, 6001))
+    assert seen[-1].event == "done"
+
+    # After the end, from the database: the same events after any id.
+    middle = seen[len(seen) // 2].id
+    later = read_events(server.url, job["id"], last_event_id=middle)
+    assert [(e.id, e.data) for e in later] == [(e.id, e.data) for e in seen if e.id > middle]
+
+
+def test_many_watchers_each_get_every_point(server, client):
+    job = post_job(client, "linear", {"epochs": 3000})
+    results: list[list[SseEvent]] = [[] for _ in range(10)]
+
+    def watch(i: int) -> None:
+        results[i] = read_events(server.url, job["id"])
+
+    threads = [threading.Thread(target=watch, args=(i,)) for i in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    for events in results:
+        assert [p["step"] for p in metric_points(events)] == list(range(1, 3001))
+        assert events[-1].event == "done"
+
+
+# ----------------------------------------------------------------------------------------------
+# Running, cancelling, killing
+
+
+def test_two_jobs_run_at_once(client):
+    a = post_job(client, "linear", {"epochs": 8000})
+    b = post_job(client, "linear", {"epochs": 8000})
+    a, b = wait_for(client, a["id"]), wait_for(client, b["id"])
+    assert a["status"] == b["status"] == "succeeded"
+    assert a["worker"] != b["worker"]
+    # Their runs overlap in time: each started before the other finished.
+    assert parse_time(a["started_at"]) < parse_time(b["finished_at"])
+    assert parse_time(b["started_at"]) < parse_time(a["finished_at"])
+
+
+def test_cancel_a_running_and_a_queued_job(server, client):
+    running = [post_job(client, "linear", LONG_LINEAR) for _ in range(2)]  # one per worker
+    queued = post_job(client, "linear", LONG_LINEAR)
+    for job in running:
+        wait_until_step(client, job["id"], 10)
+    assert client.get(f"/api/jobs/{queued['id']}").json()["status"] == "queued"
+
+    response = client.post(f"/api/jobs/{queued['id']}/cancel")
+    assert response.status_code == 202
+    cancelled = wait_for(client, queued["id"], "cancelled", timeout=2)
+    assert cancelled["started_at"] is None
+
+    victim = running[0]
+    started = time.monotonic()
+    assert client.post(f"/api/jobs/{victim['id']}/cancel").status_code == 202
+    cancelled = wait_for(client, victim["id"], "cancelled", timeout=5)
+    assert time.monotonic() - started < 2.5, "a running job is cancelled within 2 seconds"
+    # It keeps the metrics it had.
+    metrics = client.get(f"/api/jobs/{victim['id']}/metrics").json()
+    assert metrics["total"] == len(metrics["rows"]) >= 10
+    assert [row[0] for row in metrics["rows"]] == list(range(1, metrics["total"] + 1))
+    events = read_events(server.url, victim["id"])
+    assert events[-1].event == "done" and events[-1].data["status"] == "cancelled"
+    assert len(metric_points(events)) == metrics["total"]
+
+    # Finished jobs cannot be cancelled again.
+    again = client.post(f"/api/jobs/{victim['id']}/cancel")
+    assert again.status_code == 409 and "cancelled" in again.json()["detail"]
+    client.post(f"/api/jobs/{running[1]['id']}/cancel")
+    wait_for(client, running[1]["id"], "cancelled", timeout=5)
+
+
+def test_kill_9_of_a_worker_fails_its_job_and_the_server_goes_on(server, client):
+    job = post_job(client, "linear", LONG_LINEAR)
+    job = wait_until_step(client, job["id"], 50)
+    pid = worker_pid(job)
+    assert pid in server.worker_pids()
+    os.kill(pid, signal.SIGKILL)
+    failed = wait_for(client, job["id"], timeout=10)
+    assert failed["status"] == "failed"
+    assert "SIGKILL" in failed["error"], failed["error"]
+    assert client.get(f"/api/jobs/{job['id']}/metrics").json()["total"] >= 50  # its points are kept
+
+    after = wait_for(client, post_job(client, "linear", {"epochs": 200})["id"], timeout=90)
+    assert after["status"] == "succeeded"
+    deadline = time.monotonic() + 90  # the replacement worker imports torch first
+    while client.get("/api/health").json()["workers"] != 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert client.get("/api/health").json()["workers"] == 2
+
+
+# ----------------------------------------------------------------------------------------------
+# Metrics
+
+
+@pytest.fixture(scope="module")
+def spiky_job(client):
+    """An mlp under Adam with a large step: its loss spikes mid-run (seed 1: near step 1269)."""
+    job = post_job(client, "mlp", {"epochs": 2000, "lr": 0.3, "optimizer": "adam"}, seed=1)
+    return wait_for(client, job["id"], timeout=120)
+
+
+def test_metrics_without_max_points_are_every_point(client, spiky_job):
+    table = client.get(f"/api/jobs/{spiky_job['id']}/metrics").json()
+    assert table["columns"][:2] == ["step", "epoch"]
+    assert {"train_loss", "val_loss"} <= set(table["columns"])
+    assert "train_acc" not in table["columns"]  # a column no point has is left out
+    assert [row[0] for row in table["rows"]] == list(range(1, 2001))
+    assert table["total"] == 2000
+
+    response = client.get(f"/api/jobs/{spiky_job['id']}/metrics", params={"format": "csv"})
+    assert response.headers["content-type"].startswith("text/csv")
+    lines = list(csv.reader(io.StringIO(response.text)))
+    assert lines[0] == table["columns"]
+    assert len(lines) == 2001
+    loss = table["columns"].index("train_loss")
+    assert [float(line[loss]) for line in lines[1:]] == [row[loss] for row in table["rows"]]
+
+
+def test_downsampled_metrics_keep_the_spike(client, spiky_job):
+    full = client.get(f"/api/jobs/{spiky_job['id']}/metrics").json()
+    loss = full["columns"].index("train_loss")
+    rows = full["rows"]
+    # The test's premise, checked on the data: after the first 10% the loss has a spike, a point
+    # far above the points around it.
+    spike = max(rows[200:], key=lambda row: row[loss])
+    around = sorted(row[loss] for row in rows[rows.index(spike) - 50 : rows.index(spike) + 50])
+    assert spike[loss] > 2 * around[len(around) // 2], "no spike in this run: pick other parameters"
+
+    small = client.get(f"/api/jobs/{spiky_job['id']}/metrics", params={"max_points": 50}).json()
+    assert len(small["rows"]) <= 50 and small["total"] == 2000
+    assert spike in small["rows"]
+    for column in range(2, len(full["columns"])):
+        values = [row[column] for row in rows if row[column] is not None]
+        kept = [row[column] for row in small["rows"] if row[column] is not None]
+        assert max(kept) == max(values) and min(kept) == min(values), full["columns"][column]
+
+
+# ----------------------------------------------------------------------------------------------
+# Models and predictions
+
+
+def test_the_trained_weights_download(client, book_job):
+    response = client.get(f"/api/jobs/{book_job['posted']['id']}/model")
+    assert response.status_code == 200
+    assert "attachment" in response.headers["content-disposition"]
+    import torch  # the test process may; the web process never does
+
+    state = torch.load(io.BytesIO(response.content), weights_only=True)
+    assert round(float(state["w"]), 4) == BOOK_W and round(float(state["b"]), 4) == BOOK_B
+
+
+def test_predict_linear_in_data_units(client, book_job):
+    result = book_job["job"]["result"]
+    response = client.post(f"/api/jobs/{book_job['posted']['id']}/predict", json={"inputs": [35.7, 81.9]})
+    assert response.status_code == 200, response.text
+    outputs = response.json()["outputs"]
+    expected = [result["slope"] * x + result["intercept"] for x in (35.7, 81.9)]
+    assert outputs == pytest.approx(expected, rel=1e-5)
+
+
+def test_predict_mlp(client, spiky_job):
+    response = client.post(f"/api/jobs/{spiky_job['id']}/predict", json={"inputs": [20.0, 50.0, 80.0]})
+    assert response.status_code == 200, response.text
+    outputs = response.json()["outputs"]
+    assert len(outputs) == 3 and all(math.isfinite(v) for v in outputs)
+    assert outputs[0] < outputs[2]  # warmer in, warmer out
+
+
+def test_predict_rejects_inputs_it_cannot_use(client, book_job):
+    job_id = book_job["posted"]["id"]
+    bad = client.post(f"/api/jobs/{job_id}/predict", json={"inputs": ["warm"]})
+    assert bad.status_code == 422 and "inputs" in bad.json()["detail"]
+    upload = client.post(f"/api/jobs/{job_id}/predict", files={"file": ("x.png", b"\x89PNG\r\n\x1a\n")})
+    assert upload.status_code == 422 and "JSON" in upload.json()["detail"]
+
+
+def _cifar_ready(server) -> bool:
+    return (server.env.get("PLAYGROUND_DATA_DIR") is not None) and os.path.exists("app/experiments/cifar.py")
+
+
+@pytest.fixture(scope="module")
+def cifar_job(server, client):
+    if not _cifar_ready(server):
+        pytest.skip("the tiny CIFAR fixture (tests/fixtures/tiny_cifar.py) or app/experiments/cifar.py is missing")
+    job = post_job(
+        client, "cifar", {"dataset": "cifar2", "model": "fc", "epochs": 1, "batch_size": 16, "augment": False}, seed=0
+    )
+    job = wait_for(client, job["id"], timeout=180)
+    assert job["status"] == "succeeded", job
+    return job
+
+
+def _png(width: int, height: int) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 120, 40)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def test_predict_cifar_from_an_image_of_any_size(client, cifar_job):
+    for size in ((32, 32), (250, 120)):
+        response = client.post(
+            f"/api/jobs/{cifar_job['id']}/predict", files={"file": ("photo.png", _png(*size), "image/png")}
+        )
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["label"] in body["probabilities"]
+        assert sum(body["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_predict_cifar_says_when_a_file_is_not_an_image(client, cifar_job):
+    response = client.post(
+        f"/api/jobs/{cifar_job['id']}/predict", files={"file": ("notes.txt", b"just some text", "text/plain")}
+    )
+    assert response.status_code == 422
+    assert "not a PNG or JPEG image" in response.json()["detail"]
+    # A PNG signature with garbage behind it gets as far as the predictor, which says so too.
+    broken = client.post(
+        f"/api/jobs/{cifar_job['id']}/predict", files={"file": ("broken.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 64)}
+    )
+    assert broken.status_code == 422, broken.text
+
+
+# ----------------------------------------------------------------------------------------------
+# Listing and deleting
+
+
+def test_list_is_newest_first_and_filters(client):
+    a = post_job(client, "linear", {"epochs": 50})
+    b = post_job(client, "mlp", {"epochs": 50})
+    wait_for(client, a["id"]), wait_for(client, b["id"])
+    page = client.get("/api/jobs", params={"limit": 2}).json()
+    assert [j["id"] for j in page["items"]] == [b["id"], a["id"]]
+    everything = client.get("/api/jobs", params={"limit": 500}).json()
+    assert page["total"] == everything["total"] == len(everything["items"])
+    second = client.get("/api/jobs", params={"limit": 1, "offset": 1}).json()
+    assert second["items"][0]["id"] == a["id"]
+
+    mlps = client.get("/api/jobs", params={"kind": "mlp", "limit": 500}).json()
+    assert mlps["items"] and all(j["kind"] == "mlp" for j in mlps["items"])
+    done = client.get("/api/jobs", params={"status": "succeeded", "limit": 500}).json()
+    assert all(j["status"] == "succeeded" for j in done["items"])
+    assert {a["id"], b["id"]} <= {j["id"] for j in done["items"]}
+
+
+def test_delete_removes_the_job_its_metrics_and_its_files(server, client):
+    job = wait_for(client, post_job(client, "linear", {"epochs": 100})["id"])
+    model_file = server.home / "models" / f"{job['id']}.pt"
+    assert model_file.is_file()
+    assert client.delete(f"/api/jobs/{job['id']}").status_code == 204
+    assert not model_file.exists()
+    for path in ("", "/metrics", "/events", "/model"):
+        assert client.get(f"/api/jobs/{job['id']}{path}").status_code == 404, path
+
+    running = post_job(client, "linear", LONG_LINEAR)
+    response = client.delete(f"/api/jobs/{running['id']}")
+    assert response.status_code == 409
+    client.post(f"/api/jobs/{running['id']}/cancel")
+    wait_for(client, running["id"], timeout=5)
+    assert client.delete(f"/api/jobs/{running['id']}").status_code == 204
+
+
+# ----------------------------------------------------------------------------------------------
+# Meta
+
+
+def test_health_and_kinds(client):
+    health = client.get("/api/health").json()
+    assert health["status"] == "ok" and health["executor"] == "local"
+    assert "cpu" in health["devices"] and health["workers"] == 2
+    assert {"version", "queued", "running"} <= set(health)
+    kinds = {k["kind"]: k for k in client.get("/api/kinds").json()}
+    assert set(kinds) == {"linear", "mlp", "cifar"}
+    linear = kinds["linear"]
+    assert linear["defaults"]["epochs"] == 5000 and linear["title"]
+    assert linear["params_schema"]["properties"]["lr"]["exclusiveMinimum"] == 0
+
+
+def test_openapi_and_docs(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/api/jobs", "/api/jobs/{job_id}/events", "/api/jobs/{job_id}/predict"} <= set(paths)
+    assert client.get("/docs").status_code == 200
+
+
+def test_the_web_process_has_not_loaded_torch(server):
+    # libtorch is mapped into any process that imported torch; the workers have it, the server not.
+    maps = open(f"/proc/{server.proc.pid}/maps").read()
+    assert "libtorch" not in maps
+    assert any("libtorch" in open(f"/proc/{pid}/maps").read() for pid in server.worker_pids())
