@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
-	$(PIP) install --quiet -e '.[test]'
+	$(PIP) install --quiet -e '.[test,ray]'  # ray: the Ray executor's tests (tests/ray) run too
 	touch $@
 
 install: $(VENV)/.installed

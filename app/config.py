@@ -44,7 +44,10 @@ class Settings(BaseSettings):
     ray_address: str | None = Field(
         None,
         validation_alias=AliasChoices("ray_address", "PLAYGROUND_RAY_ADDRESS", "RAY_ADDRESS"),
-        description="The Ray cluster: 'auto', 'ray://host:10001' or 'host:6379'; unset: the server starts a local Ray.",
+        description=(
+            "The Ray cluster (RAY_ADDRESS works too): 'auto', 'ray://host:10001' or 'host:6379'; "
+            "unset: the server starts a local Ray."
+        ),
     )
 
     @model_validator(mode="after")

@@ -24,7 +24,7 @@ def make_engine(path: Path) -> Engine:
     )
 
     @event.listens_for(engine, "connect")
-    def _set_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
+    def _set_pragmas(dbapi_connection, _record) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         # NORMAL is durable across a process crash in WAL mode; only a power loss can drop the

@@ -111,7 +111,7 @@ class JobPublic(JobBase, _JobId):  # the id comes first in the JSON
         return value
 
     @classmethod
-    def from_job(cls, job: Job, progress: Progress | None = None) -> "JobPublic":
+    def from_job(cls, job: Job, progress: Progress | None = None) -> JobPublic:
         data = job.model_dump(exclude={"number", "epoch", "epochs", "step"})
         data["progress"] = progress or Progress(epoch=job.epoch, epochs=job.epochs, step=job.step)
         return cls.model_validate(data)

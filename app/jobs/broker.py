@@ -13,8 +13,10 @@ Everything but ``watch``'s waiting runs on the event loop's thread without await
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from app.models import EventType
@@ -25,6 +27,11 @@ class Event:
     id: int
     type: EventType
     data: Any  # the job (status, done) or a list of metric points (metric)
+
+    @cached_property
+    def json(self) -> str:
+        """The data as JSON, encoded once however many watchers send it."""
+        return json.dumps(self.data, separators=(",", ":"), allow_nan=False)
 
 
 # Reads a finished job's events with id > after from the database.

@@ -9,6 +9,9 @@ One monitor thread does all the listening: it waits on every child's pipe (messa
 process sentinel (deaths), a wake-up pipe (the set of children changed, a cancel was asked) and the
 earliest hard-kill deadline, and hands events to the event loop with ``call_soon_threadsafe``. The
 pool's state is guarded by one lock, so ``submit``/``cancel``/``info`` may be called from any thread.
+Children are spawned only by the event loop's thread and the monitor thread: on Linux a child dies
+with the thread that spawned it (PR_SET_PDEATHSIG, see ``app.jobs.worker``), and both of those live as
+long as the pool.
 
 Scheduling: jobs start first-in first-out. A CUDA job needs a worker whose GPU no other job is using
 (workers are pinned round-robin to the GPUs); a CPU job takes any idle worker, preferring one whose
@@ -171,7 +174,10 @@ class LocalExecutor(Executor):
             raise
         log.info(
             "local executor: %d workers (%s), %d threads each, devices %s",
-            len(self._workers), ", ".join(w.label for w in self._workers), self._threads, self._devices,
+            len(self._workers),
+            ", ".join(w.label for w in self._workers),
+            self._threads,
+            self._devices,
         )
 
     async def stop(self) -> None:
@@ -227,7 +233,7 @@ class LocalExecutor(Executor):
     async def predict(self, kind: str, params: dict[str, Any], job_id: str, inputs: Any) -> dict[str, Any]:
         path = model_path(self.settings.models_dir, job_id)
         if not path.is_file():
-            raise ModelUnavailable(job_id, f"without a weights file at {str(path)!r}")
+            raise ModelUnavailable(job_id, f"missing its weights file {str(path)!r}")
         loop = asyncio.get_running_loop()
         with self._lock:
             if self._stopping:
@@ -360,18 +366,23 @@ class LocalExecutor(Executor):
             with self._lock:
                 if self._stopping:
                     return
-                if self._wake_r in ready:
-                    with contextlib.suppress(BlockingIOError):
-                        os.read(self._wake_r, 4096)
-                # Messages first: a dying worker's last points and its JobFinished come before its death.
-                for kind in ("message", "exit"):
-                    for obj in ready:
-                        what, child = waitables.get(obj, ("", None))
-                        if what == kind == "message":
-                            self._receive(child)
-                        elif what == kind == "exit":
-                            self._on_exit(child)
-                self._kill_overdue()
+                try:
+                    self._handle(ready, waitables)
+                except Exception:  # a bug here must not silence the pool (or end its children)
+                    log.exception("local executor: monitor failed to handle %r", ready)
+
+    def _handle(self, ready: list[Any], waitables: dict[Any, tuple[str, _Child]]) -> None:
+        if self._wake_r in ready:
+            with contextlib.suppress(BlockingIOError):
+                os.read(self._wake_r, 4096)
+        # Messages first: a dying worker's last points and its JobFinished come before its death.
+        for obj in ready:
+            if waitables.get(obj, ("",))[0] == "message":
+                self._receive(waitables[obj][1])
+        for obj in ready:
+            if waitables.get(obj, ("",))[0] == "exit":
+                self._on_exit(waitables[obj][1])
+        self._kill_overdue()
 
     def _receive(self, child: _Child) -> None:
         """Handle every message waiting on the child's pipe; notice when it closes."""
@@ -452,7 +463,9 @@ class LocalExecutor(Executor):
                 self._start_error = WorkerDied(child.label, "starting", how)
                 return
             if failures >= MAX_START_FAILURES:
-                log.error("%s died %d times while starting (%s); the pool has one worker less", child.name, failures, how)
+                log.error(
+                    "%s died %d times while starting (%s); the pool goes on without it", child.name, failures, how
+                )
                 if not self._workers:
                     self._fail_everything(f"No worker could start: {WorkerDied(child.label, 'starting', how)}")
                 return

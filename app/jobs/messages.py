@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import builtins
 import importlib
-import pickle
 import sys
 import traceback
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import Any
 
 from app.jobs.executor import JobSpec
@@ -71,9 +71,9 @@ class RemoteError:
     traceback: str = ""
 
     @classmethod
-    def capture(cls, exc: BaseException) -> "RemoteError":
-        args = exc.args if _picklable(exc.args) else (str(exc),)
-        state = {k: v for k, v in vars(exc).items() if _picklable(v)} if hasattr(exc, "__dict__") else {}
+    def capture(cls, exc: BaseException) -> RemoteError:
+        args = exc.args if _plain(exc.args) else (str(exc),)
+        state = {k: v for k, v in vars(exc).items() if _plain(v)} if hasattr(exc, "__dict__") else {}
         return cls(
             module=type(exc).__module__,
             qualname=type(exc).__qualname__,
@@ -136,9 +136,12 @@ class PredictReply:
     error: RemoteError | None = None
 
 
-def _picklable(value: Any) -> bool:
-    try:
-        pickle.dumps(value)
-    except Exception:
-        return False
-    return True
+def _plain(value: Any) -> bool:
+    """Built-in data (and paths) only: unpickling anything else could import its module (torch) here."""
+    if value is None or isinstance(value, (str, int, float, bool, bytes, PurePath)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    return False

@@ -189,7 +189,6 @@ class RayExecutor(Executor):
         options = TaskOptions(
             data_dir=str(self.settings.data_dir),
             allow_download=self.settings.allow_download,
-            cache_dir=str(self.settings.home / "cache"),
             threads=max(1, int(self.settings.ray_num_cpus)),
         )
         job = _RayJob(spec)

@@ -19,26 +19,27 @@ not stop within the grace period is force-cancelled by Ray (its worker process i
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import os
+import queue
 import socket
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.errors import DatasetMissing, PlaygroundError
-from app.experiments.base import MetricPoint
-from app.jobs.executor import JobSpec
+from app.jobs.executor import JobFinished, JobMetrics, JobSpec, model_path
 from app.jobs.messages import RemoteError
 
 log = logging.getLogger(__name__)
 
-# At most one batch of points per job per this many seconds (~20 a second), as the local workers do:
-# each batch becomes one SSE event and one database write in the web process.
-FLUSH_INTERVAL_S = 0.05
+# A node's own folder for what a job leaves on its disk: decoded-dataset caches when the data dir is
+# read-only, and the weights file on its way back to the web process.
+NODE_HOME = Path(tempfile.gettempdir()) / "playground-ray"
 # How often a running job asks the cancel board whether it was cancelled.
 CANCEL_POLL_S = 0.2
 
@@ -49,7 +50,6 @@ class TaskOptions:
 
     data_dir: str  # the same path on every node: a shared mount, or where each node downloads
     allow_download: bool
-    cache_dir: str | None
     threads: int  # torch intra-op threads: the CPUs the task reserved
 
 
@@ -102,30 +102,45 @@ class CancelBoard:
 
 
 def run_job(spec: JobSpec, options: TaskOptions, board: Any) -> Iterator[Any]:
-    """The body of the Ray generator task (see the module docstring for what it yields)."""
+    """The body of the Ray generator task (see the module docstring for what it yields).
+
+    The training itself is the local workers' ``app.jobs.worker.run_job`` with their metric batching,
+    so both executors run an experiment the same way; this adds the stream, the cancel board and the
+    trip of the weights back to the web process.
+    """
     import ray
 
+    from app.config import Settings
+    from app.jobs.worker import MetricBatcher
+    from app.jobs.worker import run_job as run_on_this_node
+
     gpu_ids = [str(i) for i in ray.get_gpu_ids()]
-    node = ray.util.get_node_ip_address()
-    yield TaskStarted(pid=os.getpid(), node=node, hostname=socket.gethostname(), gpu_ids=gpu_ids)
+    ip, hostname = ray.util.get_node_ip_address(), socket.gethostname()
+    yield TaskStarted(pid=os.getpid(), node=ip, hostname=hostname, gpu_ids=gpu_ids)
+    node = f"{hostname} ({ip})"  # how errors name the node
 
-    points: list[MetricPoint] = []
-    lock = threading.Lock()
-    finished = threading.Event()
+    if spec.device.startswith("cuda"):
+        # Ray reserved one GPU and made it the only visible one (CUDA_VISIBLE_DEVICES): cuda:0.
+        spec = dataclasses.replace(spec, device="cuda:0")
+    messages: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    sender = _QueueSender(messages)
     stop = threading.Event()
-    outcome: list[TaskOutcome] = []
-
-    def emit(point: MetricPoint) -> None:
-        with lock:
-            points.append(point)
+    finished = threading.Event()
 
     def train() -> None:
         try:
-            outcome.append(_train(spec, options, emit, stop.is_set, node))
+            settings = Settings(
+                home=NODE_HOME, data_dir=Path(options.data_dir), allow_download=options.allow_download
+            )
+            _set_threads(options.threads)
+            batcher = MetricBatcher(spec.job_id, sender, _flusher())
+            outcome = _outcome(run_on_this_node(spec, settings, batcher, stop.is_set, f"ray {node}"), settings, node)
         except BaseException as exc:  # reported to the job; never lost with the thread
-            outcome.append(TaskOutcome("failed", error=_error_message(exc, node)))
+            log.exception("job %s on node %s", spec.job_id, node)
+            outcome = TaskOutcome("failed", error=f"{type(exc).__name__}: {exc} (on Ray node {node})")
         finally:
             finished.set()
+        messages.put(outcome)
 
     def watch_cancel() -> None:
         while not finished.is_set():
@@ -138,71 +153,62 @@ def run_job(spec: JobSpec, options: TaskOptions, board: Any) -> Iterator[Any]:
                 return
             finished.wait(CANCEL_POLL_S)
 
-    # Training runs beside this generator, which sends what it has every FLUSH_INTERVAL_S: yielding
-    # from inside the experiment's emit() is not possible (it is a plain callback).
+    # Training runs beside this generator, which yields what the batcher sends: yielding from inside
+    # the experiment's emit() is not possible (it is a plain callback).
     threading.Thread(target=train, name=f"train-{spec.job_id}", daemon=True).start()
     threading.Thread(target=watch_cancel, name=f"cancel-{spec.job_id}", daemon=True).start()
     while True:
-        done = finished.wait(FLUSH_INTERVAL_S)
-        with lock:
-            batch, points[:] = list(points), []
-        if batch:
-            yield batch
-        if done:
-            break
-    yield outcome[0]
+        message = messages.get()
+        if isinstance(message, JobMetrics):
+            yield message.points
+        else:
+            yield message  # the TaskOutcome, after every batch (run_job closes the batcher first)
+            return
 
 
-def _train(spec: JobSpec, options: TaskOptions, emit: Any, should_stop: Any, node: str) -> TaskOutcome:
+class _QueueSender:
+    """The batcher's ``send``: a queue the generator drains (a pipe's role in a local worker)."""
+
+    def __init__(self, messages: queue.SimpleQueue[Any]) -> None:
+        self._messages = messages
+
+    def send(self, message: Any) -> None:
+        self._messages.put(message)
+
+
+_FLUSHER: Any = None
+
+
+def _flusher() -> Any:
+    """One flusher thread per Ray worker process, shared by the jobs it runs one after another."""
+    global _FLUSHER
+    if _FLUSHER is None:
+        from app.jobs.worker import Flusher
+
+        _FLUSHER = Flusher()
+    return _FLUSHER
+
+
+def _set_threads(threads: int) -> None:
     import torch
 
-    from app.experiments.base import RunContext
-    from app.experiments.registry import get_experiment
-
     # Ray sets OMP_NUM_THREADS for a new worker only; a reused worker keeps the last job's count.
-    if torch.get_num_threads() != options.threads:
-        torch.set_num_threads(options.threads)
-    experiment = get_experiment(spec.kind)
-    params = experiment.params_model.model_validate(spec.params)
-    module = experiment.load()
-    device = spec.device
-    if device.startswith("cuda"):
-        # Ray reserved one GPU and made it the only visible one (CUDA_VISIBLE_DEVICES): cuda:0.
-        device = "cuda:0"
-        torch.cuda.set_device(device)
-    ctx = RunContext(
-        seed=spec.seed,
-        device=device,
-        emit=emit,
-        should_stop=should_stop,
-        data_dir=Path(options.data_dir),
-        allow_download=options.allow_download,
-        cache_dir=Path(options.cache_dir) if options.cache_dir else None,
-    )
-    try:
-        run = module.run(params, ctx)
-    finally:
-        if device.startswith("cuda"):
-            torch.cuda.empty_cache()  # the next task on this worker may need the memory
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
+def _outcome(finished: JobFinished, settings: Any, node: str) -> TaskOutcome:
+    """The local worker's JobFinished, with the weights file read back and the node named on failure."""
     weights = None
-    if run.state_dict is not None:
-        buffer = io.BytesIO()
-        torch.save(run.state_dict, buffer)
-        weights = buffer.getvalue()
-    return TaskOutcome(run.status.value, result=run.result, error=run.error, weights=weights)
-
-
-def _error_message(exc: BaseException, node: str) -> str:
-    """The job's error, worded as the local workers word it, plus the node where it happened."""
-    if isinstance(exc, DatasetMissing):
-        return (
-            f"{exc} (on Ray node {node}: every node that runs jobs needs the dataset, either on a "
-            f"shared PLAYGROUND_DATA_DIR mounted at the same path, or downloaded there)"
-        )
-    if isinstance(exc, PlaygroundError):
-        return str(exc)
-    log.error("job raised on node %s", node, exc_info=exc)
-    return f"{type(exc).__name__}: {exc} (on Ray node {node})"
+    if finished.has_model:
+        path = model_path(settings.models_dir, finished.job_id)
+        weights = path.read_bytes()
+        path.unlink(missing_ok=True)  # the web process keeps the copy; the node only passed it on
+    error = finished.error
+    if finished.status == "failed" and error:
+        # e.g. DatasetMissing: the data dir is checked on the node, not where the server runs.
+        error = f"{error} (on Ray node {node})"
+    return TaskOutcome(finished.status, result=finished.result, error=error, weights=weights)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -192,11 +192,11 @@ class JobService:
         except ValidationError as exc:
             raise InvalidParams(request.kind, exc.errors(include_url=False)) from None
         self._check_limits(params)
-        device = choose_device(request.device, self.executor.info().devices)
+        info = self.executor.info()
+        device = choose_device(request.device, info.devices)
+        if info.queued >= self.settings.max_queued:
+            raise QueueFull(info.queued, self.settings.max_queued)
         with self._session() as session:
-            queued = crud.count_jobs(session, status=JobStatus.QUEUED)
-            if queued >= self.settings.max_queued:
-                raise QueueFull(queued, self.settings.max_queued)
             job = Job(
                 id=uuid.uuid4().hex,
                 kind=spec.kind,

@@ -24,9 +24,10 @@ import sys
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from app.config import Settings
 from app.errors import PlaygroundError
@@ -61,7 +62,7 @@ def worker_main(conn: Connection, name: str, threads: int, settings: Settings) -
     torch.set_num_interop_threads(threads)
     from app.experiments.devices import available_devices
 
-    sender = _Sender(conn)
+    sender = PipeSender(conn)
     sender.send(WorkerHello(pid=os.getpid(), devices=available_devices(), threads=threads))
     worker = _TrainingWorker(name, sender, settings)
     threading.Thread(target=worker.read_commands, args=(conn,), name="commands", daemon=True).start()
@@ -78,7 +79,7 @@ def predictor_main(conn: Connection, settings: Settings) -> None:
     torch.set_num_threads(1)
     torch.set_num_interop_threads(1)
     conn.send(WorkerHello(pid=os.getpid(), devices=["cpu"], threads=1))
-    predictor = _Predictor()
+    predictor = Predictor()
     while True:
         try:
             request: PredictRequest = conn.recv()
@@ -130,7 +131,11 @@ def _exit_when_parent_dies() -> None:
 # Sending
 
 
-class _Sender:
+class Sender(Protocol):
+    def send(self, message: Any) -> None: ...
+
+
+class PipeSender:
     """Serialises sends on the pipe: the main thread and the flusher both send."""
 
     def __init__(self, conn: Connection) -> None:
@@ -150,10 +155,12 @@ class MetricBatcher:
     lock, an append and a clock read.
     """
 
-    def __init__(self, job_id: str, sender: _Sender, flusher: "_Flusher", interval: float = FLUSH_INTERVAL_S):
+    def __init__(
+        self, job_id: str, sender: Sender, flusher: Flusher | None = None, interval: float = FLUSH_INTERVAL_S
+    ) -> None:
         self.job_id = job_id
         self._sender = sender
-        self._flusher = flusher
+        self._flusher = flusher or Flusher()  # a worker shares one across its jobs
         self._interval = interval
         self._lock = threading.Lock()
         self._points: list[MetricPoint] = []
@@ -193,7 +200,7 @@ class MetricBatcher:
         self._sender.send(JobMetrics(self.job_id, points))
 
 
-class _Flusher:
+class Flusher:
     """One thread per worker that sends a held-back batch when it is due."""
 
     def __init__(self) -> None:
@@ -226,7 +233,7 @@ class _Flusher:
 
 
 class _TrainingWorker:
-    def __init__(self, name: str, sender: _Sender, settings: Settings) -> None:
+    def __init__(self, name: str, sender: PipeSender, settings: Settings) -> None:
         self.name = name
         self.sender = sender
         self.settings = settings
@@ -234,7 +241,7 @@ class _TrainingWorker:
         # Job ids the web process cancelled; a job's should_stop() is a set lookup. Written by the
         # reader thread, read by the main thread (set operations are atomic under the GIL).
         self.cancelled: set[str] = set()
-        self.flusher = _Flusher()
+        self.flusher = Flusher()
 
     def read_commands(self, conn: Connection) -> None:
         while True:
@@ -264,60 +271,84 @@ class _TrainingWorker:
             command = self.jobs.get()
             if torch.get_num_threads() != command.threads:
                 torch.set_num_threads(command.threads)
-            self.sender.send(self.run(command.spec))
+            finished = self.run(command.spec)
+            try:
+                self.sender.send(finished)
+            except Exception as exc:  # a result that does not pickle; the pipe is still clean
+                log.exception("%s: cannot send the result of job %s", self.name, command.spec.job_id)
+                error = f"The job's result could not be sent to the server: {type(exc).__name__}: {exc}"
+                self.sender.send(JobFinished(command.spec.job_id, "failed", error=error))
             self.cancelled.discard(command.spec.job_id)
+            if finished.status == "failed" and "CUDA error" in (finished.error or ""):
+                # A CUDA error (unlike running out of memory) leaves this process's CUDA context
+                # unusable: exit, and the executor starts a fresh worker in this slot.
+                log.error("%s: exiting after a CUDA error so a fresh worker replaces it", self.name)
+                os._exit(3)
 
     def run(self, spec: JobSpec) -> JobFinished:
-        batcher = MetricBatcher(spec.job_id, self.sender, self.flusher)
-        try:
-            outcome = self._train(spec, batcher)
-        except PlaygroundError as exc:  # ours: the message is written for the user
-            return JobFinished(spec.job_id, "failed", error=str(exc))
-        except Exception as exc:  # a bug or an unexpected condition (CUDA out of memory, ...)
-            log.exception("%s: job %s (%s) raised", self.name, spec.job_id, spec.kind)
-            return JobFinished(spec.job_id, "failed", error=f"{type(exc).__name__}: {exc}")
-        finally:
-            batcher.close()
-            if spec.device.startswith("cuda"):
-                _release_cuda_memory()
-
-        has_model = False
-        if outcome.state_dict is not None:
-            path = model_path(self.settings.models_dir, spec.job_id)
-            try:
-                save_weights(outcome.state_dict, path)
-            except OSError as exc:
-                return JobFinished(
-                    spec.job_id, "failed", result=outcome.result,
-                    error=f"Could not save the trained weights to {str(path)!r}: {exc}",
-                )
-            has_model = True
-        return JobFinished(
-            spec.job_id, outcome.status.value, result=outcome.result, error=outcome.error, has_model=has_model
-        )
-
-    def _train(self, spec: JobSpec, batcher: MetricBatcher) -> Any:
-        import torch
-
-        from app.experiments.base import RunContext
-        from app.experiments.registry import get_experiment
-
-        experiment = get_experiment(spec.kind)
-        params = experiment.params_model.model_validate(spec.params)
-        module = experiment.load()
-        if spec.device.startswith("cuda"):
-            torch.cuda.set_device(spec.device)  # this worker's GPU (the executor pins one per worker)
         cancelled, job_id = self.cancelled, spec.job_id
-        ctx = RunContext(
-            seed=spec.seed,
-            device=spec.device,
-            emit=batcher.emit,
-            should_stop=lambda: job_id in cancelled,
-            data_dir=self.settings.data_dir,
-            allow_download=self.settings.allow_download,
-            cache_dir=self.settings.home / "cache",
-        )
-        return module.run(params, ctx)
+        batcher = MetricBatcher(job_id, self.sender, self.flusher)
+        return run_job(spec, self.settings, batcher, should_stop=lambda: job_id in cancelled, worker=self.name)
+
+
+def run_job(
+    spec: JobSpec, settings: Settings, batcher: MetricBatcher, should_stop: Callable[[], bool], worker: str
+) -> JobFinished:
+    """Train one job where torch is imported; every point sent (``batcher`` closed) before it returns.
+
+    Not tied to the pool's processes: a Ray task can call it with its own sender and stop check.
+    """
+    try:
+        outcome = _train(spec, settings, batcher, should_stop)
+    except PlaygroundError as exc:  # ours: the message is written for the user
+        return JobFinished(spec.job_id, "failed", error=str(exc))
+    except Exception as exc:  # a bug or an unexpected condition (CUDA out of memory, ...)
+        log.exception("%s: job %s (%s) raised", worker, spec.job_id, spec.kind)
+        return JobFinished(spec.job_id, "failed", error=f"{type(exc).__name__}: {exc}")
+    finally:
+        batcher.close()
+        if spec.device.startswith("cuda"):
+            _release_cuda_memory()
+
+    has_model = False
+    if outcome.state_dict is not None:
+        path = model_path(settings.models_dir, spec.job_id)
+        try:
+            save_weights(outcome.state_dict, path)
+        except OSError as exc:
+            return JobFinished(
+                spec.job_id,
+                "failed",
+                result=outcome.result,
+                error=f"Could not save the trained weights to {str(path)!r}: {exc}",
+            )
+        has_model = True
+    return JobFinished(
+        spec.job_id, outcome.status.value, result=outcome.result, error=outcome.error, has_model=has_model
+    )
+
+
+def _train(spec: JobSpec, settings: Settings, batcher: MetricBatcher, should_stop: Callable[[], bool]) -> Any:
+    import torch
+
+    from app.experiments.base import RunContext
+    from app.experiments.registry import get_experiment
+
+    experiment = get_experiment(spec.kind)
+    params = experiment.params_model.model_validate(spec.params)
+    module = experiment.load()
+    if spec.device.startswith("cuda"):
+        torch.cuda.set_device(spec.device)  # this worker's GPU (the executor pins one per worker)
+    ctx = RunContext(
+        seed=spec.seed,
+        device=spec.device,
+        emit=batcher.emit,
+        should_stop=should_stop,
+        data_dir=settings.data_dir,
+        allow_download=settings.allow_download,
+        cache_dir=settings.home / "cache",
+    )
+    return module.run(params, ctx)
 
 
 def save_weights(state_dict: Any, path: Path) -> None:
@@ -346,7 +377,7 @@ def _release_cuda_memory() -> None:
 # Predicting
 
 
-class _Predictor:
+class Predictor:
     def __init__(self) -> None:
         # (path, mtime, size) → state_dict, most recently used last.
         self._weights: OrderedDict[tuple[str, int, int], Any] = OrderedDict()
@@ -373,4 +404,3 @@ class _Predictor:
         while len(self._weights) > PREDICT_CACHE_SIZE:
             self._weights.popitem(last=False)
         return state_dict
-

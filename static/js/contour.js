@@ -359,11 +359,15 @@ function marker(ctx, [x, y], shape, label) {
     ctx.stroke();
   }
   ctx.font = "bold 12px system-ui, sans-serif";
-  ctx.textAlign = "left";
   ctx.textBaseline = "bottom";
+  // Right of the marker, unless that would run off the canvas.
+  const room = ctx.canvas.width / (window.devicePixelRatio || 1) - x;
+  const onLeft = ctx.measureText(label).width + 12 > room;
+  ctx.textAlign = onLeft ? "right" : "left";
+  const tx = onLeft ? x - 8 : x + 8;
   ctx.lineWidth = 3;
   ctx.strokeStyle = "rgba(255,255,255,0.9)";
-  ctx.strokeText(label, x + 8, y - 4);
+  ctx.strokeText(label, tx, y - 4);
   ctx.fillStyle = "#000";
-  ctx.fillText(label, x + 8, y - 4);
+  ctx.fillText(label, tx, y - 4);
 }

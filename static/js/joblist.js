@@ -83,10 +83,10 @@ export function mountJobList(root) {
     row.append(
       el("td", {}, checkbox),
       el("td", { class: "job-name" }),
-      el("td", {}, job.kind),
+      el("td", { class: "col-kind" }, job.kind),
       el("td", { class: "job-status" }),
       el("td", { class: "job-result" }),
-      el("td", { class: "job-duration" }),
+      el("td", { class: "job-duration col-duration" }),
       el("td", { class: "job-actions" }),
     );
     return row;
@@ -96,7 +96,13 @@ export function mountJobList(root) {
     const [, nameCell, , statusCell, resultCell, durationCell, actionsCell] = row.children;
     nameCell.replaceChildren(
       el("a", { href: `/jobs/${job.id}` }, jobLabel(job)),
-      el("span", { class: "muted small" }, ` ${timeAgo(job.created_at)}`),
+      el(
+        "span",
+        { class: "muted small job-sub" },
+        el("span", { class: "phone-only" }, `${job.kind} · `),
+        timeAgo(job.created_at),
+        job.started_at ? el("span", { class: "phone-only" }, ` · ${duration(elapsedMs(job))}`) : null,
+      ),
     );
     if (row.dataset.status !== job.status) {
       row.dataset.status = job.status;
@@ -128,9 +134,11 @@ export function mountJobList(root) {
       }
       button.dataset.armed = "1";
       button.textContent = "Really delete?";
+      button.setAttribute("aria-label", `Really delete ${jobLabel(job)}?`);
       setTimeout(() => {
         delete button.dataset.armed;
         button.textContent = "Delete";
+        button.setAttribute("aria-label", `Delete ${jobLabel(job)}`);
       }, 4000);
     });
     return [button];

@@ -14,9 +14,12 @@ import { MetricStore, rowsToPoints } from "./metrics.js";
 import { JobStream } from "./stream.js";
 import { mountImagePredict, mountNumberPredict } from "./tryit.js";
 
-// Above this many steps the history is fetched min/max-downsampled, and live points appended.
-const FULL_HISTORY_LIMIT = 20_000;
-const HISTORY_POINTS = 4_000;
+// Above this many steps the history is fetched min/max-downsampled (to HISTORY_POINTS rows), and
+// live points are appended at full resolution. `?history_limit=N` on the page's address lowers
+// both to N (to see the downsampled view on a short run).
+const pageQuery = new URLSearchParams(location.search);
+const FULL_HISTORY_LIMIT = Number(pageQuery.get("history_limit")) || 20_000;
+const HISTORY_POINTS = Math.min(4_000, FULL_HISTORY_LIMIT);
 
 const root = document.getElementById("job-view");
 const jobId = root.dataset.jobId;
@@ -118,7 +121,7 @@ function renderProblem() {
       "and b similar in size, so one learning rate suits both.";
     const lr = params.lr;
     const retries = [];
-    if (typeof lr === "number") retries.push(retryButton(`Retry with lr / 10 (lr = ${num(lr / 10)})`, { lr: Number((lr / 10).toPrecision(6)) }));
+    if (typeof lr === "number") retries.push(retryButton(`Retry with lr ÷ 10 (lr = ${num(lr / 10)})`, { lr: Number((lr / 10).toPrecision(6)) }));
     if (typeof params.input_scale === "number") {
       const scale = params.input_scale > 0.1 ? 0.1 : Number((params.input_scale / 10).toPrecision(6));
       retries.push(retryButton(`Retry with input scaling (input_scale = ${scale})`, { input_scale: scale }));

@@ -26,10 +26,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Server, alive, free_port, tiny_cifar_env
+from tests.conftest import tiny_cifar_env
+from tests.service.server_process import Server, alive, free_port
 
 collect_ignore_glob = [] if importlib.util.find_spec("ray") else ["test_*.py"]
 
+# Ray 2.60 turns on token authentication when ~/.ray/auth_token exists (a local ray.init() writes
+# one): the test cluster and its server run without, so neither depends on the user's home.
+RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
 RAY_START_TIMEOUT_S = 90
 RAY_STOP_TIMEOUT_S = 45  # the head drains running tasks before it stops
 
@@ -77,7 +81,7 @@ def start_ray_cluster(num_cpus: int = 2) -> RayCluster:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own session: the teardown can find every process it started
-            env={**os.environ, "RAY_ADDRESS": ""},
+            env={**os.environ, **RAY_ENV, "RAY_ADDRESS": ""},
         )
     cluster = RayCluster(f"127.0.0.1:{port}", proc, temp_dir, log_path)
     deadline = time.monotonic() + RAY_START_TIMEOUT_S
@@ -124,6 +128,7 @@ def ray_server_env(cluster: RayCluster, extra: dict[str, str] | None = None) -> 
         "PLAYGROUND_EXECUTOR": "ray",
         "RAY_ADDRESS": cluster.address,
         "PLAYGROUND_RAY_NUM_CPUS": "1",  # two jobs at once on the 2-CPU cluster
+        **RAY_ENV,
         **(extra or {}),
     }
 

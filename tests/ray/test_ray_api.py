@@ -11,13 +11,14 @@ import os
 import re
 import signal
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import Server, alive
-from tests.ray.conftest import RayCluster
+from tests.ray.conftest import RayCluster, ray_server_env
+from tests.service.server_process import Server, alive
 from tests.service.sse import metric_points, read_events
 
 # The book's result for the default linear job (chapter 5, 5000 epochs, lr=1e-2, t_un = 0.1 * t_u).
@@ -159,30 +160,8 @@ def test_a_cifar_job_on_the_tiny_data_set_runs_on_ray(ray_server: Server) -> Non
         assert done["has_model"] is True
 
 
-@pytest.mark.skipif(not CIFAR_EXPERIMENT, reason="no cifar experiment yet")
-def test_cifar_missing_on_the_node_fails_naming_the_node(
-    ray_cluster: RayCluster, ray_server: Server, tmp_path
-) -> None:
-    """A second server whose data dir is empty (and may not download): the node says so."""
-    from tests.ray.conftest import ray_server_env
-
-    empty = tmp_path / "no-data"
-    empty.mkdir()
-    srv = Server(tmp_path / "home", env=ray_server_env(
-        ray_cluster, {"PLAYGROUND_DATA_DIR": str(empty), "PLAYGROUND_ALLOW_DOWNLOAD": "false"}
-    )).start()
-    try:
-        with srv.client() as client:
-            job = create(client, {"kind": "cifar", "params": {"model": "conv", "epochs": 1}})
-            done = wait_for(client, job["id"], lambda j: j["status"] in FINAL, timeout=120)
-        assert done["status"] == "failed", done
-        assert "CIFAR-10 was not found" in done["error"] and str(empty) in done["error"]
-        assert "on Ray node 127.0.0.1" in done["error"]
-    finally:
-        srv.stop()
-
-
-# Last: it costs the cluster a worker, and the next job pays for starting one (seconds).
+# After the jobs of the shared server: killing a worker costs it a warm one, and starting a second
+# server makes Ray retire idle workers beyond the CPU count, so a later job there would wait seconds.
 def test_a_job_whose_ray_worker_is_killed_fails_with_the_error(ray_server: Server) -> None:
     with ray_server.client() as client:
         job = wait_until_training(client, create(client, LONG_LINEAR)["id"])
@@ -193,6 +172,37 @@ def test_a_job_whose_ray_worker_is_killed_fails_with_the_error(ray_server: Serve
         assert f"pid {pid}" in done["error"] and "died" in done["error"], done["error"]
         assert "WorkerCrashedError" in done["error"]
         assert not alive(pid)
-        # The executor keeps serving: the next job runs on a new worker.
-        again = create(client, {"kind": "linear", "params": {"epochs": 100}})
-        assert wait_for(client, again["id"], lambda j: j["status"] in FINAL)["status"] == "succeeded"
+
+
+@pytest.fixture(scope="module")
+def server_without_data(ray_cluster: RayCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A second server on the same cluster, whose data dir is empty and who may not download."""
+    empty = tmp_path_factory.mktemp("no-data")
+    srv = Server(tmp_path_factory.mktemp("second-home"), env=ray_server_env(
+        ray_cluster, {"PLAYGROUND_DATA_DIR": str(empty), "PLAYGROUND_ALLOW_DOWNLOAD": "false"}
+    )).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.mark.skipif(not CIFAR_EXPERIMENT, reason="no cifar experiment yet")
+def test_cifar_missing_on_the_node_fails_naming_the_node(server_without_data: Server) -> None:
+    with server_without_data.client() as client:
+        job = create(client, {"kind": "cifar", "params": {"model": "conv", "epochs": 1}})
+        done = wait_for(client, job["id"], lambda j: j["status"] in FINAL, timeout=120)
+    assert done["status"] == "failed", done
+    assert "CIFAR-10 was not found" in done["error"] and "no-data" in done["error"]
+    assert re.search(r" \(on Ray node \S+ \(\S+\)\)$", done["error"]), done["error"]
+
+
+def test_stopping_the_server_ends_its_running_ray_tasks(server_without_data: Server) -> None:
+    with server_without_data.client() as client:
+        job = wait_until_training(client, create(client, LONG_LINEAR)["id"])
+    pid = int(re.search(r"pid (\d+)", job["worker"]).group(1))
+    took = server_without_data.stop()
+    assert took < 15
+    # The task was cancelled by force: its worker process is gone, not training for no one.
+    deadline = time.monotonic() + 10
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(pid)

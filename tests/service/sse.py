@@ -37,7 +37,7 @@ def iter_sse(response: httpx.Response, comments: list[str] | None = None) -> Ite
                 comments.append(line[1:].strip())
             continue
         name, _, value = line.partition(":")
-        value = value[1:] if value.startswith(" ") else value
+        value = value.removeprefix(" ")
         if name == "event":
             event = value
         elif name == "data":
@@ -59,13 +59,15 @@ def read_events(
     if last_event_id is not None:
         headers["Last-Event-ID"] = str(last_event_id)
     events: list[SseEvent] = []
-    with httpx.Client(base_url=base_url, timeout=httpx.Timeout(timeout, connect=10)) as client:
-        with client.stream("GET", f"/api/jobs/{job_id}/events", headers=headers) as response:
-            response.raise_for_status()
-            for sse in iter_sse(response):
-                events.append(sse)
-                if stop_after is not None and len(events) >= stop_after:
-                    break
+    with (
+        httpx.Client(base_url=base_url, timeout=httpx.Timeout(timeout, connect=10)) as client,
+        client.stream("GET", f"/api/jobs/{job_id}/events", headers=headers) as response,
+    ):
+        response.raise_for_status()
+        for sse in iter_sse(response):
+            events.append(sse)
+            if stop_after is not None and len(events) >= stop_after:
+                break
     return events
 
 

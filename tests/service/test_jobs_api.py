@@ -13,6 +13,7 @@ import signal
 import threading
 import time
 from datetime import datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -41,10 +42,12 @@ def client(server):
 def book_job(server, client):
     """The book's 5000-epoch linear job, watched from its first event to ``done``."""
     job = post_job(client, "linear", BOOK_PARAMS, name="the book's fit")
-    with httpx.Client(base_url=server.url, timeout=120) as sse_client:
-        with sse_client.stream("GET", f"/api/jobs/{job['id']}/events") as response:
-            events = list(iter_sse(response))
-            headers = response.headers
+    with (
+        httpx.Client(base_url=server.url, timeout=120) as sse_client,
+        sse_client.stream("GET", f"/api/jobs/{job['id']}/events") as response,
+    ):
+        events = list(iter_sse(response))
+        headers = response.headers
     return {"posted": job, "events": events, "headers": headers, "job": client.get(f"/api/jobs/{job['id']}").json()}
 
 
@@ -395,6 +398,8 @@ def test_openapi_and_docs(client):
 
 def test_the_web_process_has_not_loaded_torch(server):
     # libtorch is mapped into any process that imported torch; the workers have it, the server not.
-    maps = open(f"/proc/{server.proc.pid}/maps").read()
-    assert "libtorch" not in maps
-    assert any("libtorch" in open(f"/proc/{pid}/maps").read() for pid in server.worker_pids())
+    def mapped(pid: int) -> str:
+        return Path(f"/proc/{pid}/maps").read_text()
+
+    assert "libtorch" not in mapped(server.proc.pid)
+    assert any("libtorch" in mapped(pid) for pid in server.worker_pids())

@@ -33,4 +33,4 @@ async def job_events(
     FastAPI sends a keep-alive comment when nothing happened for 15 seconds.
     """
     async for event in service.broker.watch(job_id, last_event_id or 0):
-        yield ServerSentEvent(event=event.type, id=str(event.id), data=event.data)
+        yield ServerSentEvent(event=event.type, id=str(event.id), raw_data=event.json)

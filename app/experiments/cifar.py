@@ -1,0 +1,369 @@
+"""Chapter 7: tell airplanes from birds (cifar2), or all ten CIFAR-10 classes, with three nets.
+
+The loop is the book's ``training_loop`` (chapter 7/8): for each epoch, for each batch, forward,
+loss, ``zero_grad``, ``backward``, ``step``, then the accuracy on the validation images. What it
+changes for speed is marked where it happens; the short version: the images stay one uint8 tensor
+on the device (no per-image PIL, ``ToTensor`` or DataLoader), batches are drawn with
+``torch.randperm``, and flips, crops and normalisation work on whole batches.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from app.errors import InvalidImage
+from app.experiments.base import RunContext, RunOutcome, RunStatus, finite_or_none
+from app.experiments.cifar_data import (
+    CIFAR2_CLASSES,
+    CIFAR10_CLASSES,
+    IMAGE_SIZE,
+    batch_crop,
+    batches_per_epoch,
+    batch_flip_lr,
+    load_cifar10,
+    sample_per_class,
+    select_classes,
+    shuffled_batches,
+)
+from app.experiments.cifar_models import ResNet, make_net
+from app.experiments.params import CifarParams
+
+EVAL_BATCH = 500  # evaluation has no gradients to keep, so larger batches: fewer, faster calls
+CROP_PADDING = 4  # pixels each way, the usual RandomCrop(32, padding=4) for CIFAR
+N_SAMPLES = 16  # test images shown with their predicted labels
+N_CELL_EXAMPLES = 3  # test images kept for each cell of the confusion matrix
+WHITENING_IMAGES = 5000  # training images the ResNet's first layer is whitened from
+MAX_UPLOAD_PIXELS = 40_000_000  # a larger picture is a decompression bomb, not a photo
+
+
+def class_names(dataset: str) -> tuple[str, ...]:
+    return CIFAR2_CLASSES if dataset == "cifar2" else CIFAR10_CLASSES
+
+
+# ----------------------------------------------------------------------------------------------
+# Optimiser and learning-rate schedule
+
+
+def make_optimizer(
+    params: CifarParams, model: nn.Module, total_steps: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler | None]:
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if params.optimizer == "sgd":  # the book's optim.SGD(model.parameters(), lr=1e-2)
+        return torch.optim.SGD(trainable, lr=params.lr, weight_decay=params.weight_decay), None
+    if params.optimizer == "adam":
+        return torch.optim.Adam(trainable, lr=params.lr, weight_decay=params.weight_decay), None
+    # The fast recipe (DAWNBench ResNet-9, cifar10-airbench): Nesterov momentum, and a learning rate
+    # that climbs linearly to params.lr over the first quarter of the steps, then falls to near 0.
+    optimizer = torch.optim.SGD(
+        trainable, lr=params.lr, momentum=0.9, nesterov=True, weight_decay=params.weight_decay
+    )
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer,
+        max_lr=params.lr,
+        total_steps=total_steps,
+        pct_start=0.25,
+        anneal_strategy="linear",
+        div_factor=10,
+        final_div_factor=100,
+        cycle_momentum=False,
+    )
+    return optimizer, schedule
+
+
+# ----------------------------------------------------------------------------------------------
+# Evaluation
+
+
+@dataclass
+class Evaluation:
+    loss: float
+    accuracy: float
+    predictions: torch.Tensor  # (N,) predicted class per test image, on the CPU
+    confidences: torch.Tensor  # (N,) softmax probability of the predicted class
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    loss_fn: nn.Module,
+    ctx: RunContext,
+) -> Evaluation | None:
+    """Loss and accuracy over all of ``images``; None when the run is cancelled part way."""
+    model.eval()
+    total_loss = torch.zeros((), device=images.device)
+    predictions, confidences = [], []
+    for start in range(0, images.shape[0], EVAL_BATCH):
+        if ctx.should_stop():
+            return None
+        outputs = model(images[start : start + EVAL_BATCH])
+        batch_labels = labels[start : start + EVAL_BATCH]
+        total_loss += loss_fn(outputs, batch_labels) * batch_labels.shape[0]
+        confidence, predicted = outputs.softmax(dim=1).max(dim=1)
+        predictions.append(predicted)
+        confidences.append(confidence)
+    predictions_all = torch.cat(predictions).cpu()
+    correct = (predictions_all == labels.cpu()).sum().item()
+    return Evaluation(
+        loss=total_loss.item() / images.shape[0],
+        accuracy=correct / images.shape[0],
+        predictions=predictions_all,
+        confidences=torch.cat(confidences).cpu(),
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# What a run reports besides its curves
+
+
+def png_data_uri(image: torch.Tensor) -> str:
+    """A uint8 (3, H, W) image as ``data:image/png;base64,...`` for an <img> tag."""
+    from torchvision.io import encode_png
+
+    png = encode_png(image.cpu().contiguous()).numpy().tobytes()
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def confusion_matrix(labels: torch.Tensor, predictions: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """Counts, rows the true classes, columns the predicted ones."""
+    cells = labels * n_classes + predictions
+    return torch.bincount(cells, minlength=n_classes * n_classes).view(n_classes, n_classes)
+
+
+def confusion_examples(
+    images: torch.Tensor, labels: torch.Tensor, predictions: torch.Tensor, n_classes: int
+) -> list[list[list[str]]]:
+    """For each [true][predicted] cell, the first few test images that landed there (PNG data URIs)."""
+    cells = labels * n_classes + predictions
+    order = torch.argsort(cells, stable=True)
+    counts = torch.bincount(cells, minlength=n_classes * n_classes).tolist()
+    examples: list[list[list[str]]] = [[[] for _ in range(n_classes)] for _ in range(n_classes)]
+    start = 0
+    for cell, count in enumerate(counts):
+        for index in order[start : start + min(count, N_CELL_EXAMPLES)].tolist():
+            examples[cell // n_classes][cell % n_classes].append(png_data_uri(images[index]))
+        start += count
+    return examples
+
+
+def summarize(
+    classes: tuple[str, ...],
+    test_images: torch.Tensor,
+    test_labels: torch.Tensor,
+    evaluation: Evaluation,
+    generator: torch.Generator,
+) -> dict[str, Any]:
+    n_classes = len(classes)
+    labels = test_labels.cpu()
+    matrix = confusion_matrix(labels, evaluation.predictions, n_classes)
+    per_class = matrix.diagonal().double() / matrix.sum(dim=1).clamp_min(1).double()
+    picked = torch.randperm(labels.shape[0], generator=generator)[:N_SAMPLES].tolist()
+    return {
+        "per_class_acc": {name: acc for name, acc in zip(classes, per_class.tolist())},
+        "confusion_matrix": matrix.tolist(),
+        "confusion_examples": confusion_examples(test_images, labels, evaluation.predictions, n_classes),
+        "samples": [
+            {
+                "image": png_data_uri(test_images[i]),
+                "true": classes[labels[i]],
+                "pred": classes[evaluation.predictions[i]],
+                "confidence": round(float(evaluation.confidences[i]), 4),
+            }
+            for i in picked
+        ],
+    }
+
+
+def diverged_message(loss: float, step: int, epoch: int, params: CifarParams) -> str:
+    return (
+        f"The loss became {loss} at step {step} (epoch {epoch}): the updates grew until the weights "
+        f"overflowed. Try a smaller learning rate (lr={params.lr / 10:g} instead of {params.lr:g})"
+        + (" or the nesterov_onecycle optimizer, whose warm-up starts small." if params.optimizer != "nesterov_onecycle" else ".")
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Training
+
+
+def run(params: CifarParams, ctx: RunContext) -> RunOutcome:
+    torch.manual_seed(ctx.seed)  # the weights' initialisation
+    # Every random draw of the data (which images, batch order, flips, crops) comes from this
+    # generator on the CPU, so a seed gives the same run on any device.
+    generator = torch.Generator().manual_seed(ctx.seed)
+    device = torch.device(ctx.device)
+
+    data = load_cifar10(ctx.data_dir, cache_dir=ctx.cache_dir, allow_download=ctx.allow_download)
+    data = select_classes(data, class_names(params.dataset))
+    classes = data.classes
+    train_index = torch.arange(data.train_labels.shape[0])
+    if params.limit_train is not None:
+        train_index = sample_per_class(data.train_labels, params.limit_train, generator)
+    # Speed: the whole training set moves to the device once, as uint8 (a quarter of float32's bytes).
+    train_images = data.train_images[train_index].to(device)
+    train_labels = data.train_labels[train_index].to(device)
+    test_images = data.test_images.to(device)
+    test_labels = data.test_labels.to(device)
+    n_train = train_images.shape[0]
+
+    model = make_net(params.model, len(classes), data.mean, data.std)
+    if isinstance(model, ResNet):
+        some = torch.randperm(n_train, generator=generator)[:WHITENING_IMAGES]
+        model.whiten.init_from(model.normalize(train_images[some.to(device)].cpu()))
+    model = model.to(device)
+    total_steps = params.epochs * batches_per_epoch(n_train, params.batch_size)
+    optimizer, schedule = make_optimizer(params, model, total_steps)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=params.label_smoothing)
+
+    status, error = RunStatus.SUCCEEDED, None
+    step, epochs_run, train_seconds, images_seen = 0, 0, 0.0, 0
+    last_epoch: dict[str, float] = {}
+    evaluation: Evaluation | None = None
+    for epoch in range(1, params.epochs + 1):
+        model.train()
+        started = time.perf_counter()
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), dtype=torch.int64, device=device)
+        seen = 0
+        for batch in shuffled_batches(n_train, params.batch_size, generator):
+            if ctx.should_stop():
+                status = RunStatus.CANCELLED
+                break
+            batch = batch.to(device)
+            imgs, labels = train_images[batch], train_labels[batch]
+            if params.augment:
+                # Speed: flips and crops of the whole batch in two tensor ops, on uint8.
+                imgs = batch_crop(batch_flip_lr(imgs, generator), CROP_PADDING, generator)
+
+            outputs = model(imgs)  # the model normalises (cifar_models.Normalize)
+            loss = loss_fn(outputs, labels)
+
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            lr = optimizer.param_groups[0]["lr"]
+            optimizer.step()
+            if schedule is not None:
+                schedule.step()
+
+            step += 1
+            seen += labels.shape[0]
+            # The chart wants every step's loss, so one host sync per step (free on a CPU).
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                status, error = RunStatus.DIVERGED, diverged_message(loss_value, step, epoch, params)
+                break
+            loss_sum += loss.detach() * labels.shape[0]
+            correct += (outputs.argmax(dim=1) == labels).sum()
+            ctx.emit({"step": step, "epoch": epoch, "train_loss": loss_value, "lr": lr})
+        train_seconds += time.perf_counter() - started
+        images_seen += seen
+        if status != RunStatus.SUCCEEDED:
+            break
+
+        # Training accuracy of the batches as they were trained on (augmented, in train mode):
+        # free, where the book's second pass over the training set would cost a third of an epoch.
+        train_loss = loss_sum.item() / seen
+        train_acc = correct.item() / seen
+        current = evaluate(model, test_images, test_labels, loss_fn, ctx)
+        if current is None:
+            status = RunStatus.CANCELLED
+            break
+        evaluation, epochs_run = current, epoch
+        last_epoch = {
+            "train_loss": train_loss,
+            "train_acc": train_acc,
+            "val_loss": current.loss,
+            "val_acc": current.accuracy,
+        }
+        ctx.emit({"step": step, "epoch": epoch, **{k: finite_or_none(v) for k, v in last_epoch.items()}})
+
+    result: dict[str, Any] = {
+        "train_loss": finite_or_none(last_epoch["train_loss"]) if last_epoch else None,
+        "train_acc": last_epoch.get("train_acc"),
+        "val_loss": finite_or_none(last_epoch["val_loss"]) if last_epoch else None,
+        "val_acc": last_epoch.get("val_acc"),
+        "epochs_run": epochs_run,
+        "steps_run": step,
+        "classes": list(classes),
+        "train_images": n_train,
+        "test_images": test_images.shape[0],
+        "train_seconds": round(train_seconds, 3),
+        "images_per_second": round(images_seen / train_seconds, 1) if train_seconds > 0 else None,
+        "per_class_acc": None,
+        "confusion_matrix": None,
+        "confusion_examples": None,
+        "samples": None,
+    }
+    if evaluation is not None:
+        # From the last finished epoch's evaluation over the whole test split.
+        result.update(summarize(classes, test_images, test_labels, evaluation, torch.Generator().manual_seed(ctx.seed)))
+    # Weights that overflowed predict nothing useful: a diverged run keeps none.
+    state_dict = None
+    if status != RunStatus.DIVERGED:
+        state_dict = {name: tensor.detach().cpu().clone() for name, tensor in model.state_dict().items()}
+    return RunOutcome(status=status, result=result, error=error, state_dict=state_dict)
+
+
+# ----------------------------------------------------------------------------------------------
+# Prediction
+
+
+def _describe(data: bytes) -> str:
+    return f"{len(data)} bytes starting with {data[:16]!r}"
+
+
+def decode_upload(data: bytes) -> torch.Tensor:
+    """An uploaded PNG or JPEG of any size → uint8 (1, 3, 32, 32), as the training images are.
+
+    The whole picture is resized to 32x32 (not cropped), the way CIFAR's images were made.
+    """
+    import numpy as np
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            # PIL only warns between MAX_IMAGE_PIXELS and twice that; make it an error.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=["PNG", "JPEG"]) as image:
+                width, height = image.size
+                if width * height > MAX_UPLOAD_PIXELS:
+                    raise InvalidImage(
+                        f"a {width}x{height} {image.format}, over the limit of {MAX_UPLOAD_PIXELS:,} pixels"
+                    )
+                # JPEG only: decode at 1/2 to 1/8 scale straight away; a 12-megapixel photo costs little.
+                image.draft("RGB", (4 * IMAGE_SIZE, 4 * IMAGE_SIZE))
+                image = ImageOps.exif_transpose(image)  # phone photos: upright as shown
+                rgb = image.convert("RGB").resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BILINEAR)
+    except InvalidImage:
+        raise
+    except UnidentifiedImageError as exc:
+        raise InvalidImage(_describe(data)) from exc
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InvalidImage(f"{_describe(data)}, which could not be decoded: {exc}") from exc
+    return torch.from_numpy(np.asarray(rgb).copy()).permute(2, 0, 1).unsqueeze(0)
+
+
+@torch.inference_mode()
+def predict(params: CifarParams, state_dict: dict[str, torch.Tensor], image: bytes) -> dict[str, Any]:
+    """The class of an uploaded picture and the probability of each class, on the CPU."""
+    classes = class_names(params.dataset)
+    # The normalisation comes from the state_dict's buffers; these placeholders are overwritten.
+    model = make_net(params.model, len(classes), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+    model.load_state_dict(state_dict)
+    model.eval()
+    probabilities = model(decode_upload(image)).softmax(dim=1)[0].tolist()
+    best = max(range(len(classes)), key=probabilities.__getitem__)
+    return {
+        "label": classes[best],
+        "probabilities": {name: p for name, p in zip(classes, probabilities)},
+    }

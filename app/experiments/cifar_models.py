@@ -1,0 +1,175 @@
+"""The three CIFAR nets: the book's fully connected net, its convnet (chapter 8's ``Net``), a small ResNet.
+
+Every net starts with :class:`Normalize`, so it takes the uint8 images as they are stored and its
+``state_dict`` carries the normalisation: a saved model predicts without the training data.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from app.experiments.cifar_data import IMAGE_SIZE
+
+
+class Normalize(nn.Module):
+    """uint8 images (0..255) → floats, per channel ``(x / 255 - mean) / std``.
+
+    The same numbers as ``transforms.ToTensor()`` then ``transforms.Normalize(mean, std)``, for a
+    whole batch at once, folded into one multiply-add.
+    """
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        scale = 1.0 / (255.0 * self.std)
+        return torch.addcmul(-self.mean / self.std, images.float(), scale)
+
+
+# ----------------------------------------------------------------------------------------------
+# The book's nets
+
+
+class BookFC(nn.Module):
+    """Chapter 7's fully connected model: ``nn.Sequential(nn.Linear(3072, 512), nn.Tanh(), nn.Linear(512, 2))``."""
+
+    def __init__(self, n_classes: int, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        super().__init__()
+        self.normalize = Normalize(mean, std)
+        self.model = nn.Sequential(
+            nn.Linear(3 * IMAGE_SIZE * IMAGE_SIZE, 512),
+            nn.Tanh(),
+            nn.Linear(512, n_classes),
+        )
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(self.normalize(images).flatten(1))  # the book's img.view(img.shape[0], -1)
+
+
+class Net(nn.Module):
+    """Chapter 8's ``Net``: two conv layers with tanh and max-pooling, then 512 → 32 → classes."""
+
+    def __init__(self, n_classes: int, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        super().__init__()
+        self.normalize = Normalize(mean, std)
+        self.conv1 = nn.Conv2d(3, 16, kernel_size=3, padding=1)
+        self.conv2 = nn.Conv2d(16, 8, kernel_size=3, padding=1)
+        self.fc1 = nn.Linear(8 * 8 * 8, 32)
+        self.fc2 = nn.Linear(32, n_classes)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = self.normalize(images)
+        out = F.max_pool2d(torch.tanh(self.conv1(x)), 2)
+        out = F.max_pool2d(torch.tanh(self.conv2(out)), 2)
+        out = out.view(-1, 8 * 8 * 8)
+        out = torch.tanh(self.fc1(out))
+        out = self.fc2(out)
+        return out
+
+
+# ----------------------------------------------------------------------------------------------
+# A small ResNet for accuracy per second on a CPU
+#
+# The shape of David Page's DAWNBench ResNet-9 ("How to train your ResNet") at a quarter of its
+# width, with the first layer of cifar10-airbench: a frozen 2x2 convolution that whitens the
+# pixel patches (initialised from the training images), which makes the first epochs count more.
+
+
+def conv_bn(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, kernel_size=3, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+    )
+
+
+class Residual(nn.Module):
+    """``x + f(x)`` with two 3x3 conv/batch-norm/ReLU layers as ``f``."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(conv_bn(channels, channels), conv_bn(channels, channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class Stage(nn.Module):
+    """conv → 2x2 max-pool → batch norm → ReLU (pooling before the norm: cheaper, as in airbench), then residual blocks."""
+
+    def __init__(self, c_in: int, c_out: int, residual: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, kernel_size=3, padding=1, bias=False)
+        self.norm = nn.BatchNorm2d(c_out)
+        self.blocks = nn.Sequential(*(Residual(c_out) for _ in range(residual)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.norm(F.max_pool2d(self.conv(x), 2)), inplace=True)
+        return self.blocks(x)
+
+
+class PatchWhitening(nn.Conv2d):
+    """A 2x2 convolution whose filters whiten 2x2x3 pixel patches (cifar10-airbench's first layer).
+
+    Its weights are the eigenvectors of the patch covariance of the training images, scaled by
+    1/sqrt(eigenvalue), and their negatives; they stay frozen and only the bias learns.
+    """
+
+    def __init__(self, kernel_size: int = 2) -> None:
+        n = 3 * kernel_size * kernel_size
+        super().__init__(3, 2 * n, kernel_size=kernel_size, padding=0, bias=True)
+        self.weight.requires_grad_(False)
+
+    @torch.no_grad()
+    def init_from(self, images: torch.Tensor, eps: float = 5e-4) -> None:
+        """``images``: normalised float images (N, 3, H, W), a few thousand are enough."""
+        k = self.kernel_size[0]
+        patches = images.unfold(2, k, 1).unfold(3, k, 1)  # (N, 3, H', W', k, k)
+        patches = patches.transpose(1, 3).reshape(-1, 3 * k * k).double()  # rows ordered (channel, y, x)
+        patches = patches - patches.mean(dim=0)
+        covariance = patches.T @ patches / patches.shape[0]
+        eigenvalues, eigenvectors = torch.linalg.eigh(covariance)
+        filters = (eigenvectors.T / (eigenvalues + eps).sqrt()[:, None]).float()  # (n, 3*k*k)
+        filters = filters.view(-1, 3, k, k)
+        self.weight.copy_(torch.cat([filters, -filters]))
+        self.bias.zero_()
+
+
+class ResNet(nn.Module):
+    def __init__(
+        self,
+        n_classes: int,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+        widths: tuple[int, int, int] = (32, 64, 128),
+        residual: tuple[int, int, int] = (1, 0, 1),
+    ) -> None:
+        super().__init__()
+        self.normalize = Normalize(mean, std)
+        self.whiten = PatchWhitening()
+        c_in = self.whiten.out_channels
+        stages = []
+        for width, blocks in zip(widths, residual):
+            stages.append(Stage(c_in, width, blocks))
+            c_in = width
+        self.stages = nn.Sequential(*stages)
+        self.head = nn.Linear(c_in, n_classes, bias=False)
+        # ResNet-9's output scaling: a cooler softmax at the start trains faster.
+        self.logit_scale = 0.125
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.whiten(self.normalize(images)))
+        x = self.stages(x)
+        x = F.adaptive_max_pool2d(x, 1).flatten(1)
+        return self.head(x) * self.logit_scale
+
+
+MODELS = {"fc": BookFC, "conv": Net, "resnet": ResNet}
+
+
+def make_net(name: str, n_classes: int, mean: tuple[float, ...], std: tuple[float, ...]) -> nn.Module:
+    return MODELS[name](n_classes, mean, std)

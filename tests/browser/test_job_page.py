@@ -1,0 +1,260 @@
+"""The live view of a run in Chromium: streaming curves, cancel, divergence and retry, reconnects,
+smoothing, downsampled histories, what the model learned, predictions."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+
+from tests.browser.helpers import CuttableProxy, PageWatch, create_job, metric_rows, screenshot, wait_for_job
+
+pytestmark = pytest.mark.browser
+
+JOB_URL = re.compile(r"/jobs/([0-9a-f]{32})$")
+
+
+def open_job(page, job_id: str, query: str = ""):
+    page.goto(f"/jobs/{job_id}{query}")
+    page.wait_for_selector("#job-view[data-ready=true]")
+
+
+def chart_points(page) -> int:
+    return int(page.locator("[data-loss-chart]").get_attribute("data-points") or 0)
+
+
+def wait_for_status(page, status: str, timeout_ms: int = 120_000) -> None:
+    page.wait_for_selector(f"#job-view[data-status={status}]", timeout=timeout_ms)
+
+
+def store_steps(page) -> list[int]:
+    return page.evaluate("window.playgroundJob.store.steps.slice()")
+
+
+def least_squares(points: list[tuple[float, float]]) -> tuple[float, float]:
+    n = len(points)
+    su = sum(u for u, _ in points)
+    sy = sum(y for _, y in points)
+    suu = sum(u * u for u, _ in points)
+    suy = sum(u * y for u, y in points)
+    det = suu * n - su * su
+    return (suy * n - su * sy) / det, (suu * sy - su * suy) / det
+
+
+def set_smoothing(page, value: float) -> None:
+    page.locator("[data-smoothing]").evaluate(
+        "(node, value) => { node.value = String(value); node.dispatchEvent(new Event('input', {bubbles: true})); }", value
+    )
+
+
+def test_a_linear_run_from_the_form_streams_its_curve_and_succeeds(page, api):
+    page.goto("/?kind=linear&val_fraction=0.2")
+    page.wait_for_selector("#train-form[data-ready=true]")
+    page.locator("[name=epochs]").fill("3000")
+    page.locator("[name=seed]").fill("3")
+    page.locator("[name=name]").fill("from the form")
+    page.get_by_role("button", name="Train").click()
+    page.wait_for_url(JOB_URL)
+    job_id = JOB_URL.search(page.url).group(1)
+    page.wait_for_selector("#job-view[data-ready=true]")
+    page.wait_for_function("Number(document.querySelector('[data-loss-chart]').dataset.points) > 0")
+    wait_for_status(page, "succeeded")
+    page.wait_for_function("Number(document.querySelector('[data-loss-chart]').dataset.points) === 3000")
+
+    job = api.get(f"/api/jobs/{job_id}").json()
+    assert job["name"] == "from the form" and job["seed"] == 3 and job["params"]["epochs"] == 3000
+    assert store_steps(page) == list(range(1, 3001)), "every epoch once, in order"
+    # Both curves are on the chart, train and validation, with the server's values.
+    rows = metric_rows(api, job_id)
+    train = page.evaluate("window.playgroundJob.store.train.slice()")
+    val = page.evaluate("window.playgroundJob.store.val.slice()")
+    assert train == pytest.approx([r["train_loss"] for r in rows])
+    assert val == pytest.approx([r["val_loss"] for r in rows])
+    legend = page.locator("[data-loss-chart] .u-legend").inner_text()
+    assert "train loss" in legend and "val loss" in legend
+    assert "epoch 3000 of 3000" in page.locator("[data-progress-text]").inner_text()
+
+    # What it learned: the data with the fitted line, and the loss surface with the whole path.
+    fit = page.locator("[data-fit-chart]")
+    fit.wait_for(state="visible")
+    assert int(fit.get_attribute("data-points")) == len(job["result"]["train_points"]) + len(job["result"]["val_points"])
+    assert page.locator("[data-surface]").get_attribute("data-path-points") == "3000"
+    # The surface's minimum is the least-squares line through the training points (model units).
+    w_min, b_min = least_squares([(job["params"]["input_scale"] * x, y) for x, y in job["result"]["train_points"]])
+    readout = page.locator("[data-surface-readout]").inner_text()
+    shown = re.search(r"minimum: w = (\S+), b = (\S+),", readout)
+    assert float(shown.group(1)) == pytest.approx(w_min, rel=1e-3)
+    assert float(shown.group(2)) == pytest.approx(b_min, rel=1e-3)
+
+    # Try it: a number in, the model's prediction out, the same as the API's.
+    page.locator("#predict-input").fill("80")
+    page.get_by_role("button", name="Predict").click()
+    page.wait_for_function("document.querySelector('#predict-output').dataset.value !== undefined")
+    expected = api.post(f"/api/jobs/{job_id}/predict", json={"inputs": [80]}).json()["outputs"][0]
+    assert float(page.locator("#predict-output").get_attribute("data-value")) == pytest.approx(expected)
+
+    # Downloads point at the API.
+    links = page.locator("[data-downloads] a")
+    hrefs = [links.nth(i).get_attribute("href") for i in range(links.count())]
+    assert f"/api/jobs/{job_id}/metrics?format=csv" in hrefs
+    assert f"/api/jobs/{job_id}/metrics?format=json" in hrefs
+    assert f"/api/jobs/{job_id}/model" in hrefs
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Metrics (CSV)").click()
+    assert download.value.path().read_text().splitlines()[0].startswith("step,")
+    screenshot(page, "job-linear")
+
+
+def test_points_arrive_live_and_cancel_stops_the_run(page, api):
+    job = create_job(api, "linear", {"epochs": 100_000, "lr": 0.001}, seed=1, name="to cancel")
+    open_job(page, job["id"])
+    page.wait_for_function("Number(document.querySelector('[data-loss-chart]').dataset.points) > 0")
+    first = chart_points(page)
+    page.wait_for_function(f"Number(document.querySelector('[data-loss-chart]').dataset.points) > {first}")
+    assert page.locator("[data-connection]").get_attribute("data-state") == "live"
+    assert page.locator("#job-view").get_attribute("data-status") == "running"
+    screenshot(page, "job-running")
+
+    page.get_by_role("button", name="Cancel").click()
+    wait_for_status(page, "cancelled", timeout_ms=30_000)
+    assert page.locator("[data-cancel]").is_hidden()
+    # The chart holds exactly the points the server kept: nothing missed, nothing twice.
+    steps = [r["step"] for r in metric_rows(api, job["id"])]
+    assert 0 < len(steps) < 100_000
+    page.wait_for_function(f"window.playgroundJob.store.steps.length === {len(steps)}")
+    assert store_steps(page) == steps
+
+
+def test_a_cut_connection_resumes_with_last_event_id_and_no_gap(browser, server, api):
+    """The network drops every connection mid-run; EventSource reconnects by itself, sends
+    Last-Event-ID, and the curve has every epoch exactly once. Then the page's own reconnect (a new
+    EventSource after the browser gave up) also leaves no gap and no duplicate."""
+    proxy = CuttableProxy(server.port)
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=proxy.url)
+    context.set_default_timeout(60_000)
+    page = context.new_page()
+    watch = PageWatch(proxy.url)
+    watch.attach(page)
+    try:
+        job = create_job(api, "linear", {"epochs": 8000, "lr": 0.001}, seed=2, name="hiccups")
+        open_job(page, job["id"])
+        page.wait_for_function("Number(document.querySelector('[data-loss-chart]').dataset.points) > 0")
+        assert proxy.cut() >= 1
+        page.wait_for_function("window.playgroundJob.stream.reconnects >= 1")
+        page.wait_for_selector("[data-connection][data-state=live]")
+        resumed = [r for r in proxy.requests if "/events" in r.split("\r\n", 1)[0]]
+        assert any("last-event-id:" in r.lower() for r in resumed), resumed
+        page.evaluate("window.playgroundJob.stream.drop()")
+        wait_for_status(page, "succeeded", timeout_ms=180_000)
+        page.wait_for_function("window.playgroundJob.store.steps.length === 8000")
+        assert store_steps(page) == list(range(1, 8001))
+    finally:
+        context.close()
+        proxy.close()
+    assert not watch.errors, watch.errors
+
+
+def test_a_diverged_run_says_why_and_retries_with_a_smaller_lr_in_one_click(page, api):
+    page.goto("/?kind=linear&input_scale=1&epochs=2000")
+    page.wait_for_selector("#train-form[data-ready=true]")
+    page.get_by_role("button", name="Train").click()
+    page.wait_for_url(JOB_URL)
+    job_id = JOB_URL.search(page.url).group(1)
+    page.wait_for_selector("#job-view[data-ready=true]")
+    wait_for_status(page, "diverged")
+    problem = page.locator("[data-problem]")
+    problem.wait_for(state="visible")
+    job = api.get(f"/api/jobs/{job_id}").json()
+    assert job["error"] in problem.inner_text(), "the server's reason is shown"
+    assert "learning rate" in problem.inner_text()
+    assert page.locator("[data-log]").is_checked(), "a diverged loss is shown on a log axis"
+    screenshot(page, "job-diverged")
+
+    page.get_by_role("button", name=re.compile(r"Retry with lr ÷ 10")).click()
+    page.wait_for_url(lambda url: JOB_URL.search(url) is not None and job_id not in url)
+    retry_id = JOB_URL.search(page.url).group(1)
+    retry = api.get(f"/api/jobs/{retry_id}").json()
+    assert retry["params"]["lr"] == pytest.approx(job["params"]["lr"] / 10)
+    assert {k: v for k, v in retry["params"].items() if k != "lr"} == {k: v for k, v in job["params"].items() if k != "lr"}
+    assert retry["seed"] == job["seed"]
+
+    # The other way out: scale the inputs as the book does.
+    open_job(page, job_id)
+    page.get_by_role("button", name=re.compile(r"Retry with input scaling")).click()
+    page.wait_for_url(lambda url: JOB_URL.search(url) is not None and job_id not in url and retry_id not in url)
+    scaled_id = JOB_URL.search(page.url).group(1)
+    page.wait_for_selector("#job-view[data-ready=true]")
+    wait_for_status(page, "succeeded")
+    assert api.get(f"/api/jobs/{scaled_id}").json()["params"]["input_scale"] == 0.1
+
+
+def test_smoothing_is_a_debiased_ema_of_the_full_resolution_points(page, api):
+    job = create_job(api, "linear", {"epochs": 400, "val_fraction": 0.3}, seed=4)
+    wait_for_job(api, job["id"])
+    open_job(page, job["id"])
+    set_smoothing(page, 0.9)
+    legend = page.locator("[data-loss-chart] .u-legend")
+    legend.get_by_text("train (smoothed)").wait_for()
+    smoothed = page.evaluate("window.playgroundJob.store.smoothTrain.slice()")
+    losses = [r["train_loss"] for r in metric_rows(api, job["id"])]
+    expected, ema = [], 0.0
+    for n, loss in enumerate(losses, start=1):
+        ema = 0.9 * ema + 0.1 * loss
+        expected.append(ema / (1 - 0.9**n))
+    assert smoothed == pytest.approx(expected, rel=1e-9)
+    assert smoothed[0] == pytest.approx(losses[0]), "debiased: the first value is not pulled to 0"
+
+
+def test_a_long_history_is_downsampled_and_says_so(page, api):
+    job = create_job(api, "linear", {"epochs": 2000}, seed=5)
+    wait_for_job(api, job["id"])
+    open_job(page, job["id"], "?history_limit=300")  # as if 2000 points were a long run
+    note = page.locator("[data-downsampled]")
+    note.wait_for(state="visible")
+    assert "2,000" in note.inner_text() and "downsampled" in note.inner_text()
+    points = chart_points(page)
+    assert 0 < points <= 300
+    # Smoothing is not computed over thinned-out points.
+    set_smoothing(page, 0.5)
+    assert all(v is None for v in page.evaluate("window.playgroundJob.store.smoothTrain.slice()"))
+    note.get_by_role("button", name="Load every point").click()
+    page.wait_for_function("Number(document.querySelector('[data-loss-chart]').dataset.points) === 2000")
+    assert note.is_hidden()
+    assert None not in page.evaluate("window.playgroundJob.store.smoothTrain.slice()")
+
+
+def test_an_mlp_run_shows_the_networks_curve_and_predicts(page, api):
+    job = create_job(api, "mlp", {"epochs": 300, "optimizer": "adam", "lr": 0.01}, seed=1, name="small net")
+    finished = wait_for_job(api, job["id"])
+    assert finished["status"] == "succeeded", finished["error"]
+    open_job(page, job["id"])
+    fit = page.locator("[data-fit-chart]")
+    fit.wait_for(state="visible")
+    result = finished["result"]
+    assert int(fit.get_attribute("data-points")) == len(result["train_points"]) + len(result["val_points"]) + len(result["curve"])
+    assert "network output" in fit.locator(".u-legend").inner_text()
+    page.locator("#predict-input").fill("60")
+    page.get_by_role("button", name="Predict").click()
+    page.wait_for_function("document.querySelector('#predict-output').dataset.value !== undefined")
+    expected = api.post(f"/api/jobs/{job['id']}/predict", json={"inputs": [60]}).json()["outputs"][0]
+    assert float(page.locator("#predict-output").get_attribute("data-value")) == pytest.approx(expected)
+    screenshot(page, "job-mlp")
+
+
+def test_a_missing_run_says_so(page):
+    page.goto(f"/jobs/{'0' * 32}")
+    page.get_by_role("heading", name="Run not found").wait_for()
+
+
+def test_the_job_page_fits_a_phone_screen(phone, api):
+    job = create_job(api, "linear", {"epochs": 200}, seed=1)
+    wait_for_job(api, job["id"])
+    phone.goto(f"/jobs/{job['id']}")
+    phone.wait_for_selector("#job-view[data-ready=true]")
+    overflow = phone.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"the page is {overflow} px wider than the phone's screen"
+    chart = phone.locator("[data-loss-chart] canvas").first.bounding_box()
+    assert chart["width"] <= 390
+    assert not math.isnan(chart["height"])
+    screenshot(phone, "job-phone")

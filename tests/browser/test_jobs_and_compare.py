@@ -1,0 +1,90 @@
+"""The list of runs and the compare view in Chromium."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.browser.helpers import create_job, screenshot, wait_for_job
+
+pytestmark = pytest.mark.browser
+
+
+def row(page, job_id: str):
+    return page.locator(f'tr[data-job-id="{job_id}"]')
+
+
+def test_the_job_list_updates_without_a_reload_filters_cancels_and_deletes(page, api):
+    page.goto("/jobs")
+    page.wait_for_selector("[data-job-count]:not(:empty)")
+    # A run started elsewhere (a script, another tab) shows up by itself.
+    running = create_job(api, "linear", {"epochs": 100_000, "lr": 0.001}, seed=1, name="long in the list")
+    row(page, running["id"]).wait_for()
+    assert "long in the list" in row(page, running["id"]).inner_text()
+    row(page, running["id"]).locator(".badge", has_text="running").wait_for()
+
+    row(page, running["id"]).get_by_role("button", name="Cancel long in the list").click()
+    row(page, running["id"]).locator(".badge", has_text="cancelled").wait_for(timeout=30_000)
+
+    done = create_job(api, "linear", {"epochs": 100}, seed=1, name="short in the list")
+    wait_for_job(api, done["id"])
+    row(page, done["id"]).locator(".badge", has_text="succeeded").wait_for()
+    assert "loss" in row(page, done["id"]).locator(".job-result").inner_text(), "the key result is shown"
+
+    # Filters: by status, then by kind.
+    page.select_option("#filter-status", "cancelled")
+    row(page, done["id"]).wait_for(state="detached")
+    assert row(page, running["id"]).is_visible()
+    assert "filter_status=cancelled" in page.url, "the filter is kept in the address"
+    page.select_option("#filter-status", "")
+    page.select_option("#filter-kind", "mlp")
+    row(page, running["id"]).wait_for(state="detached")
+    page.select_option("#filter-kind", "")
+    row(page, done["id"]).wait_for()
+    screenshot(page, "jobs")
+
+    # Delete takes two clicks; the run is gone from the list and from the API.
+    delete = row(page, done["id"]).get_by_role("button", name="Delete short in the list")
+    delete.click()
+    assert row(page, done["id"]).is_visible(), "one click only arms the button"
+    row(page, done["id"]).get_by_role("button", name="Really delete short in the list?").click()
+    row(page, done["id"]).wait_for(state="detached")
+    assert api.get(f"/api/jobs/{done['id']}").status_code == 404
+
+
+def test_compare_overlays_two_runs_and_lists_what_differs(page, api):
+    slow = create_job(api, "linear", {"epochs": 600, "lr": 0.002}, seed=1, name="lr 0.002")
+    fast = create_job(api, "linear", {"epochs": 600, "lr": 0.01}, seed=1, name="lr 0.01")
+    for job in (slow, fast):
+        wait_for_job(api, job["id"])
+
+    # Picked in the job list, compared on their own page.
+    page.goto("/jobs")
+    for job in (slow, fast):
+        row(page, job["id"]).get_by_role("checkbox").check()
+    page.get_by_role("button", name="Compare selected").click()
+    page.wait_for_url("**/compare?ids=*")
+    page.wait_for_selector("#compare-view[data-ready=true]")
+    chart = page.locator("[data-compare-chart]")
+    assert chart.get_attribute("data-runs") == "2"
+    legend = chart.locator(".u-legend").inner_text()
+    assert "lr 0.002 train" in legend and "lr 0.01 train" in legend
+    # The chart holds every epoch of both runs (600 each, on one shared step axis).
+    assert int(chart.get_attribute("data-points")) == 600
+
+    table = page.locator("[data-diff-table]")
+    assert table.locator('tr[data-setting="lr"]').count() == 1
+    lr_row = table.locator('tr[data-setting="lr"]').inner_text()
+    assert "0.002" in lr_row and "0.01" in lr_row
+    for same in ("epochs", "optimizer", "input_scale", "seed"):
+        assert table.locator(f'tr[data-setting="{same}"]').count() == 0, f"{same} is the same in both"
+    assert "epochs = 600" in page.locator("[data-same]").inner_text()
+    screenshot(page, "compare")
+
+    # A run of another kind joins the same chart.
+    mlp = create_job(api, "mlp", {"epochs": 200}, seed=1, name="a network")
+    wait_for_job(api, mlp["id"])
+    page.goto(f"/compare?ids={slow['id']},{fast['id']},{mlp['id']}")
+    page.wait_for_selector("#compare-view[data-ready=true]")
+    assert chart.get_attribute("data-runs") == "3"
+    assert page.locator('[data-diff-table] tr[data-setting="kind"]').count() == 1
+    assert page.locator('[data-diff-table] tr[data-setting="hidden"]').count() == 1
