@@ -129,10 +129,12 @@ class JobsPublic(SQLModel):
 class Metric(SQLModel, table=True):
     """One metric point; a column per ``METRIC_FIELDS`` entry, null where the point has none."""
 
+    # The unique (job_id, seq) index serves every query (they all select by job_id): a second index
+    # on job_id alone would only make each insert update one more b-tree.
     __table_args__ = (UniqueConstraint("job_id", "seq"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    job_id: str = Field(foreign_key="job.id", index=True, ondelete="CASCADE")
+    job_id: str = Field(foreign_key="job.id", ondelete="CASCADE")
     seq: int  # 0-based position of the point in the job
     event_id: int  # the SSE event that carried it
     step: int | None = None
@@ -162,7 +164,7 @@ class JobEvent(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("job_id", "event_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    job_id: str = Field(foreign_key="job.id", index=True, ondelete="CASCADE")
+    job_id: str = Field(foreign_key="job.id", ondelete="CASCADE")
     event_id: int
     type: EventType
     data: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))

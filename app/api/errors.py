@@ -24,6 +24,7 @@ from app.errors import (
     QueueFull,
     UnknownKind,
     UploadTooLarge,
+    WorkerDied,
 )
 
 
@@ -79,6 +80,8 @@ def to_response(exc: PlaygroundError) -> JSONResponse:
             return _detail(status.HTTP_429_TOO_MANY_REQUESTS, exc, headers={"Retry-After": "5"})
         case UploadTooLarge():
             return _detail(status.HTTP_413_CONTENT_TOO_LARGE, exc)
+        case WorkerDied():  # the predictor died or hung: it is replaced, so a retry can work
+            return _detail(status.HTTP_503_SERVICE_UNAVAILABLE, exc, headers={"Retry-After": "5"})
         case _:
             return _detail(status.HTTP_400_BAD_REQUEST, exc)
 

@@ -160,9 +160,13 @@ class ResNet(nn.Module):
         self.head = nn.Linear(c_in, n_classes, bias=False)
         # ResNet-9's output scaling: a cooler softmax at the start trains faster.
         self.logit_scale = 0.125
+        # Speed: oneDNN's convolutions and max-pooling run about 1.3x faster on a CPU with the
+        # channels last in memory (NHWC) than in PyTorch's default NCHW.
+        self.to(memory_format=torch.channels_last)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = F.relu(self.whiten(self.normalize(images)))
+        x = self.normalize(images).contiguous(memory_format=torch.channels_last)
+        x = F.relu(self.whiten(x))
         x = self.stages(x)
         x = F.adaptive_max_pool2d(x, 1).flatten(1)
         return self.head(x) * self.logit_scale

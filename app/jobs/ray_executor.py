@@ -275,7 +275,13 @@ class RayExecutor(Executor):
                     error=f"Could not save the trained weights to {str(path)!r}: {exc}",
                 )
             has_model = True
-        return JobFinished(job_id, outcome.status, result=outcome.result, error=outcome.error, has_model=has_model)  # type: ignore[arg-type]
+        return JobFinished(
+            job_id,
+            outcome.status,  # type: ignore[arg-type]  # one of JobFinished's statuses, from the worker
+            result=outcome.result,
+            error=outcome.error,
+            has_model=has_model,
+        )
 
     def _post(self, job: _RayJob, item: Any) -> None:
         if self._loop is None or self._stopping:

@@ -114,7 +114,7 @@ class JobService:
         self.executor = executor
         self.broker = EventBroker(self._replay)
         self._live: dict[str, _LiveJob] = {}
-        self._pending: list[dict[str, Any]] = []  # metric rows not yet written
+        self._pending: list[crud.MetricRow] = []  # metric rows not yet written
         self._flusher: asyncio.Task | None = None
         self._stopping = False
 
@@ -342,7 +342,7 @@ class JobService:
         rows, self._pending = self._pending, []
         with self._session() as session:
             crud.insert_metrics(session, rows=rows)
-            for job_id in dict.fromkeys(row["job_id"] for row in rows):
+            for job_id in dict.fromkeys(row[0] for row in rows):
                 live = self._live.get(job_id)
                 if live is not None and live.progress_written != (live.epoch, live.step):
                     crud.update_job(session, job_id=job_id, values={"epoch": live.epoch, "step": live.step})

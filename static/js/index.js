@@ -21,7 +21,10 @@ const deviceSelect = form.elements.namedItem("device");
 const shareStatus = document.getElementById("share-status");
 const formError = form.querySelector("[data-form-error]");
 
+// A form's named inputs shadow its own properties (a parameter called `dataset` hides
+// form.dataset), so the form's state lives here and its attributes are set with setAttribute.
 let kinds = {}; // kind -> {kind, title, description, params_schema, defaults}
+let wantedDevice = null; // from the link, applied when the server's devices are known
 let fields = []; // describeField() of the current kind
 
 function currentKind() {
@@ -60,7 +63,7 @@ function applyQuery(query) {
   renderKind(kind, values);
   if (query.has("seed")) form.elements.namedItem("seed").value = query.get("seed");
   if (query.has("name")) form.elements.namedItem("name").value = query.get("name");
-  if (query.has("device")) form.dataset.wantedDevice = query.get("device");
+  if (query.has("device")) wantedDevice = query.get("device");
   if (ignored.length) {
     formError.textContent = `The link's ${ignored.join(", ")} ${ignored.length === 1 ? "is not a parameter" : "are not parameters"} of ${kind}; ignored.`;
     formError.hidden = false;
@@ -69,7 +72,7 @@ function applyQuery(query) {
 
 function fillDevices(devices) {
   for (const device of devices) deviceSelect.append(new Option(device, device));
-  const wanted = form.dataset.wantedDevice;
+  const wanted = wantedDevice;
   if (wanted) {
     if (!devices.includes(wanted) && wanted !== "auto") deviceSelect.append(new Option(`${wanted} (not on this server)`, wanted));
     deviceSelect.value = wanted;
@@ -88,8 +91,8 @@ function runOptions() {
 async function submit(event) {
   event.preventDefault();
   clearErrors(form);
-  if (!form.checkValidity()) {
-    form.reportValidity();
+  if (!HTMLFormElement.prototype.checkValidity.call(form)) {
+    HTMLFormElement.prototype.reportValidity.call(form);
     return;
   }
   const kind = currentKind();
@@ -176,7 +179,7 @@ async function main() {
 
   const serverHealth = await health;
   fillDevices(serverHealth ? serverHealth.devices : []);
-  form.dataset.ready = "true";
+  form.setAttribute("data-ready", "true");
 }
 
 mountJobList(document.getElementById("job-list"));

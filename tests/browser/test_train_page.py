@@ -135,3 +135,18 @@ def test_the_page_and_the_form_fit_a_phone_screen(phone):
     list_box = phone.locator(".jobs-panel").bounding_box()
     assert list_box["y"] >= form_box["y"] + form_box["height"]
     screenshot(phone, "index-phone")
+
+
+def test_a_shared_link_fills_selects_checkboxes_and_empty_numbers(page):
+    # cifar's parameters include `dataset` and `model`, names a <form> also has as properties.
+    form = open_form(page, "/?kind=cifar&dataset=cifar2&model=conv&augment=false&limit_train=500&device=cpu")
+    assert form.locator("#kind-cifar").is_checked()
+    assert form.locator("[name=dataset]").input_value() == "cifar2"
+    assert form.locator("[name=model]").input_value() == "conv"
+    assert form.locator("[name=augment]").is_checked() is False
+    assert form.locator("[name=limit_train]").input_value() == "500"
+    assert form.locator("[name=device]").input_value() == "cpu"
+    # Switching the experiment brings that experiment's defaults.
+    page.locator("#kind-mlp").check()
+    assert form.locator("[name=hidden]").input_value() == "13"
+    assert form.locator("[name=dataset]").count() == 0

@@ -55,7 +55,8 @@ class RayCluster:
                 fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            if fields[0] != "Z" and int(fields[4]) == self.proc.pid:  # field 6 of stat: the session id
+            # After the command name: state, ppid, pgrp, session (fields 3-6 of /proc/PID/stat).
+            if fields[0] != "Z" and int(fields[3]) == self.proc.pid:
                 pids.append(int(entry))
         return pids
 

@@ -1,0 +1,65 @@
+"""What goes wrong on a cluster: a task's worker killed, the data set missing on the node, the server
+stopping while tasks run. After test_api_on_ray.py: each of these costs the cluster warm workers (a
+killed one; a second server makes Ray retire idle workers beyond the CPU count).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.ray.conftest import RayCluster, ray_server_env
+from tests.service.helpers import LONG_LINEAR, post_job, wait_for, wait_until_step, worker_pid
+from tests.service.server_process import Server, alive
+
+
+def test_a_job_whose_ray_worker_is_killed_fails_with_the_error(ray_server: Server) -> None:
+    with ray_server.client() as client:
+        job = wait_until_step(client, post_job(client, "linear", LONG_LINEAR)["id"], 50)
+        pid = worker_pid(job)
+        os.kill(pid, signal.SIGKILL)
+        done = wait_for(client, job["id"], timeout=60)
+        assert done["status"] == "failed", done
+        # e.g. "worker ray vm 127.0.0.1 (pid 1234) died while running the job: WorkerCrashedError: ..."
+        assert f"(pid {pid}) died while running the job: WorkerCrashedError" in done["error"], done["error"]
+        assert client.get(f"/api/jobs/{job['id']}/metrics").json()["total"] >= 50  # its points are kept
+        assert not alive(pid)
+
+
+@pytest.fixture(scope="module")
+def server_without_data(ray_cluster: RayCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A second server on the same cluster, whose data dir is empty and who may not download."""
+    empty = tmp_path_factory.mktemp("no-data")
+    srv = Server(tmp_path_factory.mktemp("second-home"), env=ray_server_env(
+        ray_cluster, {"PLAYGROUND_DATA_DIR": str(empty), "PLAYGROUND_ALLOW_DOWNLOAD": "false"}
+    )).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("app.experiments.cifar") is None, reason="no cifar experiment yet")
+def test_cifar_missing_on_the_node_fails_naming_the_node(server_without_data: Server) -> None:
+    with server_without_data.client() as client:
+        job = post_job(client, "cifar", {"model": "conv", "epochs": 1})
+        done = wait_for(client, job["id"], timeout=120)
+    assert done["status"] == "failed", done
+    # The experiment's DatasetMissing message, then the node that looked: "... (on Ray node vm (10.0.0.7))".
+    assert done["error"].startswith("CIFAR-10 was not found in '") and "no-data" in done["error"]
+    assert " (on Ray node " in done["error"] and done["error"].endswith(")")
+
+
+def test_stopping_the_server_ends_its_running_ray_tasks(server_without_data: Server) -> None:
+    with server_without_data.client() as client:
+        job = wait_until_step(client, post_job(client, "linear", LONG_LINEAR)["id"], 10)
+    pid = worker_pid(job)
+    assert server_without_data.stop() < 15
+    # The task was cancelled by force: its worker process is gone, not training for no one.
+    deadline = time.monotonic() + 10
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(pid)
