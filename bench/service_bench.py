@@ -8,10 +8,11 @@ overhead  the book's 5000-epoch linear job from POST to ``done`` at an SSE clien
 latency   POST to the first ``metric`` event at the client, idle server, warm worker
 fanout    200 watchers on one job: each gets every point; per event, the delay of the last watcher
           to receive it behind the first (median and 99th percentile over the events)
-burst     100 jobs posted at once: all finish, none lost, never more running than workers
+burst     100 linear jobs (1000 epochs) posted at once: all finish, none lost, never more running
+          than workers
 memory    resident memory of the web process and of each idle worker
 
-Prints a Markdown table and writes bench/results/service.json. Timings are wall-clock on whatever
+Prints the figures as JSON and writes them to bench/results/service.json. Timings are wall-clock on whatever
 else the machine is doing: the load average is printed with them.
 """
 
@@ -250,9 +251,11 @@ def bench_fanout(srv: Server, client: httpx.Client, watchers: int = 200, process
     for ready in readies:
         ready.wait(120)
     web_rss_watching = rss_mb(srv.proc.pid)
+    web_cpu = cpu_seconds(srv.proc.pid)
     for blocker in blockers:
         client.post(f"/api/jobs/{blocker['id']}/cancel")
     results = [times for _ in procs for times in out.get(timeout=300)]
+    web_cpu = cpu_seconds(srv.proc.pid) - web_cpu
     for proc in procs:
         proc.join(30)
     points = [times.pop(-1) for times in results]
@@ -269,6 +272,7 @@ def bench_fanout(srv: Server, client: httpx.Client, watchers: int = 200, process
         "worst_delay_median_ms": statistics.median(ms),
         "worst_delay_p99_ms": percentile(ms, 99),
         "web_rss_mb_with_watchers": web_rss_watching,
+        "web_cpu_s_during_job": web_cpu,
     }
 
 
@@ -276,14 +280,16 @@ def bench_fanout(srv: Server, client: httpx.Client, watchers: int = 200, process
 # Burst
 
 
-def bench_burst(srv: Server, client: httpx.Client, jobs: int = 100, epochs: int = 200) -> dict[str, Any]:
+def bench_burst(srv: Server, client: httpx.Client, jobs: int = 100, epochs: int = 1000) -> dict[str, Any]:
     wait_idle(client)
-    max_running, stop = [0], threading.Event()
+    max_running, max_queued, stop = [0], [0], threading.Event()
 
     def sample() -> None:
-        with httpx.Client(base_url=srv.url, timeout=10) as c:
+        with httpx.Client(base_url=srv.url, timeout=30) as c:
             while not stop.is_set():
-                max_running[0] = max(max_running[0], c.get("/api/health").json()["running"])
+                health = c.get("/api/health").json()
+                max_running[0] = max(max_running[0], health["running"])
+                max_queued[0] = max(max_queued[0], health["queued"])
                 time.sleep(0.01)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -322,6 +328,7 @@ def bench_burst(srv: Server, client: httpx.Client, jobs: int = 100, epochs: int 
         "post_all_s": posted,
         "all_done_s": took,
         "max_running_sampled": max_running[0],
+        "max_queued_sampled": max_queued[0],
         "max_running_from_timestamps": most,
         "workers": WORKERS,
     }
@@ -330,12 +337,31 @@ def bench_burst(srv: Server, client: httpx.Client, jobs: int = 100, epochs: int 
 # ----------------------------------------------------------------------------------------------
 
 
-def bench_memory(srv: Server) -> dict[str, Any]:
-    children = {}
-    for pid in srv.worker_pids():
-        loaded = "libtorch" in Path(f"/proc/{pid}/maps").read_text()
-        children[pid] = {"rss_mb": rss_mb(pid), "torch": loaded}
+def bench_memory(srv: Server, client: httpx.Client) -> dict[str, Any]:
+    """RSS of the web process and of each child once they are idle (the predictor starts on the first
+    saved model and imports torch in the background: wait for it)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        pids = srv.worker_pids()
+        if all("libtorch" in Path(f"/proc/{pid}/maps").read_text() for pid in pids):
+            break
+        time.sleep(0.5)
+    # The workers are named in the jobs they ran ("local-1 (pid 1234)"); the other child is the predictor.
+    ran = {int(j["worker"].rsplit("pid ", 1)[1].rstrip(")")) for j in client.get("/api/jobs").json()["items"]}
+    children = {
+        pid: {
+            "role": "worker" if pid in ran else "predictor",
+            "rss_mb": rss_mb(pid),
+            "torch": "libtorch" in Path(f"/proc/{pid}/maps").read_text(),
+        }
+        for pid in srv.worker_pids()
+    }
     return {"web_mb": rss_mb(srv.proc.pid), "children": children}
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def machine() -> dict[str, Any]:
@@ -358,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
             with srv.client() as client:
                 warm_up(client)
                 if "memory" in wanted:
-                    results["memory"] = bench_memory(srv)
+                    results["memory"] = bench_memory(srv, client)
                 if "overhead" in wanted:
                     results["overhead"] = bench_overhead(srv, client)
                 if "latency" in wanted:

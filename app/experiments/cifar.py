@@ -66,17 +66,20 @@ def make_optimizer(
     optimizer = torch.optim.SGD(
         trainable, lr=params.lr, momentum=0.9, nesterov=True, weight_decay=params.weight_decay
     )
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer,
-        max_lr=params.lr,
-        total_steps=total_steps,
-        pct_start=0.25,
-        anneal_strategy="linear",
-        div_factor=10,
-        final_div_factor=100,
-        cycle_momentum=False,
-    )
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: one_cycle(step, total_steps))
     return optimizer, schedule
+
+
+def one_cycle(step: int, total_steps: int, warmup: float = 0.25, start: float = 0.1, end: float = 0.001) -> float:
+    """The one-cycle factor of the peak rate at ``step`` (0-based): start → 1 → end, piecewise linear.
+
+    (OneCycleLR's cosine-free variant; written out because OneCycleLR divides by zero for some
+    short runs, e.g. 4 steps.)
+    """
+    peak = max(1, round(warmup * total_steps))
+    if step < peak:
+        return start + (1 - start) * step / peak
+    return 1 - (1 - end) * min(1.0, (step - peak) / max(1, total_steps - 1 - peak))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -128,10 +131,11 @@ def evaluate(
 
 def png_data_uri(image: torch.Tensor) -> str:
     """A uint8 (3, H, W) image as ``data:image/png;base64,...`` for an <img> tag."""
-    from torchvision.io import encode_png
+    from PIL import Image
 
-    png = encode_png(image.cpu().contiguous()).numpy().tobytes()
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    out = io.BytesIO()
+    Image.fromarray(image.permute(1, 2, 0).cpu().numpy()).save(out, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode("ascii")
 
 
 def confusion_matrix(labels: torch.Tensor, predictions: torch.Tensor, n_classes: int) -> torch.Tensor:
@@ -319,7 +323,14 @@ def run(params: CifarParams, ctx: RunContext) -> RunOutcome:
 
 
 def _describe(data: bytes) -> str:
-    return f"{len(data)} bytes starting with {data[:16]!r}"
+    """What the upload is: another image format PIL knows, else its size and first bytes."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as other:  # reads the header only
+            return f"a {other.format} image of {len(data)} bytes"
+    except Exception:  # noqa: BLE001 - anything unreadable is described by its bytes
+        return f"{len(data)} bytes starting with {data[:16]!r}"
 
 
 def decode_upload(data: bytes) -> torch.Tensor:

@@ -148,8 +148,8 @@ def _decode_pickle(source: _Source) -> dict[str, torch.Tensor | tuple[str, ...]]
 
 
 def _decode_image_folder(source: _Source) -> dict[str, torch.Tensor | tuple[str, ...]]:
-    from torchvision.io import ImageReadMode, decode_image
-    from torchvision.transforms.v2.functional import resize
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
 
     data_dir = source.root.parent
     splits = {}
@@ -168,17 +168,18 @@ def _decode_image_folder(source: _Source) -> dict[str, torch.Tensor | tuple[str,
             labels += [label] * len(found)
         if not files:
             raise DatasetMissing(data_dir, f"'{split_root}' has no .png or .jpg files")
-        images = torch.empty((len(files), 3, IMAGE_SIZE, IMAGE_SIZE), dtype=torch.uint8)
+        # HWC, the layout PIL gives; turned into CHW once at the end.
+        images = np.empty((len(files), IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8)
         for i, path in enumerate(files):
-            # libjpeg-turbo / libpng straight into a uint8 tensor: about twice as fast as PIL here.
             try:
-                image = decode_image(torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8), ImageReadMode.RGB)
-            except RuntimeError as exc:
+                with Image.open(path) as image:
+                    image = image.convert("RGB")
+                    if image.size != (IMAGE_SIZE, IMAGE_SIZE):
+                        image = image.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BILINEAR)
+                    images[i] = np.asarray(image)
+            except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
                 raise DatasetMissing(data_dir, f"'{path}' is not a readable PNG or JPEG ({exc})") from exc
-            if image.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
-                image = resize(image, [IMAGE_SIZE, IMAGE_SIZE], antialias=True)
-            images[i] = image
-        splits[f"{split}_images"] = images
+        splits[f"{split}_images"] = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
         splits[f"{split}_labels"] = torch.tensor(labels, dtype=torch.int64)
     return splits
 

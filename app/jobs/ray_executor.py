@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
@@ -126,7 +127,7 @@ class RayExecutor(Executor):
             )
         except Exception as exc:
             raise RayUnavailable(
-                f"Cannot connect to the Ray cluster at RAY_ADDRESS={address!r}: {type(exc).__name__}: {exc}"
+                f"Cannot connect to the Ray cluster ({self._address_text()}): {type(exc).__name__}: {exc}"
             ) from exc
         self._ray = ray
         # max_retries=0: a job that dies with its worker or node fails (and says so); running it again
@@ -147,7 +148,7 @@ class RayExecutor(Executor):
         except Exception as exc:
             ray.shutdown()
             raise RayUnavailable(
-                f"The Ray cluster at RAY_ADDRESS={address!r} cannot run the playground's tasks: "
+                f"The Ray cluster ({self._address_text()}) cannot run the playground's tasks: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
         for warm in warms:
@@ -187,7 +188,8 @@ class RayExecutor(Executor):
             raise RuntimeError("the Ray executor is not running")
         cuda = spec.device.startswith("cuda")
         options = TaskOptions(
-            data_dir=str(self.settings.data_dir),
+            # Absolute: a relative path would be taken from the Ray worker's own working directory.
+            data_dir=str(Path(self.settings.data_dir).resolve()),
             allow_download=self.settings.allow_download,
             threads=max(1, int(self.settings.ray_num_cpus)),
         )
@@ -196,9 +198,18 @@ class RayExecutor(Executor):
             self._jobs[spec.job_id] = job
             # Ray queues the task until a node has the CPUs (and the GPU) free; tasks of the same
             # shape start in the order they were submitted.
-            job.stream = self._run_task.options(
-                num_cpus=self.settings.ray_num_cpus, num_gpus=1 if cuda else 0, name=f"job-{spec.job_id}"
-            ).remote(spec, options, self._board)
+            try:
+                job.stream = self._run_task.options(
+                    num_cpus=self.settings.ray_num_cpus, num_gpus=1 if cuda else 0, name=f"job-{spec.job_id}"
+                ).remote(spec, options, self._board)
+            except Exception as exc:  # the cluster is gone: the job fails, the server goes on
+                log.warning("job %s: cannot submit it to Ray: %s", spec.job_id, exc)
+                error = (
+                    f"Could not submit the job to the Ray cluster ({self._address_text()}): "
+                    f"{_describe_ray_error(exc)}"
+                )
+                self._post(job, JobFinished(spec.job_id, "failed", error=error))
+                return
             job.reader = threading.Thread(target=self._read, args=(job,), name=f"ray-{spec.job_id}", daemon=True)
             job.reader.start()
 
@@ -216,7 +227,10 @@ class RayExecutor(Executor):
                 self._force_cancel(job)
                 self._finish(job, JobFinished(job_id, "cancelled"))
                 return True
-        self._board.cancel.remote(job_id)
+        try:
+            self._board.cancel.remote(job_id)
+        except Exception as exc:  # no cooperative stop then: the force-cancel after the grace period
+            log.warning("job %s: cannot reach the cancel board: %s", job_id, exc)
         loop = self._loop
         assert loop is not None
 
@@ -329,8 +343,9 @@ class RayExecutor(Executor):
         self._jobs.pop(job.spec.job_id, None)
         if job.kill_timer is not None:
             job.kill_timer.cancel()
-        if job.cancel_requested and self._board is not None:
-            self._board.forget.remote(job.spec.job_id)
+        if job.cancel_requested and job.started and self._board is not None:
+            with contextlib.suppress(Exception):  # only tidiness: the board forgets a finished job
+                self._board.forget.remote(job.spec.job_id)
         self._emit(event)
 
     def _emit(self, event: ExecutorEvent) -> None:
@@ -381,6 +396,10 @@ class RayExecutor(Executor):
             running=sum(j.started for j in jobs),
             resources=dict(self._resources),
         )
+
+    def _address_text(self) -> str:
+        address = self.settings.ray_address
+        return f"RAY_ADDRESS={address}" if address else "a local Ray started by the server"
 
     def _refresh_resources(self, force: bool = False) -> None:
         if self._ray is None or self._stopping:

@@ -17,7 +17,7 @@ export function renderConfusion(container, detailBox, result) {
   const matrix = result.confusion_matrix || [];
   const examples = result.confusion_examples || {};
   const table = el("table", { class: "confusion" });
-  table.append(el("caption", {}, "Rows: the true class; columns: what the model predicted. Click a cell to see its validation images."));
+  table.append(el("caption", { class: "visually-hidden" }, "Confusion matrix: rows are the true class, columns what the model predicted."));
   const head = el("tr", {}, el("th", { scope: "col", class: "corner" }, "true ↓ / predicted →"));
   for (const name of classes) head.append(el("th", { scope: "col" }, el("span", { class: "col-label" }, name)));
   table.append(el("thead", {}, head));
@@ -45,7 +45,10 @@ export function renderConfusion(container, detailBox, result) {
     body.append(tr);
   });
   table.append(body);
-  container.replaceChildren(el("div", { class: "table-scroll" }, table));
+  container.replaceChildren(
+    el("div", { class: "table-scroll" }, table),
+    el("p", { class: "help" }, "Rows: the true class; columns: what the model predicted. Click a cell to see its validation images."),
+  );
 }
 
 function showCell(box, trueClass, predClass, count, images) {

@@ -81,7 +81,7 @@ export function mountJobList(root) {
     checkbox.checked = selected.has(job.id);
     const row = el("tr", { dataset: { jobId: job.id } });
     row.append(
-      el("td", {}, checkbox),
+      el("td", { class: "col-select" }, checkbox),
       el("td", { class: "job-name" }),
       el("td", { class: "col-kind" }, job.kind),
       el("td", { class: "job-status" }),

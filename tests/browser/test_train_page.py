@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.browser.helpers import screenshot
+from tests.browser.helpers import PageWatch, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -150,3 +150,30 @@ def test_a_shared_link_fills_selects_checkboxes_and_empty_numbers(page):
     page.locator("#kind-mlp").check()
     assert form.locator("[name=hidden]").input_value() == "13"
     assert form.locator("[name=dataset]").count() == 0
+
+
+def test_a_server_with_a_token_asks_for_it_once_and_the_page_keeps_it(browser, server_factory):
+    token_server = server_factory(env={"PLAYGROUND_API_TOKEN": "s3cret-token"}, workers=1)
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=token_server.url)
+    context.set_default_timeout(60_000)
+    page = context.new_page()
+    watch = PageWatch(token_server.url)
+    watch.attach(page)
+    try:
+        form = open_form(page, "/?kind=linear&epochs=100")
+        form.locator("button[type=submit]").click()
+        # The 401 opens the token dialog; the request goes through once the token is saved.
+        dialog = page.get_by_role("dialog", name="Access token")
+        dialog.wait_for()
+        assert "Bearer" in dialog.inner_text(), "the server's message says what it needs"
+        dialog.get_by_label("Token").fill("s3cret-token")
+        dialog.get_by_role("button", name="Save").click()
+        page.wait_for_url(re.compile(r"/jobs/[0-9a-f]{32}$"))
+        assert page.evaluate("localStorage.getItem('playground-token')") == "s3cret-token"
+        # The next write (cancel, retry, another run) just sends it.
+        open_form(page, "/?kind=linear&epochs=100").locator("button[type=submit]").click()
+        page.wait_for_url(re.compile(r"/jobs/[0-9a-f]{32}$"))
+        assert dialog.count() == 0 or not dialog.is_visible()
+    finally:
+        context.close()
+    assert not watch.errors, watch.errors

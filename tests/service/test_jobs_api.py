@@ -182,25 +182,6 @@ def test_cancel_a_running_and_a_queued_job(server, client):
     wait_for(client, running[1]["id"], "cancelled", timeout=5)
 
 
-def test_kill_9_of_a_worker_fails_its_job_and_the_server_goes_on(server, client):
-    job = post_job(client, "linear", LONG_LINEAR)
-    job = wait_until_step(client, job["id"], 50)
-    pid = worker_pid(job)
-    assert pid in server.worker_pids()
-    os.kill(pid, signal.SIGKILL)
-    failed = wait_for(client, job["id"], timeout=10)
-    assert failed["status"] == "failed"
-    assert "SIGKILL" in failed["error"], failed["error"]
-    assert client.get(f"/api/jobs/{job['id']}/metrics").json()["total"] >= 50  # its points are kept
-
-    after = wait_for(client, post_job(client, "linear", {"epochs": 200})["id"], timeout=90)
-    assert after["status"] == "succeeded"
-    deadline = time.monotonic() + 90  # the replacement worker imports torch first
-    while client.get("/api/health").json()["workers"] != 2 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert client.get("/api/health").json()["workers"] == 2
-
-
 # ----------------------------------------------------------------------------------------------
 # Metrics
 
@@ -403,3 +384,23 @@ def test_the_web_process_has_not_loaded_torch(server):
 
     assert "libtorch" not in mapped(server.proc.pid)
     assert any("libtorch" in mapped(pid) for pid in server.worker_pids())
+
+
+# Last: the replacement of the killed worker imports torch while the module's server stops.
+def test_kill_9_of_a_worker_fails_its_job_and_the_server_goes_on(server, client):
+    job = post_job(client, "linear", LONG_LINEAR)
+    job = wait_until_step(client, job["id"], 50)
+    pid = worker_pid(job)
+    assert pid in server.worker_pids()
+    os.kill(pid, signal.SIGKILL)
+    failed = wait_for(client, job["id"], timeout=10)
+    assert failed["status"] == "failed"
+    assert "SIGKILL" in failed["error"], failed["error"]
+    assert client.get(f"/api/jobs/{job['id']}/metrics").json()["total"] >= 50  # its points are kept
+
+    after = wait_for(client, post_job(client, "linear", {"epochs": 200})["id"], timeout=90)
+    assert after["status"] == "succeeded"
+    deadline = time.monotonic() + 90  # the replacement worker imports torch first
+    while client.get("/api/health").json()["workers"] != 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert client.get("/api/health").json()["workers"] == 2

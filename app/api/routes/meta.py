@@ -24,6 +24,7 @@ class Health(BaseModel):
     workers: int
     queued: int
     running: int
+    resources: dict[str, Any]  # what the executor has: CPUs, GPUs (and nodes, on Ray)
 
 
 class KindPublic(BaseModel):
@@ -45,6 +46,7 @@ def health(service: ServiceDep) -> Health:
         workers=info.workers,
         queued=info.queued,
         running=info.running,
+        resources=info.resources,
     )
 
 
