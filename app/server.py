@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 import socket
+import sys
 
 import uvicorn
 from fastapi import FastAPI
+from pydantic import ValidationError
 
-from app.config import get_settings
+from app.config import Settings, get_settings
 from app.main import create_app
-
-log = logging.getLogger(__name__)
 
 # Seconds uvicorn waits for open connections before it cancels them. The SSE streams are ended
 # before that (see PlaygroundServer.shutdown); this bounds a slow download or a stuck request.
@@ -32,9 +32,13 @@ class PlaygroundServer(uvicorn.Server):
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000, workers: int | None = None) -> int:
-    settings = get_settings()
-    if workers is not None:
-        settings = settings.model_copy(update={"workers": workers})
+    try:
+        # --workers overrides PLAYGROUND_WORKERS, checked against the same bounds.
+        settings = Settings(workers=workers) if workers is not None else get_settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']} (got {e['input']!r})" for e in exc.errors())
+        print(f"playground: error: invalid settings: {problems}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(settings)
     config = uvicorn.Config(
@@ -43,8 +47,6 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int | None = None)
         port=port,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         log_level="info",
-        # A browser's EventSource and the test clients both hold connections open: no limit here.
-        timeout_keep_alive=5,
     )
     server = PlaygroundServer(config, app)
     server.run()

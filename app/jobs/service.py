@@ -116,7 +116,6 @@ class JobService:
         self._live: dict[str, _LiveJob] = {}
         self._pending: list[crud.MetricRow] = []  # metric rows not yet written
         self._flusher: asyncio.Task | None = None
-        self._stopping = False
 
     # ------------------------------------------------------------------------------------------
     # Lifecycle
@@ -154,7 +153,6 @@ class JobService:
         self.broker.shutdown()
 
     async def stop(self) -> None:
-        self._stopping = True
         self.close_streams()
         try:
             await self.executor.stop()

@@ -137,3 +137,15 @@ def _expected_console_error(text: str) -> bool:
     # Chromium logs every non-2xx answer as a console error; the tests provoke some on purpose
     # (a 422 from the form, an SSE connection dropped by the test). Script errors are not these.
     return "Failed to load resource" in text or "EventSource" in text
+
+
+UNLABELLED_JS = """() => [...document.querySelectorAll("input, select, textarea")]
+    .filter((node) => node.type !== "hidden" && !node.closest("dialog:not([open])"))
+    .filter((node) => !(node.labels && node.labels.length) && !node.getAttribute("aria-label")
+                      && !node.getAttribute("aria-labelledby"))
+    .map((node) => node.outerHTML.slice(0, 120))"""
+
+
+def unlabelled_inputs(page: Any) -> list[str]:
+    """The form controls on the page that have no label (a screen reader would not name them)."""
+    return page.evaluate(UNLABELLED_JS)

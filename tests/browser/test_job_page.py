@@ -9,7 +9,15 @@ import time
 
 import pytest
 
-from tests.browser.helpers import CuttableProxy, PageWatch, create_job, metric_rows, screenshot, wait_for_job
+from tests.browser.helpers import (
+    CuttableProxy,
+    PageWatch,
+    create_job,
+    metric_rows,
+    screenshot,
+    unlabelled_inputs,
+    wait_for_job,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -105,6 +113,7 @@ def test_a_linear_run_from_the_form_streams_its_curve_and_succeeds(page, api):
         page.get_by_role("link", name="Metrics (CSV)").click()
     assert download.value.path().read_text().splitlines()[0].startswith("step,")
     screenshot(page, "job-linear")
+    assert unlabelled_inputs(page) == []
 
 
 def test_points_arrive_live_and_cancel_stops_the_run(page, api):
@@ -154,7 +163,7 @@ def test_a_cut_connection_resumes_with_last_event_id_and_no_gap(browser, server,
         deadline = time.monotonic() + 30
         while not any(is_resume(r) for r in proxy.requests) and time.monotonic() < deadline:
             page.wait_for_timeout(200)
-        assert any(is_resume(r) for r in proxy.requests), [r.split("\r\n", 1)[0] for r in proxy.requests]
+        assert any(is_resume(r) for r in proxy.requests), [r for r in proxy.requests if "/events" in r]
         page.evaluate("window.playgroundJob.stream.drop()")
         wait_for_status(page, "succeeded", timeout_ms=240_000)
         page.wait_for_function(f"window.playgroundJob.store.steps.length === {epochs}")

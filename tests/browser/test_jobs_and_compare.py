@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.helpers import create_job, screenshot, wait_for_job
+from tests.browser.helpers import create_job, screenshot, unlabelled_inputs, wait_for_job
 
 pytestmark = pytest.mark.browser
 
@@ -41,6 +41,7 @@ def test_the_job_list_updates_without_a_reload_filters_cancels_and_deletes(page,
     page.select_option("#filter-kind", "")
     row(page, done["id"]).wait_for()
     screenshot(page, "jobs")
+    assert unlabelled_inputs(page) == []
 
     # Delete takes two clicks; the run is gone from the list and from the API.
     delete = row(page, done["id"]).get_by_role("button", name="Delete short in the list")
@@ -79,6 +80,7 @@ def test_compare_overlays_two_runs_and_lists_what_differs(page, api):
         assert table.locator(f'tr[data-setting="{same}"]').count() == 0, f"{same} is the same in both"
     assert "epochs = 600" in page.locator("[data-same]").inner_text()
     screenshot(page, "compare")
+    assert unlabelled_inputs(page) == []
 
     # A run of another kind joins the same chart.
     mlp = create_job(api, "mlp", {"epochs": 200}, seed=1, name="a network")

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.browser.helpers import PageWatch, screenshot
+from tests.browser.helpers import PageWatch, screenshot, unlabelled_inputs
 
 pytestmark = pytest.mark.browser
 
@@ -21,6 +21,7 @@ def test_form_is_generated_from_each_kinds_schema(page, api):
     kinds = api.get("/api/kinds").json()
     form = open_form(page)
     screenshot(page, "index")
+    assert unlabelled_inputs(page) == []
     for info in kinds:
         page.locator(f"#kind-{info['kind']}").check()
         properties = info["params_schema"]["properties"]

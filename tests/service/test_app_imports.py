@@ -1,4 +1,4 @@
-"""The web process never imports torch: the workers do."""
+"""The entry points: the web process never imports torch; `playground serve` checks its arguments."""
 
 from __future__ import annotations
 
@@ -26,3 +26,17 @@ def test_creating_the_app_does_not_import_torch(tmp_path):
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
+def test_serve_refuses_a_worker_count_out_of_bounds(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", "serve", "--port", "1", "--workers", "0"],
+        cwd=REPO_ROOT,
+        env={"PATH": "/usr/bin:/bin", "PLAYGROUND_HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "workers" in result.stderr and "greater than or equal to 1" in result.stderr

@@ -7,17 +7,12 @@ still renders; its script reports the API's 404.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-# The project root (templates/ and static/ sit beside app/).
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
-TEMPLATES_DIR = PROJECT_ROOT / "templates"
-STATIC_DIR = PROJECT_ROOT / "static"
+from app.assets import STATIC_DIR, TEMPLATES_DIR
 
 templates = Jinja2Templates(directory=TEMPLATES_DIR)
 router = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
