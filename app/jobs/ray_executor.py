@@ -23,6 +23,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import socket
 import threading
 import time
 from pathlib import Path
@@ -46,6 +47,7 @@ from app.jobs.ray_tasks import TaskOptions, TaskOutcome, TaskStarted
 
 log = logging.getLogger(__name__)
 
+CONNECT_TIMEOUT_S = 5.0  # a head's GCS port that does not accept a connection in this long is down
 START_TIMEOUT_S = 180.0  # a fresh worker imports torch: seconds, much longer on a loaded 2-core box
 STOP_JOIN_S = 5.0  # how long stop() waits for the stream readers after force-cancelling their tasks
 PREDICT_TIMEOUT_S = 120.0  # includes starting a worker on a busy cluster
@@ -113,6 +115,7 @@ class RayExecutor(Executor):
         from app.jobs import ray_tasks
 
         address = self.settings.ray_address
+        _probe_gcs(address)
         app_dir = str(Path(app.__file__).parent)
         try:
             ray.init(
@@ -429,6 +432,21 @@ class RayExecutor(Executor):
         }
         # Ray picks the GPU; inside the task it is the only one visible, cuda:0.
         self._devices = ["cpu", "cuda:0"] if gpus >= 1 else ["cpu"]
+
+
+def _probe_gcs(address: str | None) -> None:
+    """Fail fast when a ``host:port`` address does not answer: ray.init would retry for minutes."""
+    if not address or address == "auto" or "://" in address:
+        return  # a local Ray, the address file of `ray start`, or Ray Client (with its own timeout)
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S):
+            pass
+    except (OSError, ValueError) as exc:
+        raise RayUnavailable(
+            f"Cannot reach the Ray cluster at RAY_ADDRESS={address!r} ({exc}); expected host:port of a "
+            f"running head (`ray start --head --port=PORT`), 'auto' or 'ray://host:10001'."
+        ) from None
 
 
 def _on_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:

@@ -73,7 +73,7 @@ function renderProgress() {
 function showConnection(state) {
   const node = $("[data-connection]");
   node.dataset.state = state;
-  node.textContent = { connecting: "connecting…", live: "● live", reconnecting: "reconnecting…", closed: "" }[state] ?? "";
+  node.textContent = { connecting: "connecting…", live: "● live", reconnecting: "reconnecting…", reopening: "reconnecting…", closed: "" }[state] ?? "";
 }
 
 // ---- problems and retries -------------------------------------------------------------------
@@ -364,6 +364,9 @@ function renderDownloads() {
 // ---- the life of the page -------------------------------------------------------------------
 
 function onJob(updated) {
+  // An answer that left the server before the job ended (a slow cancel reply) must not bring a
+  // finished job back to life: a run's status only moves forward.
+  if (job && isTerminal(job.status) && !isTerminal(updated.status)) return;
   const statusChanged = !job || updated.status !== job.status;
   job = { ...job, ...updated };
   renderHeader();
@@ -439,7 +442,8 @@ async function main() {
     $("[data-cancel]").addEventListener("click", async (event) => {
       event.target.disabled = true;
       try {
-        onJob(await api.cancelJob(jobId).then((answer) => answer ?? job));
+        // The stream brings the cancelled status; the reply only says the request was taken.
+        await api.cancelJob(jobId);
       } catch (error) {
         $("[data-progress-text]").textContent = error.message;
       }

@@ -9,7 +9,7 @@
 
 export class JobStream {
   // handlers: {status(job), metric(points), done(job), connection(state)}; state is one of
-  // "connecting", "live", "reconnecting", "closed".
+  // "connecting", "live", "reconnecting" (the browser retries), "reopening" (a new EventSource), "closed".
   constructor(url, handlers) {
     this.url = url;
     this.handlers = handlers;
@@ -18,28 +18,34 @@ export class JobStream {
     this.closed = false;
     this.retryMs = 1000;
     this.reconnects = 0;
+    this.states = []; // every connection state, in order (for the curious and the tests)
     this.open();
   }
 
+  report(state) {
+    this.states.push(state);
+    this.handlers.connection?.(state);
+  }
+
   open() {
-    this.handlers.connection?.(this.reconnects ? "reconnecting" : "connecting");
+    this.report(this.reconnects ? "reconnecting" : "connecting");
     const source = new EventSource(this.url);
     this.source = source;
     source.addEventListener("open", () => {
       this.retryMs = 1000;
-      this.handlers.connection?.("live");
+      this.report("live");
     });
     source.addEventListener("error", () => {
       if (this.closed) return;
       if (source.readyState === EventSource.CONNECTING) {
         this.reconnects += 1;
-        this.handlers.connection?.("reconnecting");
+        this.report("reconnecting");
         return;
       }
       // CLOSED: the browser will not retry; we do, with backoff.
       source.close();
       this.reconnects += 1;
-      this.handlers.connection?.("reconnecting");
+      this.report("reopening");
       setTimeout(() => !this.closed && this.open(), this.retryMs);
       this.retryMs = Math.min(this.retryMs * 2, 15000);
     });
@@ -78,6 +84,6 @@ export class JobStream {
   close() {
     this.closed = true;
     this.source?.close();
-    this.handlers.connection?.("closed");
+    this.report("closed");
   }
 }

@@ -163,7 +163,8 @@ def test_a_cut_connection_resumes_with_last_event_id_and_no_gap(browser, server,
         deadline = time.monotonic() + 30
         while not any(is_resume(r) for r in proxy.requests) and time.monotonic() < deadline:
             page.wait_for_timeout(200)
-        assert any(is_resume(r) for r in proxy.requests), [r for r in proxy.requests if "/events" in r]
+        states = page.evaluate("window.playgroundJob.stream.states")
+        assert any(is_resume(r) for r in proxy.requests), (states, [r for r in proxy.requests if "/events" in r])
         page.evaluate("window.playgroundJob.stream.drop()")
         wait_for_status(page, "succeeded", timeout_ms=240_000)
         page.wait_for_function(f"window.playgroundJob.store.steps.length === {epochs}")

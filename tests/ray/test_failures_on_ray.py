@@ -15,7 +15,16 @@ import pytest
 
 from tests.ray.conftest import RayCluster, ray_server_env
 from tests.service.helpers import LONG_LINEAR, post_job, wait_for, wait_until_step, worker_pid
-from tests.service.server_process import Server, alive
+from tests.service.server_process import Server, alive, free_port
+
+
+def test_an_unreachable_cluster_stops_the_server_at_once_naming_the_address(tmp_path) -> None:
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there
+    srv = Server(tmp_path, env={"PLAYGROUND_EXECUTOR": "ray", "RAY_ADDRESS": address})
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match=f"Cannot reach the Ray cluster at RAY_ADDRESS='{address}'"):
+        srv.start()
+    assert time.monotonic() - started < 60  # not ray.init's minutes of retries
 
 
 def test_a_job_whose_ray_worker_is_killed_fails_with_the_error(ray_server: Server) -> None:
