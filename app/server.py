@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import sys
+from types import FrameType
 
 import uvicorn
 from fastapi import FastAPI
@@ -29,6 +30,13 @@ class PlaygroundServer(uvicorn.Server):
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         self._app.state.service.close_streams()
         await super().shutdown(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # uvicorn re-raises SIGTERM/SIGINT after its shutdown, so the process dies of the signal
+        # (exit 143 in Docker). Our shutdown is complete by then -- running jobs are marked
+        # interrupted, workers joined -- so `docker stop` and Ctrl-C end with status 0 instead.
+        super().handle_exit(sig, frame)
+        self._captured_signals.clear()
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000, workers: int | None = None) -> int:

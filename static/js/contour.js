@@ -110,6 +110,8 @@ export class LossSurfaceMap {
   setPath(ws, bs) {
     this.ws = ws;
     this.bs = bs;
+    // Without the surface there is no minimum to frame: the window follows the path instead.
+    if (!this.surface) this.view = null;
     if (!this.view) this.background = null;
     this.schedule();
   }

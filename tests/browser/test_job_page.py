@@ -155,7 +155,9 @@ def test_a_cut_connection_resumes_with_last_event_id_and_no_gap(browser, server,
         epochs = 20_000
         job = create_job(api, "linear", {"epochs": epochs, "lr": 0.001}, seed=2, name="hiccups")
         open_job(page, job["id"])
-        page.wait_for_function("Number(document.querySelector('[data-loss-chart]').dataset.points) > 0")
+        # Cut once the stream itself has delivered events (the first points may come from the
+        # metrics history), so that there is a last event id to resume after.
+        page.wait_for_function("window.playgroundJob.stream && window.playgroundJob.stream.lastId > 5")
         assert page.locator("#job-view").get_attribute("data-status") == "running"
         assert proxy.cut() >= 1
         page.wait_for_function("window.playgroundJob.stream.reconnects >= 1")

@@ -144,6 +144,7 @@ def test_restart_keeps_history_interrupts_running_jobs_and_runs_queued_ones(stri
 
     took = srv.stop(signal.SIGTERM)  # also fails if a worker is left behind
     assert took < 8, f"stopping with a watcher attached took {took:.1f} s"
+    assert srv.proc.returncode == 0, f"SIGTERM (docker stop) must end cleanly, got {srv.proc.returncode}"
     watcher.join(5)
     assert not watcher.is_alive(), "the server ended but the SSE stream did not"
     assert watcher.error is None, watcher.error  # ended cleanly by the server
@@ -194,5 +195,6 @@ def test_restart_keeps_history_interrupts_running_jobs_and_runs_queued_ones(stri
             time.sleep(0.05)
     took = srv.stop(signal.SIGINT)
     assert took < 8, f"Ctrl-C with a watcher attached took {took:.1f} s"
+    assert srv.proc.returncode == 0, f"Ctrl-C must end cleanly, got {srv.proc.returncode}"
     watcher.join(5)
     assert not watcher.is_alive()
