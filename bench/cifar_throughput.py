@@ -39,7 +39,14 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from app.experiments import cifar  # noqa: E402
 from app.experiments.base import RunContext  # noqa: E402
-from app.experiments.cifar_data import batches_per_epoch, load_cifar10, sample_per_class  # noqa: E402
+from app.experiments.cifar_data import (  # noqa: E402
+    batch_crop,
+    batch_flip_lr,
+    batches_per_epoch,
+    load_cifar10,
+    sample_per_class,
+    shuffled_batches,
+)
 from app.experiments.cifar_models import make_net  # noqa: E402
 from app.experiments.params import CifarParams  # noqa: E402
 
@@ -131,7 +138,7 @@ def write_pickle_release(images: torch.Tensor, labels: torch.Tensor, folder: Pat
     return [["data_batch_1", hashlib.md5(path.read_bytes()).hexdigest()]]
 
 
-def book(model_name: str, root: Path, n_images: int, mean, std, seed: int) -> float:
+def book_loader(root: Path, n_images: int, mean, std) -> torch.utils.data.DataLoader:
     from torchvision import datasets, transforms
 
     folder = root / "cifar-10-batches-py"
@@ -149,8 +156,13 @@ def book(model_name: str, root: Path, n_images: int, mean, std, seed: int) -> fl
     transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize(mean, std)])
     dataset = BenchCIFAR10(root, train=True, download=False, transform=transform)
     assert len(dataset) == n_images
+    # The book's: cifar2 = ...; train_loader = DataLoader(cifar2, batch_size=64, shuffle=True)
+    return torch.utils.data.DataLoader(dataset, batch_size=BATCH_SIZE, shuffle=True)
+
+
+def book(model_name: str, root: Path, n_images: int, mean, std, seed: int) -> float:
     torch.manual_seed(seed)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=BATCH_SIZE, shuffle=True)
+    loader = book_loader(root, n_images, mean, std)
     model = make_net(model_name, 10, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
     model.normalize = nn.Identity()
     optimizer, loss_fn = sgd(model), nn.CrossEntropyLoss()
@@ -162,6 +174,34 @@ def book(model_name: str, root: Path, n_images: int, mean, std, seed: int) -> fl
         loss.backward()
         optimizer.step()
     return n_images / (time.perf_counter() - started)
+
+
+# ----------------------------------------------------------------------------------------------
+# The input pipelines alone (no net): why a/c is bounded by the net's own cost
+
+
+def pipeline_alone(kind: str, images_u8, labels, normalised, pickle_root: Path, mean, std) -> float:
+    """Images per second that a pipeline delivers as normalised float batches, with no training."""
+    from app.experiments.cifar_models import Normalize
+
+    n = images_u8.shape[0]
+    generator = torch.Generator().manual_seed(0)
+    started = time.perf_counter()
+    if kind == "a":
+        normalize = Normalize(mean, std)
+        for batch in shuffled_batches(n, BATCH_SIZE, generator):
+            normalize(images_u8[batch])
+    elif kind == "a+aug":
+        normalize = Normalize(mean, std)
+        for batch in shuffled_batches(n, BATCH_SIZE, generator):
+            normalize(batch_crop(batch_flip_lr(images_u8[batch], generator), 4, generator))
+    elif kind == "b":
+        for batch in torch.randperm(n, generator=generator).split(BATCH_SIZE):
+            normalised[batch]
+    else:
+        for _ in book_loader(pickle_root, n, mean, std):
+            pass
+    return n / (time.perf_counter() - started)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -180,7 +220,7 @@ def main() -> None:
 
     data_dir = real_data_dir(args.data_dir)
     data = load_cifar10(data_dir)
-    # The same images for all three: the draw (a) makes for limit_train with seed 0.
+    # As many images for all three (this is the draw (a) makes for limit_train with seed 0).
     index = sample_per_class(data.train_labels, args.images, torch.Generator().manual_seed(0))
     images_u8, labels = data.train_images[index], data.train_labels[index]
     mean = torch.tensor(data.mean).view(1, 3, 1, 1)
@@ -203,6 +243,14 @@ def main() -> None:
         med = {k: statistics.median(v) for k, v in runs.items()}
         rows.append((model_name, med))
 
+    alone = {
+        kind: statistics.median(
+            pipeline_alone(kind, images_u8, labels, normalised, pickle_root, data.mean, data.std)
+            for _ in range(args.rounds)
+        )
+        for kind in ("a", "a+aug", "b", "c")
+    }
+
     print()
     print("| model | (a) playground | (a) with flips+crops | (b) plain loop | (c) book's DataLoader | a/b | a/c |")
     print("|---|---|---|---|---|---|---|")
@@ -211,6 +259,18 @@ def main() -> None:
             f"| {model_name} | {med['a']:.0f} img/s | {med['a+aug']:.0f} img/s | {med['b']:.0f} img/s | "
             f"{med['c']:.0f} img/s | {med['a'] / med['b']:.2f} | {med['a'] / med['c']:.2f} |"
         )
+    print()
+    print("Input pipelines alone, no net (normalised batches of 64 per second):")
+    print("| (a) playground | (a) with flips+crops | (b) plain loop | (c) book's DataLoader |")
+    print("|---|---|---|---|")
+    print(f"| {alone['a']:.0f} img/s | {alone['a+aug']:.0f} img/s | {alone['b']:.0f} img/s | {alone['c']:.0f} img/s |")
+    # Training time per image = net + pipeline, so even a free pipeline gives at most
+    # a/c = (net + book pipeline) / net.
+    for model_name, med in rows:
+        net_s = 1 / med["b"]
+        bound = (net_s + 1 / alone["c"]) / net_s
+        print(f"{model_name}: the net alone takes {net_s * 1e3:.2f} ms per image, the book's pipeline "
+              f"{1e3 / alone['c']:.2f} ms: a/c can be at most about {bound:.2f}")
 
 
 if __name__ == "__main__":
