@@ -36,9 +36,9 @@ RESNET_RECIPE = dict(
     dataset="cifar10",
     model="resnet",
     optimizer="nesterov_onecycle",
-    epochs=8,  # passes over the 50,000 training images
-    batch_size=64,
-    lr=0.05,  # peak learning rate
+    epochs=7,  # passes over the 50,000 training images
+    batch_size=128,  # twice the default: convolutions run about 1.3x faster per image on a CPU
+    lr=0.1,  # peak learning rate (0.05 at batch size 64, scaled with the batch)
     weight_decay=5e-4,
     label_smoothing=0.2,
     augment=True,  # flips and 4-pixel reflect crops
@@ -110,7 +110,8 @@ def part1(data_dir: Path, seed: int) -> dict:
         if reached
         else f"did NOT reach {TARGET_ACC:.0%} within {TIME_BUDGET_S} s"
     )
-    print(f"\nfinal test accuracy {result['val_acc']:.2%}, {result['images_per_second']:.0f} training images/s; {verdict}")
+    print(f"\nfinal test accuracy {result['val_acc']:.2%}, {result['images_per_second']:.0f} training images/s")
+    print(verdict)
     print("per class:", {k: round(v, 3) for k, v in result["per_class_acc"].items()})
     return {"epochs": clock.epochs, "result_val_acc": result["val_acc"], "verdict": verdict}
 
@@ -143,7 +144,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     data_dir = real_data_dir(args.data_dir)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, load {os.getloadavg()}")
+    threads, cpus = torch.get_num_threads(), os.cpu_count()
+    print(f"torch {torch.__version__}, {threads} threads, {cpus} CPUs, load average {os.getloadavg()}")
     report = {}
     if args.part in ("1", "both"):
         report["resnet"] = part1(data_dir, args.seed)

@@ -9,7 +9,6 @@ on the device (no per-image PIL, ``ToTensor`` or DataLoader), batches are drawn 
 
 from __future__ import annotations
 
-import base64
 import io
 import math
 import time
@@ -35,12 +34,11 @@ from app.experiments.cifar_data import (
     shuffled_batches,
 )
 from app.experiments.cifar_models import ResNet, make_net
+from app.experiments.cifar_report import summarize
 from app.experiments.params import CifarParams
 
 EVAL_BATCH = 500  # evaluation has no gradients to keep, so larger batches: fewer, faster calls
 CROP_PADDING = 4  # pixels each way, the usual RandomCrop(32, padding=4) for CIFAR
-N_SAMPLES = 16  # test images shown with their predicted labels
-N_CELL_EXAMPLES = 3  # test images kept for each cell of the confusion matrix
 WHITENING_IMAGES = 5000  # training images the ResNet's first layer is whitened from
 MAX_UPLOAD_PIXELS = 40_000_000  # a larger picture is a decompression bomb, not a photo
 
@@ -125,74 +123,11 @@ def evaluate(
     )
 
 
-# ----------------------------------------------------------------------------------------------
-# What a run reports besides its curves
-
-
-def png_data_uri(image: torch.Tensor) -> str:
-    """A uint8 (3, H, W) image as ``data:image/png;base64,...`` for an <img> tag."""
-    from PIL import Image
-
-    out = io.BytesIO()
-    Image.fromarray(image.permute(1, 2, 0).cpu().numpy()).save(out, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode("ascii")
-
-
-def confusion_matrix(labels: torch.Tensor, predictions: torch.Tensor, n_classes: int) -> torch.Tensor:
-    """Counts, rows the true classes, columns the predicted ones."""
-    cells = labels * n_classes + predictions
-    return torch.bincount(cells, minlength=n_classes * n_classes).view(n_classes, n_classes)
-
-
-def confusion_examples(
-    images: torch.Tensor, labels: torch.Tensor, predictions: torch.Tensor, n_classes: int
-) -> list[list[list[str]]]:
-    """For each [true][predicted] cell, the first few test images that landed there (PNG data URIs)."""
-    cells = labels * n_classes + predictions
-    order = torch.argsort(cells, stable=True)
-    counts = torch.bincount(cells, minlength=n_classes * n_classes).tolist()
-    examples: list[list[list[str]]] = [[[] for _ in range(n_classes)] for _ in range(n_classes)]
-    start = 0
-    for cell, count in enumerate(counts):
-        for index in order[start : start + min(count, N_CELL_EXAMPLES)].tolist():
-            examples[cell // n_classes][cell % n_classes].append(png_data_uri(images[index]))
-        start += count
-    return examples
-
-
-def summarize(
-    classes: tuple[str, ...],
-    test_images: torch.Tensor,
-    test_labels: torch.Tensor,
-    evaluation: Evaluation,
-    generator: torch.Generator,
-) -> dict[str, Any]:
-    n_classes = len(classes)
-    labels = test_labels.cpu()
-    matrix = confusion_matrix(labels, evaluation.predictions, n_classes)
-    per_class = matrix.diagonal().double() / matrix.sum(dim=1).clamp_min(1).double()
-    picked = torch.randperm(labels.shape[0], generator=generator)[:N_SAMPLES].tolist()
-    return {
-        "per_class_acc": {name: acc for name, acc in zip(classes, per_class.tolist())},
-        "confusion_matrix": matrix.tolist(),
-        "confusion_examples": confusion_examples(test_images, labels, evaluation.predictions, n_classes),
-        "samples": [
-            {
-                "image": png_data_uri(test_images[i]),
-                "true": classes[labels[i]],
-                "pred": classes[evaluation.predictions[i]],
-                "confidence": round(float(evaluation.confidences[i]), 4),
-            }
-            for i in picked
-        ],
-    }
-
-
 def diverged_message(loss: float, step: int, epoch: int, params: CifarParams) -> str:
+    also = "" if params.optimizer == "nesterov_onecycle" else " or nesterov_onecycle, whose warm-up starts small"
     return (
         f"The loss became {loss} at step {step} (epoch {epoch}): the updates grew until the weights "
-        f"overflowed. Try a smaller learning rate (lr={params.lr / 10:g} instead of {params.lr:g})"
-        + (" or the nesterov_onecycle optimizer, whose warm-up starts small." if params.optimizer != "nesterov_onecycle" else ".")
+        f"overflowed. Try a smaller learning rate (lr={params.lr / 10:g} instead of {params.lr:g}){also}."
     )
 
 
@@ -244,9 +179,10 @@ def run(params: CifarParams, ctx: RunContext) -> RunOutcome:
                 status = RunStatus.CANCELLED
                 break
             batch = batch.to(device)
-            imgs, labels = train_images[batch], train_labels[batch]
+            # Speed: index_select copies whole images; plain indexing (images[batch]) is 8x slower.
+            imgs, labels = train_images.index_select(0, batch), train_labels.index_select(0, batch)
             if params.augment:
-                # Speed: flips and crops of the whole batch in two tensor ops, on uint8.
+                # Speed: flips and crops of the whole batch in a few tensor ops, on uint8.
                 imgs = batch_crop(batch_flip_lr(imgs, generator), CROP_PADDING, generator)
 
             outputs = model(imgs)  # the model normalises (cifar_models.Normalize)
@@ -310,7 +246,12 @@ def run(params: CifarParams, ctx: RunContext) -> RunOutcome:
     }
     if evaluation is not None:
         # From the last finished epoch's evaluation over the whole test split.
-        result.update(summarize(classes, test_images, test_labels, evaluation, torch.Generator().manual_seed(ctx.seed)))
+        samples_generator = torch.Generator().manual_seed(ctx.seed)
+        result.update(
+            summarize(
+                classes, test_images, test_labels, evaluation.predictions, evaluation.confidences, samples_generator
+            )
+        )
     # Weights that overflowed predict nothing useful: a diverged run keeps none.
     state_dict = None
     if status != RunStatus.DIVERGED:

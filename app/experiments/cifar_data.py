@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from app.errors import DatasetMissing
 
@@ -343,26 +344,29 @@ def batches_per_epoch(n: int, batch_size: int) -> int:
 
 def batch_flip_lr(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Mirror a random half of the images left-right (``RandomHorizontalFlip`` for a whole batch)."""
-    flip = torch.rand(images.shape[0], generator=generator) < 0.5
-    return torch.where(flip.to(images.device)[:, None, None, None], images.flip(-1), images)
-
-
-def _reflect(index: torch.Tensor, size: int) -> torch.Tensor:
-    """Indices outside 0..size-1 mirrored back in, without repeating the edge (numpy's 'reflect')."""
-    index = index.abs()
-    return (size - 1) - ((size - 1) - index).abs()
+    n = images.shape[0]
+    flip = (torch.rand(n, generator=generator) < 0.5).to(images.device)
+    # Both versions side by side, then one index_select: several times faster on a CPU than
+    # torch.where with a broadcast mask.
+    both = torch.cat([images, images.flip(-1)])
+    return both.index_select(0, torch.arange(n, device=images.device) + n * flip)
 
 
 def batch_crop(images: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
     """Shift each image by up to ``padding`` pixels each way, reflecting at the borders.
 
-    The same as ``RandomCrop(32, padding, padding_mode="reflect")`` per image, done as one gather
-    over the whole batch (no padded copy, works on uint8).
+    The same as ``RandomCrop(32, padding, padding_mode="reflect")`` per image, for a whole batch:
+    pad once, view every row of the padded batch as its ``2 * padding + 1`` possible windows
+    (``as_strided``, no copy), and gather one window per image and row.
     """
     n, channels, height, width = images.shape
-    shifts = torch.randint(-padding, padding + 1, (2, n), generator=generator).to(images.device)
-    rows = _reflect(torch.arange(height, device=images.device) + shifts[0, :, None], height)  # (n, H)
-    cols = _reflect(torch.arange(width, device=images.device) + shifts[1, :, None], width)  # (n, W)
-    batch = torch.arange(n, device=images.device)[:, None, None, None]
-    channel = torch.arange(channels, device=images.device)[None, :, None, None]
-    return images[batch, channel, rows[:, None, :, None], cols[:, None, None, :]]
+    padded = F.pad(images, (padding, padding, padding, padding), mode="reflect")
+    shifts = torch.randint(0, 2 * padding + 1, (2, n), generator=generator).to(images.device)
+    stride_n, stride_c, stride_y, _ = padded.stride()
+    windows = padded.as_strided(
+        (n, channels, height + 2 * padding, 2 * padding + 1, width), (stride_n, stride_c, stride_y, 1, 1)
+    )
+    index_n = torch.arange(n, device=images.device)[:, None, None]
+    index_c = torch.arange(channels, device=images.device)[None, :, None]
+    rows = torch.arange(height, device=images.device)[None, None, :] + shifts[0][:, None, None]
+    return windows[index_n, index_c, rows, shifts[1][:, None, None]]

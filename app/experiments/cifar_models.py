@@ -17,7 +17,7 @@ class Normalize(nn.Module):
     """uint8 images (0..255) → floats, per channel ``(x / 255 - mean) / std``.
 
     The same numbers as ``transforms.ToTensor()`` then ``transforms.Normalize(mean, std)``, for a
-    whole batch at once, folded into one multiply-add.
+    whole batch at once, folded into one multiply and one add.
     """
 
     def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
@@ -27,7 +27,8 @@ class Normalize(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         scale = 1.0 / (255.0 * self.std)
-        return torch.addcmul(-self.mean / self.std, images.float(), scale)
+        # uint8 * float gives float: no separate .float() pass (and faster than addcmul on a CPU).
+        return images * scale - self.mean / self.std
 
 
 # ----------------------------------------------------------------------------------------------
@@ -99,7 +100,10 @@ class Residual(nn.Module):
 
 
 class Stage(nn.Module):
-    """conv → 2x2 max-pool → batch norm → ReLU (pooling before the norm: cheaper, as in airbench), then residual blocks."""
+    """conv → 2x2 max-pool → batch norm → ReLU, then residual blocks.
+
+    Pooling comes before the norm (as in airbench): the norm and ReLU then touch a quarter of the pixels.
+    """
 
     def __init__(self, c_in: int, c_out: int, residual: int) -> None:
         super().__init__()
