@@ -43,7 +43,9 @@ def _missing_browser(reason: str) -> None:
     pytest.skip(f"{reason}; the browser tests need it (apt-get install chromium)")
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: Playwright's sync API keeps an asyncio loop running on this thread
+# until it stops, and the tests after tests/browser call asyncio.run().
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright
