@@ -38,7 +38,10 @@ from app.experiments.cifar_report import summarize
 from app.experiments.params import CifarParams
 
 EVAL_BATCH = 500  # evaluation has no gradients to keep, so larger batches: fewer, faster calls
-CROP_PADDING = 4  # pixels each way, the usual RandomCrop(32, padding=4) for CIFAR
+# Pixels each way. The usual RandomCrop(32, padding=4) is a stronger regulariser than a few
+# epochs need: these nets still underfit (train accuracy = test accuracy), and airbench's 2
+# gave the resnet +0.7 points after 3 epochs here.
+CROP_PADDING = 2
 WHITENING_IMAGES = 5000  # training images the ResNet's first layer is whitened from
 MAX_UPLOAD_PIXELS = 40_000_000  # a larger picture is a decompression bomb, not a photo
 
@@ -145,12 +148,12 @@ def run(params: CifarParams, ctx: RunContext) -> RunOutcome:
     data = load_cifar10(ctx.data_dir, cache_dir=ctx.cache_dir, allow_download=ctx.allow_download)
     data = select_classes(data, class_names(params.dataset))
     classes = data.classes
-    train_index = torch.arange(data.train_labels.shape[0])
+    train_images, train_labels = data.train_images, data.train_labels
     if params.limit_train is not None:
-        train_index = sample_per_class(data.train_labels, params.limit_train, generator)
+        train_index = sample_per_class(train_labels, params.limit_train, generator)
+        train_images, train_labels = train_images[train_index], train_labels[train_index]
     # Speed: the whole training set moves to the device once, as uint8 (a quarter of float32's bytes).
-    train_images = data.train_images[train_index].to(device)
-    train_labels = data.train_labels[train_index].to(device)
+    train_images, train_labels = train_images.to(device), train_labels.to(device)
     test_images = data.test_images.to(device)
     test_labels = data.test_labels.to(device)
     n_train = train_images.shape[0]

@@ -185,7 +185,7 @@ def test_a_missing_dataset_fails_the_run_naming_the_folder(tmp_path):
         ({"dataset": "mnist"}, "dataset"),
         ({"optimizer": "rmsprop"}, "optimizer"),
         ({"epochs": 0}, "epochs"),
-        ({"batch_size": 0}, "batch_size"),
+        ({"batch_size": 1}, "batch_size"),  # batch norm cannot normalise a batch of one
         ({"batch_size": 100_000}, "batch_size"),
         ({"lr": 0}, "lr"),
         ({"label_smoothing": 1.0}, "label_smoothing"),
