@@ -154,7 +154,7 @@ def main() -> None:
     print(f"\nload average at the end: {os.getloadavg()}")
     out = REPO_ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "cifar_accuracy.json").write_text(json.dumps(report, indent=2))
+    (out / f"cifar_accuracy_part{args.part}.json").write_text(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

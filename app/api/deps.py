@@ -5,9 +5,10 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 from typing import Annotated
+from urllib.parse import unquote
 
 from fastapi import Depends, HTTPException, Path, Request, status
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
 from app.config import Settings
@@ -40,14 +41,23 @@ JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="The job's id
 _bearer = HTTPBearer(auto_error=False, description="PLAYGROUND_API_TOKEN, when the server has one.")
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
+# A browser's EventSource cannot send an Authorization header, only cookies: the pages copy the
+# token into this cookie (SameSite=Strict), and reads accept it. Changes never do: a cookie rides
+# along with any request the browser makes, which is how cross-site request forgery works.
+TOKEN_COOKIE = "playground_token"
+_cookie = APIKeyCookie(
+    name=TOKEN_COOKIE, auto_error=False, description="The token as a cookie (URL-encoded); reads only."
+)
+CookieToken = Annotated[str | None, Depends(_cookie)]
 
-def _check_token(settings: Settings, credentials: HTTPAuthorizationCredentials | None) -> None:
+
+def _check_token(settings: Settings, given_token: str | None) -> None:
     if settings.api_token is None:
         return
     expected = settings.api_token.get_secret_value().encode()
-    given = credentials.credentials.encode() if credentials is not None else b""
+    given = (given_token or "").encode()
     # compare_digest takes as long whatever the first differing byte: no timing oracle.
-    if credentials is None or not secrets.compare_digest(given, expected):
+    if given_token is None or not secrets.compare_digest(given, expected):
         raise HTTPException(
             status_code=status.HTTP_401_UNAUTHORIZED,
             detail="This server needs 'Authorization: Bearer <token>' (PLAYGROUND_API_TOKEN) for this request.",
@@ -57,13 +67,16 @@ def _check_token(settings: Settings, credentials: HTTPAuthorizationCredentials |
 
 def require_token(settings: SettingsDep, credentials: Credentials) -> None:
     """For every request that changes something: create, cancel, delete, predict."""
-    _check_token(settings, credentials)
+    _check_token(settings, credentials.credentials if credentials is not None else None)
 
 
-def require_read_token(settings: SettingsDep, credentials: Credentials) -> None:
-    """For reads: only when PLAYGROUND_AUTH_READS is on."""
+def require_read_token(settings: SettingsDep, credentials: Credentials, cookie: CookieToken) -> None:
+    """For reads: only when PLAYGROUND_AUTH_READS is on; the header, else the cookie."""
     if settings.auth_reads:
-        _check_token(settings, credentials)
+        if credentials is not None:
+            _check_token(settings, credentials.credentials)
+        else:
+            _check_token(settings, unquote(cookie) if cookie is not None else None)
 
 
 WriteAccess = Depends(require_token)

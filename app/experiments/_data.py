@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import torch
 
-# Celsius readings and the matching readings of an unknown unit (the book's listing 5.x).
-BOOK_T_C = [0.5, 14.0, 15.0, 28.0, 11.0, 8.0, 3.0, -4.0, 6.0, 13.0, 21.0]
-BOOK_T_U = [35.7, 55.9, 58.2, 81.9, 56.3, 48.9, 33.9, 21.8, 48.4, 60.4, 68.4]
+from app.experiments.book_data import BOOK_T_C, BOOK_T_U
 
 
 def load_points(data: list[list[float]] | None) -> tuple[torch.Tensor, torch.Tensor]:

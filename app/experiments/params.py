@@ -99,7 +99,10 @@ class CifarParams(ExperimentParams):
         ),
     )
     epochs: int = Field(
-        8, ge=1, le=200, description="Passes over the training images (8: about 85% test accuracy for the resnet)."
+        8,
+        ge=1,
+        le=200,
+        description="Passes over the training images (resnet: 8 at batch_size 128, lr 0.1 give about 85% test accuracy).",
     )
     batch_size: int = Field(
         64, ge=2, le=2048, description="Images per gradient step (the book's 64); batch norm needs at least 2."

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from app.errors import UnknownKind
+from app.experiments.book_data import book_pairs
 from app.experiments.params import CifarParams, LinearParams, MlpParams
 
 
@@ -23,6 +24,7 @@ class ExperimentSpec:
     description: str
     params_model: type[BaseModel]
     module: str  # has run(params, ctx) -> RunOutcome and predict(params, state_dict, inputs)
+    default_data: list[list[float]] | None = None  # the [x, y] points a run without `data` fits
 
     def load(self) -> ModuleType:
         return importlib.import_module(self.module)
@@ -44,6 +46,7 @@ EXPERIMENTS: dict[str, ExperimentSpec] = {
             ),
             params_model=LinearParams,
             module="app.experiments.linear",
+            default_data=book_pairs(),
         ),
         ExperimentSpec(
             kind="mlp",
@@ -54,6 +57,7 @@ EXPERIMENTS: dict[str, ExperimentSpec] = {
             ),
             params_model=MlpParams,
             module="app.experiments.mlp",
+            default_data=book_pairs(),
         ),
         ExperimentSpec(
             kind="cifar",

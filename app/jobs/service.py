@@ -105,6 +105,7 @@ class MetricsTable:
     columns: list[str]
     rows: list[list[Any]] = field(default_factory=list)
     total: int = 0  # points before downsampling
+    last_event_id: int = 0  # the newest event whose points are in ``rows`` (before downsampling)
 
 
 class JobService:
@@ -374,14 +375,25 @@ class JobService:
             raise JobNotFound(job_id)
         return job
 
-    def metrics_table(self, job_id: str, max_points: int | None = None) -> MetricsTable:
+    def live_event_id(self, job_id: str) -> int | None:
+        """The id of a queued or running job's newest event; None for any other job."""
+        live = self._live.get(job_id)
+        return live.last_event_id if live is not None else None
+
+    def metrics_table(
+        self, job_id: str, max_points: int | None = None, last_event_id: int | None = None
+    ) -> MetricsTable:
         """Every point of the job (or at most ``max_points``, extremes kept), in step order.
 
-        Columns with no value at all are left out (a linear job has no accuracy).
+        Columns with no value at all are left out (a linear job has no accuracy). ``last_event_id``:
+        the live job's newest event, taken right after a flush; a finished job's comes from the
+        database. The rows may hold points of later events too, never fewer.
         """
         with self._session() as session:
             if crud.get_job(session, job_id=job_id) is None:
                 raise JobNotFound(job_id)
+            if last_event_id is None:
+                last_event_id = crud.last_event_id(session, job_id=job_id)
             rows = crud.read_metric_rows(session, job_id=job_id)
         keep = [i for i, name in enumerate(METRIC_FIELDS) if name in ("step", "epoch") or any(r[i] is not None for r in rows)]
         columns = [METRIC_FIELDS[i] for i in keep]
@@ -390,7 +402,7 @@ class JobService:
         if max_points is not None:
             values = [j for j, name in enumerate(columns) if name not in ("step", "epoch")]
             table = [table[i] for i in downsample_min_max(table, values, max_points)]
-        return MetricsTable(columns=columns, rows=table, total=total)
+        return MetricsTable(columns=columns, rows=table, total=total, last_event_id=last_event_id)
 
     async def _replay(self, job_id: str, after: int) -> list[Event]:
         def read() -> list[Event]:

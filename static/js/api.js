@@ -2,8 +2,11 @@
 //
 // When the server answers 401 (it was started with PLAYGROUND_API_TOKEN), the user is asked for the
 // token once; it is kept in localStorage and sent as `Authorization: Bearer <token>` from then on.
+// EventSource cannot send that header, so the token also goes into a SameSite=Strict cookie for
+// /api, which the server accepts for reads only (a live stream under PLAYGROUND_AUTH_READS).
 
 const TOKEN_KEY = "playground-token";
+const TOKEN_COOKIE = "playground_token";
 
 export class ApiError extends Error {
   constructor(status, detail, path) {
@@ -42,7 +45,17 @@ export function getToken() {
 export function setToken(token) {
   if (token) localStorage.setItem(TOKEN_KEY, token);
   else localStorage.removeItem(TOKEN_KEY);
+  syncTokenCookie();
 }
+
+function syncTokenCookie() {
+  const token = getToken();
+  const value = token ? encodeURIComponent(token) : "";
+  const expiry = token ? "" : "; max-age=0";
+  const secure = location.protocol === "https:" ? "; Secure" : "";
+  document.cookie = `${TOKEN_COOKIE}=${value}; path=/api; SameSite=Strict${secure}${expiry}`;
+}
+syncTokenCookie(); // a token saved on an earlier visit
 
 export function authHeaders() {
   const token = getToken();

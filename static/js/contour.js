@@ -90,6 +90,7 @@ export class LossSurfaceMap {
     this.ws = [];
     this.bs = [];
     this.view = null;
+    this.viewHasPath = false;
     this.background = null;
     this.pending = null;
     this.canvas.addEventListener("mousemove", (event) => this.hover(event));
@@ -110,8 +111,9 @@ export class LossSurfaceMap {
   setPath(ws, bs) {
     this.ws = ws;
     this.bs = bs;
-    // Without the surface there is no minimum to frame: the window follows the path instead.
-    if (!this.surface) this.view = null;
+    // Without the surface there is no minimum to frame: the window follows the path instead. A
+    // window framed before the path began (the data came first) is framed again to take in its start.
+    if (!this.surface || (!this.viewHasPath && ws.length)) this.view = null;
     if (!this.view) this.background = null;
     this.schedule();
   }
@@ -233,6 +235,7 @@ export class LossSurfaceMap {
     ctx.clearRect(0, 0, width, height);
     if (!this.view) {
       this.view = this.computeView();
+      this.viewHasPath = this.ws.length > 0;
       this.background = null;
     }
     if (!this.view) {
@@ -246,6 +249,8 @@ export class LossSurfaceMap {
     this.drawAxes(ctx);
     this.drawPath(ctx);
     this.container.dataset.pathPoints = String(this.ws.length);
+    const v = this.view;
+    this.container.dataset.view = [v.w0, v.w1, v.b0, v.b1].map((x) => x.toPrecision(4)).join(" "); // for the tests
     this.readout.textContent = this.defaultReadout();
   }
 

@@ -14,6 +14,7 @@ export class FitChart {
     this.placeholder = placeholder;
     this.train = [];
     this.val = [];
+    this.trainLabel = "training points";
     this.fit = null; // {kind: "line", slope, intercept} or {kind: "curve", points}
     this.chart = new LineChart(container, {
       height: 300,
@@ -25,7 +26,7 @@ export class FitChart {
   }
 
   spec() {
-    const series = [dotSeries("training points", COLORS.train)];
+    const series = [dotSeries(this.trainLabel, COLORS.train)];
     if (this.val.length) series.push(dotSeries("validation points", COLORS.val, { hollow: true }));
     series.push({ label: this.fitLabel, stroke: COLORS.fit, width: 2 });
     return { series, yRange: this.yRange() };
@@ -42,9 +43,12 @@ export class FitChart {
     return [lo - pad, hi + pad];
   }
 
-  setPoints(train, val) {
+  // trainLabel: "data points" while a run's split into training and validation is not known yet.
+  setPoints(train, val, trainLabel = "training points") {
     this.train = train || [];
     this.val = val || [];
+    this.trainLabel = trainLabel;
+    this.chart.data = null; // the old columns may not match the new series (a validation split)
     this.chart.rebuild(); // the series and the y range depend on the points
     this.redraw();
   }

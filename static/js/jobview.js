@@ -253,7 +253,6 @@ async function loadFullHistory() {
   lossChart.rebuild();
   updateCharts();
 }
-const pendingLive = [];
 
 // ---- what the model learned -----------------------------------------------------------------
 
@@ -274,10 +273,7 @@ function mountLearned() {
     );
     fitChart = new FitChart(box.querySelector("[data-fit-chart]"), { fitLabel: "fitted line", placeholder: box.querySelector("[data-fit-placeholder]") });
     surface = new LossSurfaceMap(box.querySelector("[data-surface]"), box.querySelector("[data-surface-readout]"));
-    if (job.params?.data) {
-      fitChart.setPoints(job.params.data, []);
-      surface.setData(job.params.data, job.params.input_scale ?? 1);
-    } else fitChart.setPoints([], []);
+    fitChart.setPoints([], []);
   } else if (job.kind === "mlp") {
     box.replaceChildren(
       el("figure", {},
@@ -286,10 +282,22 @@ function mountLearned() {
         el("figcaption", { dataset: { fitCaption: "" } }, "The data; the network's curve is drawn when training ends.")),
     );
     fitChart = new FitChart(box.querySelector("[data-fit-chart]"), { fitLabel: "network output", placeholder: box.querySelector("[data-fit-placeholder]") });
-    fitChart.setPoints(job.params?.data ?? [], []);
   } else if (job.kind === "cifar") {
     box.replaceChildren(el("p", { class: "muted" }, "The confusion matrix, the accuracy per class and sample predictions appear when training ends."));
   }
+  showDataPoints();
+}
+
+// The points being fitted, drawn from the start: the run's own data, or the book's (which
+// /api/kinds gives, so this runs again when that answer comes). The result replaces them with
+// the run's split into training and validation points.
+function showDataPoints() {
+  if (!fitChart || resultShown) return;
+  const points = job.params?.data ?? kinds?.find((k) => k.kind === job.kind)?.default_data;
+  if (!points?.length) return;
+  const split = (job.params?.val_fraction ?? 0) > 0;
+  fitChart.setPoints(points, [], split ? "data points" : "training points");
+  if (surface) surface.setData(points, job.params?.input_scale ?? 1);
 }
 
 function showResult() {
@@ -385,17 +393,21 @@ function onJob(updated) {
   }
 }
 
+// The points so far, from /metrics; returns the id of the newest event they include.
 async function loadHistory() {
   const steps = job.progress?.step ?? 0;
+  let history;
   if (steps > FULL_HISTORY_LIMIT) {
-    const history = await api.metrics(jobId, { maxPoints: HISTORY_POINTS });
+    history = await api.metrics(jobId, { maxPoints: HISTORY_POINTS });
     const points = rowsToPoints(history);
     const total = history.total ?? steps;
     store.loadHistory(points, points.length < total ? { shown: points.length, total } : null);
   } else {
-    store.loadHistory(rowsToPoints(await api.metrics(jobId)));
+    history = await api.metrics(jobId);
+    store.loadHistory(rowsToPoints(history));
   }
   showDownsampleNote();
+  return history.last_event_id ?? null;
 }
 
 async function main() {
@@ -409,6 +421,7 @@ async function main() {
   api.kinds().then((list) => {
     kinds = list;
     renderSettings();
+    showDataPoints();
   }, () => renderSettings());
   renderHeader();
   renderProblem();
@@ -420,25 +433,31 @@ async function main() {
   wireChartControls();
   mountLearned();
 
-  // Live events are buffered until the history is in, then applied; duplicates are dropped by step.
-  let historyLoaded = false;
+  // The history first, then the live events after its last one: a long run's points come once.
+  let covered = await loadHistory();
+  if (!isTerminal(job.status)) {
+    // The job as of that history (a status it reached meanwhile is not in the events after it);
+    // one that ended meanwhile gets its last points too, and no stream.
+    const now = await api.getJob(jobId);
+    if (isTerminal(now.status)) {
+      job = { ...job, progress: now.progress };
+      covered = await loadHistory();
+    }
+    onJob(now);
+  }
   let stream = null;
   if (!isTerminal(job.status)) {
     stream = new JobStream(api.eventsUrl(jobId), {
       status: onJob,
       metric: (points) => {
-        if (!historyLoaded) {
-          pendingLive.push(...points);
-          return;
-        }
-        if (store.append(points)) updateCharts();
+        if (store.append(points)) updateCharts(); // duplicates (by step) are dropped
       },
       done: (final) => {
         onJob(final);
         updateCharts();
       },
       connection: showConnection,
-    });
+    }, covered);
     $("[data-cancel]").addEventListener("click", async (event) => {
       event.target.disabled = true;
       try {
@@ -451,9 +470,6 @@ async function main() {
     });
     tick = setInterval(renderProgress, 1000);
   }
-  await loadHistory();
-  historyLoaded = true;
-  store.append(pendingLive.splice(0));
   chartHasVal = store.hasVal();
   lossChart.data = lossData();
   lossChart.rebuild();

@@ -1,19 +1,22 @@
 // A job's live events (GET /api/jobs/{id}/events, server-sent events) that survive network hiccups.
 //
-// EventSource reconnects by itself after a dropped connection and sends the id of the last event it
-// saw as Last-Event-ID, so the server resumes right after it: no gap, nothing twice. When the
-// browser gives up instead (the server answered an error while restarting), a new EventSource is
-// opened after a pause; a fresh EventSource cannot send Last-Event-ID, so the server replays the
-// job's events from the start (their ids are stable) and those at or below the last id seen are
-// dropped here.
+// The first connection asks for the events after `after` (`?last_event_id=`, the last event of the
+// history the page loaded), so a long run's points are not sent twice. EventSource reconnects by
+// itself after a dropped connection and sends the id of the last event it saw as Last-Event-ID,
+// which the server prefers: it resumes right after it, no gap, nothing twice. When the browser
+// gives up instead (the server answered an error while restarting), a new EventSource is opened
+// after a pause, asking for the events after the last one seen; any at or below it are dropped here.
 
 export class JobStream {
   // handlers: {status(job), metric(points), done(job), connection(state)}; state is one of
   // "connecting", "live", "reconnecting" (the browser retries), "reopening" (a new EventSource), "closed".
-  constructor(url, handlers) {
+  // after: the id of the newest event the caller has already (null: none, from the start).
+  constructor(url, handlers, after = null) {
     this.url = url;
     this.handlers = handlers;
-    this.lastId = null;
+    this.startedAfter = after;
+    this.lastId = after;
+    this.received = 0; // events handed to the handlers
     this.source = null;
     this.closed = false;
     this.retryMs = 1000;
@@ -29,7 +32,8 @@ export class JobStream {
 
   open() {
     this.report(this.reconnects ? "reconnecting" : "connecting");
-    const source = new EventSource(this.url);
+    const url = this.lastId === null ? this.url : `${this.url}?last_event_id=${this.lastId}`;
+    const source = new EventSource(url);
     this.source = source;
     source.addEventListener("open", () => {
       this.retryMs = 1000;
@@ -68,6 +72,7 @@ export class JobStream {
     } catch {
       return;
     }
+    this.received += 1;
     if (type === "metric") this.handlers.metric?.(Array.isArray(data) ? data : [data]);
     else this.handlers[type]?.(data);
     if (type === "done") this.close();

@@ -118,12 +118,30 @@ def test_a_linear_run_from_the_form_streams_its_curve_and_succeeds(page, api):
 
 def test_points_arrive_live_and_cancel_stops_the_run(page, api):
     job = create_job(api, "linear", {"epochs": 100_000, "lr": 0.001}, seed=1, name="to cancel")
+    while api.get(f"/api/jobs/{job['id']}").json()["progress"]["step"] < 3000:  # a page opened mid-run
+        time.sleep(0.05)
     open_job(page, job["id"])
+    # The history came from /metrics; the stream starts after its last event instead of replaying it.
+    assert page.evaluate("window.playgroundJob.stream.startedAfter") > 3
     page.wait_for_function("Number(document.querySelector('[data-loss-chart]').dataset.points) > 0")
     first = chart_points(page)
     page.wait_for_function(f"Number(document.querySelector('[data-loss-chart]').dataset.points) > {first}")
     assert page.locator("[data-connection]").get_attribute("data-state") == "live"
     assert page.locator("#job-view").get_attribute("data-status") == "running"
+    # The book's 11 points and the loss surface are drawn while the run goes, not only at the end.
+    assert page.locator("[data-fit-chart]").get_attribute("data-points") == "11"
+    assert page.locator("[data-fit-placeholder]").is_hidden()
+    # The surface over the book's points: its minimum is the book's answer, w=5.3671, b=-17.3012.
+    page.wait_for_function("document.querySelector('[data-surface-readout]').textContent.includes('minimum')")
+    shown = re.search(r"minimum: w = (\S+), b = (\S+),", page.locator("[data-surface-readout]").inner_text())
+    assert (float(shown.group(1)), float(shown.group(2))) == (pytest.approx(5.3671, rel=1e-3), pytest.approx(-17.3012, rel=1e-3))  # 4 digits shown
+    # The window takes in the path's start (w=1, b=0) as well as the minimum, though it was framed
+    # when the points came, before the path.
+    frames_both = "([w0, w1, b0, b1]) => w0 < 1 && w1 > 5.37 && b0 < -17.3 && b1 > 0"
+    page.wait_for_function(
+        f"({frames_both})((document.querySelector('[data-surface]').dataset.view || 'NaN').split(' ').map(Number))",
+        timeout=10_000,
+    )
     screenshot(page, "job-running")
 
     page.get_by_role("button", name="Cancel").click()
@@ -157,7 +175,7 @@ def test_a_cut_connection_resumes_with_last_event_id_and_no_gap(browser, server,
         open_job(page, job["id"])
         # Cut once the stream itself has delivered events (the first points may come from the
         # metrics history), so that there is a last event id to resume after.
-        page.wait_for_function("window.playgroundJob.stream && window.playgroundJob.stream.lastId > 5")
+        page.wait_for_function("window.playgroundJob.stream && window.playgroundJob.stream.received > 5")
         assert page.locator("#job-view").get_attribute("data-status") == "running"
         assert proxy.cut() >= 1
         page.wait_for_function("window.playgroundJob.stream.reconnects >= 1")
@@ -167,6 +185,9 @@ def test_a_cut_connection_resumes_with_last_event_id_and_no_gap(browser, server,
             page.wait_for_timeout(200)
         states = page.evaluate("window.playgroundJob.stream.states")
         assert any(is_resume(r) for r in proxy.requests), (states, [r for r in proxy.requests if "/events" in r])
+        # The first connection started after the history the page had loaded, not from event 1.
+        first_events = next(r for r in proxy.requests if "/events" in r.partition("\r\n")[0])
+        assert re.search(r"/events\?last_event_id=[1-9]", first_events), first_events
         page.evaluate("window.playgroundJob.stream.drop()")
         wait_for_status(page, "succeeded", timeout_ms=240_000)
         page.wait_for_function(f"window.playgroundJob.store.steps.length === {epochs}")

@@ -53,6 +53,7 @@ def read_events(
     stop_after: int | None = None,
     timeout: float = 120,
     headers: dict[str, str] | None = None,
+    params: dict[str, str] | None = None,
 ) -> list[SseEvent]:
     """A job's events until ``done`` (or until ``stop_after`` events, then disconnect)."""
     headers = dict(headers or {})
@@ -61,7 +62,7 @@ def read_events(
     events: list[SseEvent] = []
     with (
         httpx.Client(base_url=base_url, timeout=httpx.Timeout(timeout, connect=10)) as client,
-        client.stream("GET", f"/api/jobs/{job_id}/events", headers=headers) as response,
+        client.stream("GET", f"/api/jobs/{job_id}/events", headers=headers, params=params) as response,
     ):
         response.raise_for_status()
         for sse in iter_sse(response):

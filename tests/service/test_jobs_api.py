@@ -118,6 +118,32 @@ def test_reconnect_with_last_event_id_misses_nothing_and_repeats_nothing(server,
     assert [(e.id, e.data) for e in later] == [(e.id, e.data) for e in seen if e.id > middle]
 
 
+def test_history_then_the_events_after_it_gives_every_point_once(server, client):
+    """What a page does for a long run: the metrics so far, then the stream from their last event."""
+    epochs = 50_000  # several seconds: the history is read mid-run
+    job = post_job(client, "linear", {"epochs": epochs, "lr": 0.001})
+    wait_until_step(client, job["id"], 2000)
+    history = client.get(f"/api/jobs/{job['id']}/metrics").json()
+    covered = history["last_event_id"]
+    assert covered > 2  # past the queued and running statuses, into the metric events
+    rest = read_events(server.url, job["id"], params={"last_event_id": str(covered)})
+    assert rest[0].id == covered + 1 and rest[-1].event == "done"
+    # The rows may hold a few points of later events too (they were written meanwhile): never fewer.
+    steps = [row[0] for row in history["rows"]]
+    live = [p["step"] for p in metric_points(rest)]
+    assert steps == list(range(1, len(steps) + 1)) and live[0] <= len(steps) + 1
+    assert sorted(set(steps) | set(live)) == list(range(1, epochs + 1))
+
+    # A reconnect's Last-Event-ID is newer than the address it reconnects to, and wins.
+    tail = read_events(server.url, job["id"], last_event_id=covered + 5, params={"last_event_id": "1"})
+    assert tail[0].id == covered + 6
+    # A finished job's metrics cover all its events, `done` included: nothing is left to stream.
+    final = client.get(f"/api/jobs/{job['id']}/metrics").json()
+    assert final["last_event_id"] == rest[-1].id and final["total"] == epochs
+    bad = client.get(f"/api/jobs/{job['id']}/events", params={"last_event_id": "-1"})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "last_event_id"]
+
+
 def test_many_watchers_each_get_every_point(server, client):
     job = post_job(client, "linear", {"epochs": 3000})
     results: list[list[SseEvent]] = [[] for _ in range(10)]
@@ -369,6 +395,11 @@ def test_health_and_kinds(client):
     linear = kinds["linear"]
     assert linear["defaults"]["epochs"] == 5000 and linear["title"]
     assert linear["params_schema"]["properties"]["lr"]["exclusiveMinimum"] == 0
+    # The points a run without `data` fits, so a page can draw them while it runs: the book's.
+    book = [[35.7, 0.5], [55.9, 14.0], [58.2, 15.0], [81.9, 28.0], [56.3, 11.0], [48.9, 8.0],
+            [33.9, 3.0], [21.8, -4.0], [48.4, 6.0], [60.4, 13.0], [68.4, 21.0]]  # fmt: skip
+    assert linear["default_data"] == book and kinds["mlp"]["default_data"] == book
+    assert kinds["cifar"]["default_data"] is None
 
 
 def test_openapi_and_docs(client):

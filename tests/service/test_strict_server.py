@@ -156,6 +156,14 @@ def test_restart_keeps_history_interrupts_running_jobs_and_runs_queued_ones(stri
     with srv.client() as anonymous:
         refused = anonymous.get("/api/jobs")
         assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"
+    # What a page's EventSource can send: the token as a cookie. It opens reads, never changes.
+    with srv.client(cookies={"playground_token": TOKEN}) as browser_like:
+        assert browser_like.get("/api/jobs").status_code == 200
+        assert browser_like.get(f"/api/jobs/{finished['id']}").json()["status"] == "succeeded"
+        assert browser_like.post("/api/jobs", json={"kind": "linear"}).status_code == 401
+        assert browser_like.post(f"/api/jobs/{finished['id']}/cancel").status_code == 401
+    with srv.client(cookies={"playground_token": "wrong"}) as wrong_cookie:
+        assert wrong_cookie.get("/api/jobs").status_code == 401
     with srv.client(headers=AUTH) as client:
         history = {j["id"]: j for j in client.get("/api/jobs").json()["items"]}
         assert {finished["id"], running["id"], queued["id"]} <= set(history)

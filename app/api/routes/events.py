@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterable
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header
+from fastapi import APIRouter, Depends, Header, Query
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from app.api.deps import JobId, ReadAccess, ServiceDep
@@ -25,12 +25,24 @@ async def job_events(
     job_id: Annotated[str, Depends(existing_job)],
     service: ServiceDep,
     last_event_id: Annotated[int | None, Header(ge=0, description="Resume after this event id.")] = None,
+    after: Annotated[
+        int | None,
+        Query(
+            alias="last_event_id",
+            ge=0,
+            description="Start after this event id, e.g. the metrics' `last_event_id`; the header wins.",
+        ),
+    ] = None,
 ) -> AsyncIterable[ServerSentEvent]:
     """`status` at every change of status, `metric` (a list of points), then `done` and the end.
 
     Each event's `id` is one more than the last of the same job. After a reconnect with
     `Last-Event-ID: N` the stream resumes at N+1; after the job ended it replays the whole history.
+    `?last_event_id=N` does the same for a first connection (a browser's EventSource cannot set the
+    header), so a page that loaded the history from `/metrics` starts where that ended. The
+    header, which the browser sends when it reconnects by itself, is newer and wins.
     FastAPI sends a keep-alive comment when nothing happened for 15 seconds.
     """
-    async for event in service.broker.watch(job_id, last_event_id or 0):
+    start = last_event_id if last_event_id is not None else after
+    async for event in service.broker.watch(job_id, start or 0):
         yield ServerSentEvent(event=event.type, id=str(event.id), raw_data=event.json)

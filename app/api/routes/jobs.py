@@ -9,7 +9,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from app import crud
 from app.api.deps import JobId, ReadAccess, ServiceDep, SessionDep, WriteAccess
@@ -23,6 +23,9 @@ class MetricsPublic(BaseModel):
     columns: list[str]
     rows: list[list[Any]]
     total: int  # points the job has; more than len(rows) when downsampled
+    last_event_id: int = Field(
+        description="The newest event whose points these rows include: `/events?last_event_id=N` continues after it."
+    )
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, dependencies=[WriteAccess])
@@ -80,7 +83,9 @@ async def read_metrics(
     ),
 ) -> Any:
     service.flush()  # a running job's latest points are still in memory
-    table = await run_in_threadpool(service.metrics_table, job_id, max_points)
+    # Taken here, on the event loop right after the flush: every event up to it is in the database.
+    covered = service.live_event_id(job_id)
+    table = await run_in_threadpool(service.metrics_table, job_id, max_points, covered)
     if format == "csv":
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
@@ -91,7 +96,7 @@ async def read_metrics(
             media_type="text/csv",
             headers={"Content-Disposition": f'attachment; filename="{job_id}-metrics.csv"'},
         )
-    return MetricsPublic(columns=table.columns, rows=table.rows, total=table.total)
+    return MetricsPublic(columns=table.columns, rows=table.rows, total=table.total, last_event_id=table.last_event_id)
 
 
 @router.get(

@@ -6,7 +6,7 @@ import copy
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from app import __version__
 from app.api.deps import ReadAccess, ServiceDep, SettingsDep
@@ -33,6 +33,9 @@ class KindPublic(BaseModel):
     description: str
     params_schema: dict[str, Any]
     defaults: dict[str, Any]
+    default_data: list[list[float]] | None = Field(
+        None, description="The [x, y] points a run fits when its `data` is empty (the book's); null: no such points."
+    )
 
 
 @router.get("/health")
@@ -72,6 +75,7 @@ def kinds(settings: SettingsDep) -> list[KindPublic]:
             description=spec.description,
             params_schema=params_schema(spec.params_model, settings),
             defaults=spec.defaults(),
+            default_data=spec.default_data,
         )
         for spec in EXPERIMENTS.values()
     ]
