@@ -155,11 +155,12 @@ assert not _missing, f"Metric has no column for {_missing}: add them (and a migr
 class EventType(StrEnum):
     STATUS = "status"
     METRIC = "metric"
+    SNAPSHOT = "snapshot"  # a picture of the model now and then (mlp: its curve), see SNAPSHOT_FIELDS
     DONE = "done"
 
 
 class JobEvent(SQLModel, table=True):
-    """A ``status`` or ``done`` event (metric events live in ``Metric``), kept for replay."""
+    """A ``status``, ``snapshot`` or ``done`` event (metric events live in ``Metric``), kept for replay."""
 
     __table_args__ = (UniqueConstraint("job_id", "event_id"),)
 

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 # One metric point, e.g. {"step": 12, "epoch": 12, "train_loss": 3.1, "val_loss": 4.0}.
-# Keys come from METRIC_FIELDS; a value is a finite float/int or None.
-MetricPoint = dict[str, float | int | None]
+# Keys come from METRIC_FIELDS; a value is a finite float/int or None. A point may also carry a
+# SNAPSHOT_FIELDS entry: a picture of the model at that step, which is not a column of the metrics.
+MetricPoint = dict[str, Any]
 EmitMetric = Callable[[MetricPoint], None]
 ShouldStop = Callable[[], bool]
 
@@ -35,6 +36,10 @@ METRIC_FIELDS: tuple[str, ...] = (
     "b",
     "lr",
 )
+
+# What a point may carry besides its metrics, now and then:
+#   curve       mlp: the network's output over the input range, [[x, y], ...] in data units
+SNAPSHOT_FIELDS: tuple[str, ...] = ("curve",)
 
 
 class RunStatus(StrEnum):

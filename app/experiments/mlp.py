@@ -1,7 +1,8 @@
 """Chapter 6: a small neural network (``nn.Sequential``) fits the same temperature data.
 
 The loop is the book's ``training_loop`` with a validation split; what it adds is a metric point
-per epoch, a cancellation check, and stopping when the loss blows up.
+per epoch, a cancellation check, stopping when the loss blows up, and now and then the network's
+output over the input range (``curve`` on that epoch's point), so a chart can show it bend to the data.
 """
 
 from __future__ import annotations
@@ -18,6 +19,17 @@ from app.experiments.params import MlpParams
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid}
 CURVE_POINTS = 200  # points of the network's curve drawn over the data
+# While it trains: the curve at epoch 1, the last epoch and evenly in between, LIVE_CURVES times in
+# all, LIVE_CURVE_POINTS points each (a job keeps them: ~50 x 64 pairs is ~60 KB of JSON).
+LIVE_CURVES = 50
+LIVE_CURVE_POINTS = 64
+
+
+def network_curve(model: nn.Module, x: torch.Tensor, input_scale: float, device: torch.device) -> list[list[float | None]]:
+    """[x, network output] pairs; the network sees input_scale * x."""
+    with torch.no_grad():
+        y = model((input_scale * x).unsqueeze(1).to(device)).squeeze(1).cpu()
+    return [[xi, finite_or_none(yi)] for xi, yi in zip(x.tolist(), y.tolist())]
 
 
 def make_model(params: MlpParams) -> nn.Sequential:
@@ -55,6 +67,10 @@ def run(params: MlpParams, ctx: RunContext) -> RunOutcome:
     optimizer = make_optimizer(params, model)
     loss_fn = nn.MSELoss()
 
+    x_min, x_max = float(t_u.min()), float(t_u.max())
+    live_x = torch.linspace(x_min, x_max, LIVE_CURVE_POINTS)
+    live_every = max(1, params.epochs // LIVE_CURVES)
+
     status, error = RunStatus.SUCCEEDED, None
     train_loss_value: float | None = None
     val_loss_value: float | None = None
@@ -81,30 +97,28 @@ def run(params: MlpParams, ctx: RunContext) -> RunOutcome:
                 + (" or scaling the inputs (input_scale=0.1)." if params.input_scale >= 0.5 else ".")
             )
             break
-        ctx.emit(
-            {
-                "step": epoch,
-                "epoch": epoch,
-                "train_loss": train_loss_value,
-                "val_loss": finite_or_none(val_loss_value) if has_val else None,
-            }
-        )
+        point = {
+            "step": epoch,
+            "epoch": epoch,
+            "train_loss": train_loss_value,
+            "val_loss": finite_or_none(val_loss_value) if has_val else None,
+        }
+        if epoch == 1 or epoch % live_every == 0 or epoch == params.epochs:
+            # The output of the weights this epoch's loss was computed with (before the update).
+            point["curve"] = network_curve(model, live_x, params.input_scale, device)
+        ctx.emit(point)
 
         optimizer.zero_grad()
         train_loss.backward()
         optimizer.step()
 
     model.eval()
-    x_min, x_max = float(t_u.min()), float(t_u.max())
-    curve_x = torch.linspace(x_min, x_max, CURVE_POINTS)
-    with torch.no_grad():
-        curve_y = model((params.input_scale * curve_x).unsqueeze(1).to(device)).squeeze(1).cpu()
     result = {
         "train_loss": finite_or_none(train_loss_value) if train_loss_value is not None else None,
         "val_loss": finite_or_none(val_loss_value) if val_loss_value is not None else None,
         "epochs_run": epochs_run,
         "input_scale": params.input_scale,
-        "curve": [[x, finite_or_none(y)] for x, y in zip(curve_x.tolist(), curve_y.tolist())],
+        "curve": network_curve(model, torch.linspace(x_min, x_max, CURVE_POINTS), params.input_scale, device),
         "train_points": sample_pairs(t_u[train_idx], t_c[train_idx]),
         "val_points": sample_pairs(t_u[val_idx], t_c[val_idx]),
     }

@@ -41,7 +41,7 @@ from app.errors import (
     ModelUnavailable,
     QueueFull,
 )
-from app.experiments.base import METRIC_FIELDS, MetricPoint
+from app.experiments.base import METRIC_FIELDS, SNAPSHOT_FIELDS, MetricPoint
 from app.experiments.registry import get_experiment
 from app.jobs.broker import Event, EventBroker
 from app.jobs.downsample import downsample_min_max
@@ -292,6 +292,21 @@ class JobService:
         self.broker.publish(event.job_id, Event(live.last_event_id, EventType.METRIC, points))
         if len(self._pending) >= FLUSH_ROWS:
             self.flush()
+        # A batch can hold several pictures of the model (a fast run); a watcher only needs the newest.
+        pictured = [p for p in event.points if any(name in p for name in SNAPSHOT_FIELDS)]
+        if pictured:
+            self._snapshot(event.job_id, live, pictured[-1])
+
+    def _snapshot(self, job_id: str, live: _LiveJob, point: MetricPoint) -> None:
+        """Write and publish a ``snapshot`` event: the step, the epoch and the picture of the model."""
+        data = {name: point[name] for name in ("step", "epoch", *SNAPSHOT_FIELDS) if point.get(name) is not None}
+        self.flush()  # the points before it first: the database always holds events 1..n, no gaps
+        event = Event(live.last_event_id + 1, EventType.SNAPSHOT, data)
+        with self._session() as session:
+            crud.add_event(session, job_id=job_id, event_id=event.id, type=event.type, data=event.data)
+            session.commit()
+        live.last_event_id = event.id
+        self.broker.publish(job_id, event)
 
     def _finish(self, event: JobFinished) -> None:
         live = self._live[event.job_id]

@@ -36,7 +36,7 @@ export class FitChart {
   // squashing the points flat.
   yRange() {
     const ys = [...this.train, ...this.val].map((p) => p[1]);
-    if (this.fit?.kind === "curve") ys.push(...this.fit.points.map((p) => p[1]).filter(Number.isFinite));
+    if (this.fit?.kind === "curve" && !this.fit.live) ys.push(...this.fit.points.map((p) => p[1]).filter(Number.isFinite));
     if (!ys.length) return null;
     const lo = Math.min(...ys), hi = Math.max(...ys);
     const pad = (hi - lo || 1) * 0.15;
@@ -58,9 +58,11 @@ export class FitChart {
     this.redraw();
   }
 
-  setCurve(points) {
-    this.fit = points?.length ? { kind: "curve", points } : null;
-    this.chart.rebuild(); // the y range includes the curve
+  // live: a curve of a network still training is clipped to the data's range, like the line (early
+  // on it can be far off); the final one widens the range to show all of it.
+  setCurve(points, { live = false } = {}) {
+    this.fit = points?.length ? { kind: "curve", points, live } : null;
+    if (!live) this.chart.rebuild(); // the y range includes the curve
     this.redraw();
   }
 

@@ -279,13 +279,21 @@ function mountLearned() {
       el("figure", {},
         el("div", { class: "chart", dataset: { fitChart: "" } }),
         el("p", { class: "notice info small", dataset: { fitPlaceholder: "" }, hidden: true }),
-        el("figcaption", { dataset: { fitCaption: "" } }, "The data; the network's curve is drawn when training ends.")),
+        el("figcaption", { dataset: { fitCaption: "" } }, "The data; the network's output is drawn as it trains.")),
     );
     fitChart = new FitChart(box.querySelector("[data-fit-chart]"), { fitLabel: "network output", placeholder: box.querySelector("[data-fit-placeholder]") });
   } else if (job.kind === "cifar") {
     box.replaceChildren(el("p", { class: "muted" }, "The confusion matrix, the accuracy per class and sample predictions appear when training ends."));
   }
   showDataPoints();
+}
+
+// A picture of the model while it trains: for mlp, the network's output over the input range.
+function showSnapshot(picture) {
+  if (resultShown || job.kind !== "mlp" || !picture.curve) return;
+  fitChart.setCurve(picture.curve, { live: true });
+  root.querySelector("[data-fit-caption]").textContent =
+    `The data and the network's output at epoch ${picture.epoch.toLocaleString()} (it is redrawn as it trains).`;
 }
 
 // The points being fitted, drawn from the start: the run's own data, or the book's (which
@@ -452,6 +460,7 @@ async function main() {
       metric: (points) => {
         if (store.append(points)) updateCharts(); // duplicates (by step) are dropped
       },
+      snapshot: showSnapshot,
       done: (final) => {
         onJob(final);
         updateCharts();

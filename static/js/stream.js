@@ -8,7 +8,7 @@
 // after a pause, asking for the events after the last one seen; any at or below it are dropped here.
 
 export class JobStream {
-  // handlers: {status(job), metric(points), done(job), connection(state)}; state is one of
+  // handlers: {status(job), metric(points), snapshot(picture), done(job), connection(state)}; state is one of
   // "connecting", "live", "reconnecting" (the browser retries), "reopening" (a new EventSource), "closed".
   // after: the id of the newest event the caller has already (null: none, from the start).
   constructor(url, handlers, after = null) {
@@ -53,7 +53,7 @@ export class JobStream {
       setTimeout(() => !this.closed && this.open(), this.retryMs);
       this.retryMs = Math.min(this.retryMs * 2, 15000);
     });
-    for (const type of ["status", "metric", "done"]) {
+    for (const type of ["status", "metric", "snapshot", "done"]) {
       source.addEventListener(type, (event) => this.dispatch(type, event));
     }
   }

@@ -285,6 +285,24 @@ def test_an_mlp_run_shows_the_networks_curve_and_predicts(page, api):
     screenshot(page, "job-mlp")
 
 
+def test_an_mlp_run_shows_its_curve_bending_to_the_data_while_it_trains(page, api):
+    job = create_job(api, "mlp", {"epochs": 100_000}, seed=2, name="watch it bend")
+    open_job(page, job["id"])
+    caption = page.locator("[data-fit-caption]")
+    # The book's 11 points from the start (the split is known at the end: "data points" until then).
+    fit = page.locator("[data-fit-chart]")
+    fit.wait_for(state="visible")
+    assert "data points" in fit.locator(".u-legend").inner_text()
+    page.wait_for_function("/at epoch [0-9,]+/.test(document.querySelector('[data-fit-caption]').textContent)")
+    first = re.search(r"at epoch ([0-9,]+)", caption.inner_text()).group(1)
+    assert int(fit.get_attribute("data-points")) == 11 + 64  # the points and the network's 64-point curve
+    page.wait_for_function(f"!document.querySelector('[data-fit-caption]').textContent.includes('epoch {first} ')")
+    assert page.locator("#job-view").get_attribute("data-status") == "running"
+    screenshot(page, "job-mlp-live")
+    page.get_by_role("button", name="Cancel").click()
+    wait_for_status(page, "cancelled", timeout_ms=30_000)
+
+
 def test_a_missing_run_says_so(page):
     page.goto(f"/jobs/{'0' * 32}")
     page.get_by_role("heading", name="Run not found").wait_for()

@@ -26,6 +26,25 @@ def test_book_setup_learns_the_conversion():
     assert len(outcome.result["val_points"]) == 2 and len(outcome.result["train_points"]) == 9
 
 
+def test_the_networks_curve_is_pictured_while_it_trains():
+    outcome, points = run_mlp(seed=1, epochs=5000)
+    pictured = [p for p in points if "curve" in p]
+    # Epoch 1, every 100th (5000 // 50), and the last: 51 pictures, each on its epoch's point.
+    assert [p["epoch"] for p in pictured] == [1] + list(range(100, 5001, 100))
+    first, last = pictured[0]["curve"], pictured[-1]["curve"]
+    assert len(first) == len(last) == 64
+    assert first[0][0] == pytest.approx(21.8) and first[-1][0] == pytest.approx(81.9)  # the data's t_u range
+    # The untrained net says about nothing (near 0 everywhere); later pictures come near the data.
+    assert max(abs(y) for _, y in first) < 5
+    assert last[0][1] == pytest.approx(-4.0, abs=4) and last[-1][1] == pytest.approx(28.0, abs=4)
+    # The picture at epoch 100 is the network that epoch's loss was computed with: the one after 99
+    # updates, which is what a 99-epoch run of the same seed ends with.
+    after_99, _ = run_mlp(seed=1, epochs=99)
+    xs = [x for x, _ in pictured[1]["curve"]]
+    expected = mlp.predict(MlpParams(epochs=99), after_99.state_dict, xs)
+    assert [y for _, y in pictured[1]["curve"]] == pytest.approx(expected, rel=1e-5, abs=1e-5)
+
+
 def test_predict_matches_the_curve():
     outcome, _ = run_mlp(seed=1, epochs=500)
     x, y = outcome.result["curve"][50]

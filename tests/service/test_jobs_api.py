@@ -144,6 +144,30 @@ def test_history_then_the_events_after_it_gives_every_point_once(server, client)
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "last_event_id"]
 
 
+def test_an_mlp_streams_pictures_of_its_curve_and_replays_them(server, client):
+    job = post_job(client, "mlp", {"epochs": 20_000}, seed=4)  # seconds: the stream below is live
+    live = read_events(server.url, job["id"])
+    assert [e.id for e in live] == list(range(1, len(live) + 1))
+    snapshots = [e for e in live if e.event == "snapshot"]
+    # Epoch 1, every 400th (20000 // 50), and the last; a batch may hold several pictures and only
+    # its newest is sent: so at most 51, always the first and the last.
+    epochs = [e.data["epoch"] for e in snapshots]
+    assert epochs[0] == 1 and epochs[-1] == 20_000 and epochs == sorted(epochs) and len(epochs) <= 51
+    assert all(epoch == 1 or epoch % 400 == 0 for epoch in epochs)
+    assert all(len(e.data["curve"]) == 64 and e.data["step"] == e.data["epoch"] for e in snapshots)
+    # Each comes after the metric event holding its epoch's point.
+    for snap in snapshots:
+        before = [p["epoch"] for e in live if e.event == "metric" and e.id < snap.id for p in e.data]
+        assert before[-1] >= snap.data["epoch"]
+    # Not a column of the metrics: every epoch once, no curve.
+    metrics = client.get(f"/api/jobs/{job['id']}/metrics").json()
+    assert "curve" not in metrics["columns"] and metrics["total"] == 20_000
+    assert all("curve" not in p for e in live if e.event == "metric" for p in e.data)
+    # From the database after the end: the same events, the pictures included.
+    replay = read_events(server.url, job["id"])
+    assert [(e.id, e.event, e.data) for e in replay] == [(e.id, e.event, e.data) for e in live]
+
+
 def test_many_watchers_each_get_every_point(server, client):
     job = post_job(client, "linear", {"epochs": 3000})
     results: list[list[SseEvent]] = [[] for _ in range(10)]
