@@ -38,8 +38,10 @@ METRIC_FIELDS: tuple[str, ...] = (
 )
 
 # What a point may carry besides its metrics, now and then:
-#   curve       mlp: the network's output over the input range, [[x, y], ...] in data units
-SNAPSHOT_FIELDS: tuple[str, ...] = ("curve",)
+#   curve             mlp: the network's output over the input range, [[x, y], ...] in data units
+#   confusion_matrix  cifar, on epoch-end points: counts over the test split, rows the true classes
+#   per_class_acc     cifar, on epoch-end points: {class name: test accuracy}, in class order
+SNAPSHOT_FIELDS: tuple[str, ...] = ("curve", "confusion_matrix", "per_class_acc")
 
 
 class RunStatus(StrEnum):

@@ -34,7 +34,7 @@ from app.experiments.cifar_data import (
     shuffled_batches,
 )
 from app.experiments.cifar_models import ResNet, make_net
-from app.experiments.cifar_report import summarize
+from app.experiments.cifar_report import confusion_matrix, per_class_accuracy, summarize
 from app.experiments.params import CifarParams
 
 EVAL_BATCH = 500  # evaluation has no gradients to keep, so larger batches: fewer, faster calls
@@ -228,7 +228,17 @@ def run(params: CifarParams, ctx: RunContext) -> RunOutcome:
             "val_loss": current.loss,
             "val_acc": current.accuracy,
         }
-        ctx.emit({"step": step, "epoch": epoch, **{k: finite_or_none(v) for k, v in last_epoch.items()}})
+        # With a picture of the classifier this epoch: where its test predictions land, per class.
+        matrix = confusion_matrix(test_labels.cpu(), current.predictions, len(classes))
+        ctx.emit(
+            {
+                "step": step,
+                "epoch": epoch,
+                **{k: finite_or_none(v) for k, v in last_epoch.items()},
+                "confusion_matrix": matrix.tolist(),
+                "per_class_acc": per_class_accuracy(matrix, classes),
+            }
+        )
 
     result: dict[str, Any] = {
         "train_loss": finite_or_none(last_epoch["train_loss"]) if last_epoch else None,

@@ -27,6 +27,12 @@ def confusion_matrix(labels: torch.Tensor, predictions: torch.Tensor, n_classes:
     return torch.bincount(cells, minlength=n_classes * n_classes).view(n_classes, n_classes)
 
 
+def per_class_accuracy(matrix: torch.Tensor, classes: tuple[str, ...]) -> dict[str, float]:
+    """{class: share of its test images predicted right}, from a confusion matrix."""
+    per_class = matrix.diagonal().double() / matrix.sum(dim=1).clamp_min(1).double()
+    return dict(zip(classes, per_class.tolist()))
+
+
 def confusion_examples(
     images: torch.Tensor, labels: torch.Tensor, predictions: torch.Tensor, n_classes: int
 ) -> list[list[list[str]]]:
@@ -56,10 +62,9 @@ def summarize(
     n_classes = len(classes)
     labels = test_labels.cpu()
     matrix = confusion_matrix(labels, predictions, n_classes)
-    per_class = matrix.diagonal().double() / matrix.sum(dim=1).clamp_min(1).double()
     picked = torch.randperm(labels.shape[0], generator=generator)[:N_SAMPLES].tolist()
     return {
-        "per_class_acc": {name: acc for name, acc in zip(classes, per_class.tolist())},
+        "per_class_acc": per_class_accuracy(matrix, classes),
         "confusion_matrix": matrix.tolist(),
         "confusion_examples": confusion_examples(test_images, labels, predictions, n_classes),
         "samples": [

@@ -288,12 +288,28 @@ function mountLearned() {
   showDataPoints();
 }
 
-// A picture of the model while it trains: for mlp, the network's output over the input range.
+// A picture of the model while it trains: for mlp, the network's output over the input range; for
+// cifar, after each epoch, where its test predictions land (the result adds the images).
 function showSnapshot(picture) {
-  if (resultShown || job.kind !== "mlp" || !picture.curve) return;
-  fitChart.setCurve(picture.curve, { live: true });
-  root.querySelector("[data-fit-caption]").textContent =
-    `The data and the network's output at epoch ${picture.epoch.toLocaleString()} (it is redrawn as it trains).`;
+  if (resultShown) return;
+  if (job.kind === "mlp" && picture.curve) {
+    fitChart.setCurve(picture.curve, { live: true });
+    root.querySelector("[data-fit-caption]").textContent =
+      `The data and the network's output at epoch ${picture.epoch.toLocaleString()} (it is redrawn as it trains).`;
+  } else if (job.kind === "cifar" && picture.confusion_matrix && picture.per_class_acc) {
+    const box = $("[data-learned]");
+    const live = { classes: Object.keys(picture.per_class_acc), confusion_matrix: picture.confusion_matrix, per_class_acc: picture.per_class_acc };
+    const detail = el("div", { class: "cell-detail", hidden: true, "aria-live": "polite", dataset: { cellDetail: "" } });
+    box.replaceChildren(
+      el("p", { dataset: { snapshotCaption: "" } },
+        `After epoch ${picture.epoch} of ${job.params?.epochs ?? "?"}, on the test images; redrawn after each epoch. Example images and sample predictions come when training ends.`),
+      el("div", { class: "two-columns" },
+        el("div", {}, el("h3", {}, "Confusion matrix"), el("div", { dataset: { confusion: "" } }), detail),
+        el("div", {}, el("h3", {}, "Accuracy per class"), el("div", { dataset: { perClass: "" } }))),
+    );
+    renderConfusion(box.querySelector("[data-confusion]"), detail, live);
+    renderPerClass(box.querySelector("[data-per-class]"), live);
+  }
 }
 
 // The points being fitted, drawn from the start: the run's own data, or the book's (which

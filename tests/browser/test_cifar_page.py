@@ -96,3 +96,24 @@ def test_a_cifar_run_shows_its_confusion_matrix_and_classifies_an_upload(page, a
     )
     page.wait_for_function("document.querySelector('.preview').alt === 'uploaded blue.png'")
     page.wait_for_function("document.querySelector('[data-predicted-label]') !== null")
+
+
+def test_a_cifar_run_redraws_its_confusion_matrix_after_each_epoch(page, api, cifar_ready):
+    job = api.post(
+        "/api/jobs",
+        json={"kind": "cifar", "params": {"model": "fc", "epochs": 200, "batch_size": 16, "augment": False}},
+    ).json()
+    page.goto(f"/jobs/{job['id']}")
+    page.wait_for_selector("#job-view[data-ready=true]")
+    caption = page.locator("[data-snapshot-caption]")
+    caption.wait_for(timeout=120_000)
+    page.wait_for_function("/After epoch [2-9]/.test(document.querySelector('[data-snapshot-caption]').textContent)")
+    assert page.locator("#job-view").get_attribute("data-status") == "running"
+    assert "of 200" in caption.inner_text()
+    matrix = page.locator("table.confusion")
+    assert matrix.locator("tbody tr").count() == 10
+    rows = [[int(t) for t in row.locator("button.cell").all_inner_texts()] for row in matrix.locator("tbody tr").all()]
+    assert [sum(row) for row in rows] == [8] * 10  # every test image of the tiny set (8 a class), every epoch
+    assert page.locator("table.per-class tr").count() == 10
+    page.get_by_role("button", name="Cancel").click()
+    page.wait_for_selector("#job-view[data-status=cancelled]", timeout=30_000)

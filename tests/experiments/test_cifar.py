@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from app.errors import DatasetMissing, InvalidImage, InvalidInput
 from app.experiments import cifar
-from app.experiments.base import METRIC_FIELDS, RunContext, RunStatus
+from app.experiments.base import METRIC_FIELDS, SNAPSHOT_FIELDS, RunContext, RunStatus
 from app.experiments.params import CifarParams
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -52,8 +52,9 @@ def test_each_net_trains_on_the_tiny_pickle_data_and_reports_everything(tiny_pic
     assert [p["epoch"] for p in steps] == [1] * 7 + [2] * 7
     assert all(set(p) == {"step", "epoch", "train_loss", "lr"} for p in steps)
     assert [(p["step"], p["epoch"]) for p in ends] == [(7, 1), (14, 2)]
-    assert all(set(p) == {"step", "epoch", "train_loss", "train_acc", "val_loss", "val_acc"} for p in ends)
-    assert all(set(p) <= set(METRIC_FIELDS) for p in points)
+    pictures = {"confusion_matrix", "per_class_acc"}  # SNAPSHOT_FIELDS: the classifier at each epoch's end
+    assert all(set(p) == {"step", "epoch", "train_loss", "train_acc", "val_loss", "val_acc"} | pictures for p in ends)
+    assert all(set(p) <= set(METRIC_FIELDS) | set(SNAPSHOT_FIELDS) for p in points)
     # The epoch's train_loss is the mean of its steps' losses, weighted by batch size.
     weights = [16] * 6 + [4]
     epoch_mean = sum(w * p["train_loss"] for w, p in zip(weights, steps[7:])) / 100
@@ -68,6 +69,10 @@ def test_each_net_trains_on_the_tiny_pickle_data_and_reports_everything(tiny_pic
     assert [sum(row) for row in matrix] == [5] * 10  # rows are the true classes of the 50 test images
     assert sum(matrix[i][i] for i in range(10)) / 50 == pytest.approx(result["val_acc"])
     assert result["per_class_acc"] == {c: pytest.approx(matrix[i][i] / 5) for i, c in enumerate(classes)}
+    # The last epoch's picture is the result's; every epoch's counts cover the whole test split.
+    assert ends[-1]["confusion_matrix"] == matrix and ends[-1]["per_class_acc"] == result["per_class_acc"]
+    assert all(sum(map(sum, p["confusion_matrix"])) == 50 for p in ends)
+    assert all(list(p["per_class_acc"]) == classes for p in ends)
     # Every cell lists up to 3 of its images.
     examples = result["confusion_examples"]
     assert [[len(cell) for cell in row] for row in examples] == [[min(n, 3) for n in row] for row in matrix]
