@@ -115,5 +115,6 @@ def test_a_cifar_run_redraws_its_confusion_matrix_after_each_epoch(page, api, ci
     rows = [[int(t) for t in row.locator("button.cell").all_inner_texts()] for row in matrix.locator("tbody tr").all()]
     assert [sum(row) for row in rows] == [8] * 10  # every test image of the tiny set (8 a class), every epoch
     assert page.locator("table.per-class tr").count() == 10
+    screenshot(page, "job-cifar-live")
     page.get_by_role("button", name="Cancel").click()
     page.wait_for_selector("#job-view[data-status=cancelled]", timeout=30_000)
