@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.service.server_process import Server
@@ -65,3 +66,10 @@ def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
         except AssertionError as exc:
             errors.append(str(exc))
     assert not errors, "\n".join(errors)
+
+
+@pytest.fixture
+def api(server: Server) -> Iterator[httpx.Client]:
+    """A client of the session's server (the browser tests set things up and check through it)."""
+    with server.client() as client:
+        yield client

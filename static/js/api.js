@@ -62,8 +62,17 @@ export function authHeaders() {
   return token ? { Authorization: `Bearer ${token}` } : {};
 }
 
-// Shows the token dialog of base.html; resolves true when the user saved a token.
+// Shows the token dialog of base.html; resolves true when the user saved a token. Requests that
+// get their 401 while it is open wait for the same answer: a second prompt would wipe what the user
+// is typing (a page makes several reads at once when PLAYGROUND_AUTH_READS is on).
+let tokenPrompt = null;
+
 function askForToken(message) {
+  if (!tokenPrompt) tokenPrompt = promptForToken(message).finally(() => (tokenPrompt = null));
+  return tokenPrompt;
+}
+
+function promptForToken(message) {
   const dialog = document.getElementById("token-dialog");
   if (!dialog) return Promise.resolve(false);
   dialog.querySelector("[data-token-message]").textContent = message;

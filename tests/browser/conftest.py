@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.browser.helpers import PageWatch
@@ -88,8 +87,3 @@ def phone(browser: Any, server: Any) -> Iterator[Any]:
     context.close()
     assert not watch.errors, "\n".join(watch.errors)
 
-
-@pytest.fixture
-def api(server: Any) -> Iterator[httpx.Client]:
-    with server.client() as client:
-        yield client

@@ -193,8 +193,14 @@ def test_with_reads_protected_too_the_run_page_still_streams_live(browser, serve
         page.goto("/?kind=linear&epochs=100000&lr=0.001")
         dialog = page.get_by_role("dialog", name="Access token")  # even the form's schema is a read
         dialog.get_by_label("Token").fill("s3cret-token")
+        # Another read gets its 401 while the user is typing: it waits for the same answer, and
+        # what was typed stays.
+        page.evaluate("import('/static/js/api.js').then((m) => { window.laterRead = m.api.listJobs(); })")
+        page.wait_for_timeout(500)
+        assert dialog.get_by_label("Token").input_value() == "s3cret-token"
         dialog.get_by_role("button", name="Save").click()
         page.wait_for_selector("#train-form[data-ready=true]")
+        assert page.evaluate("window.laterRead.then((jobs) => Array.isArray(jobs.items))")
         page.locator("#train-form button[type=submit]").click()
         page.wait_for_url(re.compile(r"/jobs/[0-9a-f]{32}$"))
         page.wait_for_function("Number(document.querySelector('[data-loss-chart]').dataset.points) > 0")

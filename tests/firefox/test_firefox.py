@@ -1,0 +1,79 @@
+"""The main paths of the pages in Firefox: the form, a live run to the end, cancel, a CIFAR run with
+its confusion matrix and an upload. The full browser suite runs in Chromium (tests/browser); these
+check that nothing in the pages is Chromium-only (ES modules, EventSource, <dialog>, uPlot, canvas)."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+
+from tests.browser.helpers import create_job, metric_rows, wait_for_job
+
+pytestmark = pytest.mark.browser
+
+JOB_PATH = re.compile(r"/jobs/([0-9a-f]{32})$")
+
+
+def test_the_book_fit_from_the_form_streams_every_point_and_succeeds(firefox, api):
+    firefox.open("/?kind=linear&epochs=3000&seed=3")
+    firefox.wait_for("return document.querySelector('#train-form')?.dataset.ready === 'true'")
+    assert firefox.find("#train-form [name=lr]").get_property("value") == "0.01"  # the default, from the schema
+    firefox.find("#train-form button[type=submit]").click()
+    firefox.wait_for("return /\\/jobs\\/[0-9a-f]{32}$/.test(location.pathname)")
+    job_id = JOB_PATH.search(firefox.client.get_url()).group(1)
+    firefox.wait_for("return document.querySelector('#job-view')?.dataset.status === 'succeeded'")
+    firefox.wait_for("return document.querySelector('[data-loss-chart]').dataset.points === '3000'")
+    assert firefox.js("return window.playgroundJob.store.steps.slice()") == list(range(1, 3001))
+    job = api.get(f"/api/jobs/{job_id}").json()
+    assert job["seed"] == 3 and job["result"]["epochs_run"] == 3000
+    # The loss surface's readout names the least-squares minimum of the book's data.
+    readout = firefox.wait_for("return document.querySelector('[data-surface-readout]').textContent.includes('minimum') && document.querySelector('[data-surface-readout]').textContent")
+    assert "w = 5.36" in readout or "w = 5.37" in readout
+    firefox.screenshot("job-linear")
+
+
+def test_a_running_job_streams_live_and_cancel_stops_it(firefox, api):
+    job = create_job(api, "linear", {"epochs": 100_000, "lr": 0.001}, seed=1, name="firefox cancel")
+    firefox.open(f"/jobs/{job['id']}")
+    firefox.wait_for("return document.querySelector('#job-view')?.dataset.ready === 'true'")
+    first = int(firefox.wait_for("return Number(document.querySelector('[data-loss-chart]').dataset.points)"))
+    firefox.wait_for(f"return Number(document.querySelector('[data-loss-chart]').dataset.points) > {first}")
+    assert firefox.js("return document.querySelector('[data-connection]').dataset.state") == "live"
+    assert firefox.js("return window.playgroundJob.stream.received") > 0  # EventSource, not polling
+    firefox.find("[data-cancel]").click()
+    firefox.wait_for("return document.querySelector('#job-view').dataset.status === 'cancelled'", timeout=30)
+    steps = [row["step"] for row in metric_rows(api, job["id"])]
+    firefox.wait_for(f"return window.playgroundJob.store.steps.length === {len(steps)}")
+    assert firefox.js("return window.playgroundJob.store.steps.slice()") == steps  # nothing missed, nothing twice
+
+
+def png_bytes(color: tuple[int, int, int]) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (32, 32), color).save(out, format="PNG")
+    return out.getvalue()
+
+
+def test_a_cifar_run_shows_its_confusion_matrix_and_classifies_an_upload(firefox, api, server, tmp_path):
+    if server.env.get("PLAYGROUND_DATA_DIR") is None:
+        pytest.skip("the session server has no tiny CIFAR data set (tests/fixtures/tiny_cifar.py)")
+    params = {"dataset": "cifar2", "model": "fc", "epochs": 2, "batch_size": 16, "augment": False}
+    job = create_job(api, "cifar", params, seed=0)
+    finished = wait_for_job(api, job["id"])
+    assert finished["status"] == "succeeded", finished["error"]
+    firefox.open(f"/jobs/{job['id']}")
+    firefox.wait_for("return document.querySelectorAll('table.confusion tbody tr').length === 2")
+    cells = firefox.js("return [...document.querySelectorAll('table.confusion button.cell')].map((b) => Number(b.textContent))")
+    assert cells == [n for row in finished["result"]["confusion_matrix"] for n in row]
+
+    image = tmp_path / "red.png"
+    image.write_bytes(png_bytes((220, 30, 30)))
+    firefox.find("#predict-file").send_keys(str(image))
+    label = firefox.wait_for("return document.querySelector('[data-predicted-label]')?.dataset.predictedLabel")
+    with image.open("rb") as handle:
+        expected = api.post(f"/api/jobs/{job['id']}/predict", files={"file": ("red.png", handle, "image/png")}).json()
+    assert label == expected["label"]
+    firefox.screenshot("job-cifar")
