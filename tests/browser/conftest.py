@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.helpers import PageWatch
+from tests.browser.helpers import watched_tab
 
 CHROMIUM = os.environ.get("PLAYGROUND_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -32,8 +32,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-# How long a test waits for what a user would see; the machine may be busy training.
-UI_TIMEOUT_MS = 60_000
 
 
 def _missing_browser(reason: str) -> None:
@@ -61,29 +59,14 @@ def browser() -> Iterator[Any]:
 @pytest.fixture
 def page(browser: Any, server: Any) -> Iterator[Any]:
     """A fresh tab (own storage) on a laptop-sized screen; fails the test on script errors."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=server.url)
-    context.set_default_timeout(UI_TIMEOUT_MS)
-    tab = context.new_page()
-    watch = PageWatch(server.url)
-    watch.attach(tab)
-    tab.watch = watch
-    yield tab
-    context.close()
-    assert not watch.errors, "\n".join(watch.errors)
-    assert not watch.external, f"the page reached outside the app: {watch.external}"
+    with watched_tab(browser, server.url) as tab:
+        yield tab
+    assert not tab.watch.external, f"the page reached outside the app: {tab.watch.external}"
 
 
 @pytest.fixture
 def phone(browser: Any, server: Any) -> Iterator[Any]:
     """A tab the size of a phone screen (390 x 844 CSS pixels, touch)."""
-    context = browser.new_context(
-        viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True, base_url=server.url
-    )
-    context.set_default_timeout(UI_TIMEOUT_MS)
-    tab = context.new_page()
-    watch = PageWatch(server.url)
-    watch.attach(tab)
-    yield tab
-    context.close()
-    assert not watch.errors, "\n".join(watch.errors)
-
+    phone_screen = {"width": 390, "height": 844}
+    with watched_tab(browser, server.url, phone_screen, device_scale_factor=2, is_mobile=True, has_touch=True) as tab:
+        yield tab

@@ -5,6 +5,8 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -149,3 +151,24 @@ UNLABELLED_JS = """() => [...document.querySelectorAll("input, select, textarea"
 def unlabelled_inputs(page: Any) -> list[str]:
     """The form controls on the page that have no label (a screen reader would not name them)."""
     return page.evaluate(UNLABELLED_JS)
+
+
+# How long a test waits for what a user would see; the machine may be busy training.
+UI_TIMEOUT_MS = 60_000
+LAPTOP = {"width": 1280, "height": 900}
+
+
+@contextmanager
+def watched_tab(browser: Any, base_url: str, viewport: dict[str, int] = LAPTOP, **options: Any) -> Iterator[Any]:
+    """A tab in a fresh browser context (its own storage) on ``base_url``; when the block ends
+    without an error of its own, a script error on the page fails it. ``tab.watch`` has the rest."""
+    context = browser.new_context(viewport=viewport, base_url=base_url, **options)
+    context.set_default_timeout(UI_TIMEOUT_MS)
+    tab = context.new_page()
+    tab.watch = PageWatch(base_url)
+    tab.watch.attach(tab)
+    try:
+        yield tab
+    finally:
+        context.close()
+    assert not tab.watch.errors, "\n".join(tab.watch.errors)

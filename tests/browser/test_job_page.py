@@ -11,12 +11,12 @@ import pytest
 
 from tests.browser.helpers import (
     CuttableProxy,
-    PageWatch,
     create_job,
     metric_rows,
     screenshot,
     unlabelled_inputs,
     wait_for_job,
+    watched_tab,
 )
 
 pytestmark = pytest.mark.browser
@@ -118,7 +118,7 @@ def test_a_linear_run_from_the_form_streams_its_curve_and_succeeds(page, api):
 
 def test_points_arrive_live_and_cancel_stops_the_run(page, api):
     job = create_job(api, "linear", {"epochs": 100_000, "lr": 0.001}, seed=1, name="to cancel")
-    while api.get(f"/api/jobs/{job['id']}").json()["progress"]["step"] < 3000:  # a page opened mid-run
+    while (api.get(f"/api/jobs/{job['id']}").json()["progress"]["step"] or 0) < 3000:  # opened mid-run
         time.sleep(0.05)
     open_job(page, job["id"])
     # The history came from /metrics; the stream starts after its last event instead of replaying it.
@@ -164,38 +164,32 @@ def test_a_cut_connection_resumes_with_last_event_id_and_no_gap(browser, server,
     Last-Event-ID, and the curve has every epoch exactly once. Then the page's own reconnect (a new
     EventSource after the browser gave up) also leaves no gap and no duplicate."""
     proxy = CuttableProxy(server.port)
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=proxy.url)
-    context.set_default_timeout(60_000)
-    page = context.new_page()
-    watch = PageWatch(proxy.url)
-    watch.attach(page)
     try:
-        epochs = 20_000
-        job = create_job(api, "linear", {"epochs": epochs, "lr": 0.001}, seed=2, name="hiccups")
-        open_job(page, job["id"])
-        # Cut once the stream itself has delivered events (the first points may come from the
-        # metrics history), so that there is a last event id to resume after.
-        page.wait_for_function("window.playgroundJob.stream && window.playgroundJob.stream.received > 5")
-        assert page.locator("#job-view").get_attribute("data-status") == "running"
-        assert proxy.cut() >= 1
-        page.wait_for_function("window.playgroundJob.stream.reconnects >= 1")
-        # EventSource's own retry (after about 3 s) asks to resume after the last event it had.
-        deadline = time.monotonic() + 30
-        while not any(is_resume(r) for r in proxy.requests) and time.monotonic() < deadline:
-            page.wait_for_timeout(200)
-        states = page.evaluate("window.playgroundJob.stream.states")
-        assert any(is_resume(r) for r in proxy.requests), (states, [r for r in proxy.requests if "/events" in r])
-        # The first connection started after the history the page had loaded, not from event 1.
-        first_events = next(r for r in proxy.requests if "/events" in r.partition("\r\n")[0])
-        assert re.search(r"/events\?last_event_id=[1-9]", first_events), first_events
-        page.evaluate("window.playgroundJob.stream.drop()")
-        wait_for_status(page, "succeeded", timeout_ms=240_000)
-        page.wait_for_function(f"window.playgroundJob.store.steps.length === {epochs}")
-        assert store_steps(page) == list(range(1, epochs + 1))
+        with watched_tab(browser, proxy.url) as page:
+            epochs = 20_000
+            job = create_job(api, "linear", {"epochs": epochs, "lr": 0.001}, seed=2, name="hiccups")
+            open_job(page, job["id"])
+            # Cut once the stream itself has delivered events (the first points may come from the
+            # metrics history), so that there is a last event id to resume after.
+            page.wait_for_function("window.playgroundJob.stream && window.playgroundJob.stream.received > 5")
+            assert page.locator("#job-view").get_attribute("data-status") == "running"
+            assert proxy.cut() >= 1
+            page.wait_for_function("window.playgroundJob.stream.reconnects >= 1")
+            # EventSource's own retry (after about 3 s) asks to resume after the last event it had.
+            deadline = time.monotonic() + 30
+            while not any(is_resume(r) for r in proxy.requests) and time.monotonic() < deadline:
+                page.wait_for_timeout(200)
+            states = page.evaluate("window.playgroundJob.stream.states")
+            assert any(is_resume(r) for r in proxy.requests), (states, [r for r in proxy.requests if "/events" in r])
+            # The first connection started after the history the page had loaded, not from event 1.
+            first_events = next(r for r in proxy.requests if "/events" in r.partition("\r\n")[0])
+            assert re.search(r"/events\?last_event_id=[1-9]", first_events), first_events
+            page.evaluate("window.playgroundJob.stream.drop()")
+            wait_for_status(page, "succeeded", timeout_ms=240_000)
+            page.wait_for_function(f"window.playgroundJob.store.steps.length === {epochs}")
+            assert store_steps(page) == list(range(1, epochs + 1))
     finally:
-        context.close()
         proxy.close()
-    assert not watch.errors, watch.errors
 
 
 def test_a_diverged_run_says_why_and_retries_with_a_smaller_lr_in_one_click(page, api):

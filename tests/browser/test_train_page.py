@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.browser.helpers import PageWatch, screenshot, unlabelled_inputs
+from tests.browser.helpers import screenshot, unlabelled_inputs, watched_tab
 
 pytestmark = pytest.mark.browser
 
@@ -155,12 +155,7 @@ def test_a_shared_link_fills_selects_checkboxes_and_empty_numbers(page):
 
 def test_a_server_with_a_token_asks_for_it_once_and_the_page_keeps_it(browser, server_factory):
     token_server = server_factory(env={"PLAYGROUND_API_TOKEN": "s3cret-token"}, workers=1)
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=token_server.url)
-    context.set_default_timeout(60_000)
-    page = context.new_page()
-    watch = PageWatch(token_server.url)
-    watch.attach(page)
-    try:
+    with watched_tab(browser, token_server.url) as page:
         form = open_form(page, "/?kind=linear&epochs=100")
         form.locator("button[type=submit]").click()
         # The 401 opens the token dialog; the request goes through once the token is saved.
@@ -175,21 +170,13 @@ def test_a_server_with_a_token_asks_for_it_once_and_the_page_keeps_it(browser, s
         open_form(page, "/?kind=linear&epochs=100").locator("button[type=submit]").click()
         page.wait_for_url(re.compile(r"/jobs/[0-9a-f]{32}$"))
         assert dialog.count() == 0 or not dialog.is_visible()
-    finally:
-        context.close()
-    assert not watch.errors, watch.errors
 
 
 def test_with_reads_protected_too_the_run_page_still_streams_live(browser, server_factory):
     # EventSource cannot send the Authorization header: the page hands the token over as a cookie.
     env = {"PLAYGROUND_API_TOKEN": "s3cret-token", "PLAYGROUND_AUTH_READS": "true"}
     token_server = server_factory(env=env, workers=1)
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=token_server.url)
-    context.set_default_timeout(60_000)
-    page = context.new_page()
-    watch = PageWatch(token_server.url)
-    watch.attach(page)
-    try:
+    with watched_tab(browser, token_server.url) as page:
         page.goto("/?kind=linear&epochs=100000&lr=0.001")
         dialog = page.get_by_role("dialog", name="Access token")  # even the form's schema is a read
         dialog.get_by_label("Token").fill("s3cret-token")
@@ -207,10 +194,7 @@ def test_with_reads_protected_too_the_run_page_still_streams_live(browser, serve
         first = int(page.locator("[data-loss-chart]").get_attribute("data-points"))
         page.wait_for_function(f"Number(document.querySelector('[data-loss-chart]').dataset.points) > {first}")
         assert page.locator("[data-connection]").get_attribute("data-state") == "live"
-        cookie = [c for c in context.cookies() if c["name"] == "playground_token"]
+        cookie = [c for c in page.context.cookies() if c["name"] == "playground_token"]
         assert cookie and cookie[0]["sameSite"] == "Strict" and cookie[0]["path"] == "/api"
         page.get_by_role("button", name="Cancel").click()
         page.wait_for_selector("#job-view[data-status=cancelled]", timeout=30_000)
-    finally:
-        context.close()
-    assert not watch.errors, watch.errors
