@@ -95,6 +95,17 @@ def last_event_id(session: Session, *, job_id: str) -> int:
     return max(metric or 0, other or 0)
 
 
+def latest_snapshot(session: Session, *, job_id: str, up_to: int) -> dict[str, Any] | None:
+    """The data of the job's newest ``snapshot`` event with id <= ``up_to``; None if it has none."""
+    query = (
+        select(JobEvent.data)
+        .where(JobEvent.job_id == job_id, JobEvent.type == EventType.SNAPSHOT, JobEvent.event_id <= up_to)
+        .order_by(col(JobEvent.event_id).desc())
+        .limit(1)
+    )
+    return session.exec(query).first()
+
+
 def read_events(session: Session, *, job_id: str, after: int = 0) -> list[tuple[int, EventType, Any]]:
     """The job's events with id > ``after`` as (id, type, data), rebuilt from both tables.
 

@@ -106,6 +106,7 @@ class MetricsTable:
     rows: list[list[Any]] = field(default_factory=list)
     total: int = 0  # points before downsampling
     last_event_id: int = 0  # the newest event whose points are in ``rows`` (before downsampling)
+    snapshot: dict[str, Any] | None = None  # the newest picture of the model up to that event
 
 
 class JobService:
@@ -409,6 +410,7 @@ class JobService:
                 raise JobNotFound(job_id)
             if last_event_id is None:
                 last_event_id = crud.last_event_id(session, job_id=job_id)
+            snapshot = crud.latest_snapshot(session, job_id=job_id, up_to=last_event_id)
             rows = crud.read_metric_rows(session, job_id=job_id)
         keep = [i for i, name in enumerate(METRIC_FIELDS) if name in ("step", "epoch") or any(r[i] is not None for r in rows)]
         columns = [METRIC_FIELDS[i] for i in keep]
@@ -417,7 +419,9 @@ class JobService:
         if max_points is not None:
             values = [j for j, name in enumerate(columns) if name not in ("step", "epoch")]
             table = [table[i] for i in downsample_min_max(table, values, max_points)]
-        return MetricsTable(columns=columns, rows=table, total=total, last_event_id=last_event_id)
+        return MetricsTable(
+            columns=columns, rows=table, total=total, last_event_id=last_event_id, snapshot=snapshot
+        )
 
     async def _replay(self, job_id: str, after: int) -> list[Event]:
         def read() -> list[Event]:

@@ -431,6 +431,7 @@ async function loadHistory() {
     store.loadHistory(rowsToPoints(history));
   }
   showDownsampleNote();
+  if (history.snapshot && !isTerminal(job.status)) showSnapshot(history.snapshot); // the result will say more
   return history.last_event_id ?? null;
 }
 

@@ -140,6 +140,7 @@ def test_history_then_the_events_after_it_gives_every_point_once(server, client)
     # A finished job's metrics cover all its events, `done` included: nothing is left to stream.
     final = client.get(f"/api/jobs/{job['id']}/metrics").json()
     assert final["last_event_id"] == rest[-1].id and final["total"] == epochs
+    assert final["snapshot"] is None  # linear draws its line from w and b: no pictures
     bad = client.get(f"/api/jobs/{job['id']}/events", params={"last_event_id": "-1"})
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "last_event_id"]
 
@@ -162,6 +163,7 @@ def test_an_mlp_streams_pictures_of_its_curve_and_replays_them(server, client):
     # Not a column of the metrics: every epoch once, no curve.
     metrics = client.get(f"/api/jobs/{job['id']}/metrics").json()
     assert "curve" not in metrics["columns"] and metrics["total"] == 20_000
+    assert metrics["snapshot"] == snapshots[-1].data  # the newest picture comes with the history
     assert all("curve" not in p for e in live if e.event == "metric" for p in e.data)
     # From the database after the end: the same events, the pictures included.
     replay = read_events(server.url, job["id"])

@@ -26,6 +26,9 @@ class MetricsPublic(BaseModel):
     last_event_id: int = Field(
         description="The newest event whose points these rows include: `/events?last_event_id=N` continues after it."
     )
+    snapshot: dict[str, Any] | None = Field(
+        description="The data of the newest `snapshot` event up to `last_event_id` (a picture of the model); null: none yet."
+    )
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, dependencies=[WriteAccess])
@@ -96,7 +99,13 @@ async def read_metrics(
             media_type="text/csv",
             headers={"Content-Disposition": f'attachment; filename="{job_id}-metrics.csv"'},
         )
-    return MetricsPublic(columns=table.columns, rows=table.rows, total=table.total, last_event_id=table.last_event_id)
+    return MetricsPublic(
+        columns=table.columns,
+        rows=table.rows,
+        total=table.total,
+        last_event_id=table.last_event_id,
+        snapshot=table.snapshot,
+    )
 
 
 @router.get(
