@@ -3,7 +3,7 @@
 
 import { api } from "./api.js";
 import { LineChart, PALETTE, VAL_DASH } from "./charts.js";
-import { duration, el, elapsedMs, jobLabel, keyResult, statusBadge } from "./format.js";
+import { duration, el, elapsedMs, isTerminal, jobLabel, keyResult, statusBadge } from "./format.js";
 import "./header.js";
 import { rowsToPoints } from "./metrics.js";
 
@@ -13,6 +13,8 @@ const $ = (selector) => root.querySelector(selector);
 
 let runs = []; // [{job, points}]
 let chart = null;
+let refresh = null; // while some runs are still going, the view reloads every REFRESH_MS
+const REFRESH_MS = 2000;
 
 function selectedIds() {
   const ids = new URLSearchParams(location.search).get("ids");
@@ -188,15 +190,22 @@ async function renderPicker() {
   if (!page.items.length) list.append(el("li", { class: "muted" }, "No runs yet. Train some first."));
 }
 
-async function show() {
+async function show({ quiet = false } = {}) {
+  clearTimeout(refresh);
   const ids = selectedIds();
-  if (ids.length) {
+  if (ids.length && !quiet) {
     $("[data-compare-empty]").hidden = false;
     $("[data-compare-empty]").textContent = `Loading ${ids.length} run${ids.length === 1 ? "" : "s"}…`;
   }
   await loadRuns(ids);
   renderChart();
   renderDiff();
+  // Runs still queued or training (a sweep from the start page): their curves grow on this view too.
+  const going = runs.filter(({ job }) => !isTerminal(job.status)).length;
+  const note = $("[data-compare-live]");
+  note.hidden = !going;
+  note.textContent = going ? `${going} of these runs ${going === 1 ? "is" : "are"} still going: this view updates every ${REFRESH_MS / 1000} s.` : "";
+  if (going) refresh = setTimeout(() => show({ quiet: true }), REFRESH_MS);
   root.dataset.ready = "true";
 }
 

@@ -3,6 +3,7 @@
 
 import { api, ApiError } from "./api.js";
 import {
+  boundsText,
   clearErrors,
   describeFields,
   FieldErrors,
@@ -18,6 +19,8 @@ import { mountJobList } from "./joblist.js";
 const form = document.getElementById("train-form");
 const fieldsBox = document.getElementById("param-fields");
 const deviceSelect = form.elements.namedItem("device");
+const sweepSelect = form.elements.namedItem("sweep_param");
+const sweepValues = form.elements.namedItem("sweep_values");
 const shareStatus = document.getElementById("share-status");
 const formError = form.querySelector("[data-form-error]");
 
@@ -35,6 +38,9 @@ function renderKind(kind, values = {}) {
   const info = kinds[kind];
   fields = describeFields(info.params_schema);
   fieldsBox.replaceChildren(...fields.map((field) => renderField(field, values[field.name])));
+  // "also try" varies one numeric parameter of this kind.
+  const numeric = fields.filter((field) => field.type === "integer" || field.type === "number");
+  sweepSelect.replaceChildren(new Option("nothing else", ""), ...numeric.map((field) => new Option(field.name, field.name)));
   for (const card of form.querySelectorAll(".kind-card")) {
     card.classList.toggle("selected", card.dataset.kind === kind);
   }
@@ -88,6 +94,56 @@ function runOptions() {
   };
 }
 
+// "also try": the other values of the chosen parameter, each checked as its input would be.
+function readSweep(params) {
+  const name = sweepSelect.value;
+  if (!name) return null;
+  const field = fields.find((f) => f.name === name);
+  const tokens = sweepValues.value.split(/[\s,;]+/).filter(Boolean);
+  if (!tokens.length) throw new FieldErrors([{ field: "sweep", msg: `List one or more other values of ${name}, separated by commas.` }]);
+  const values = [];
+  for (const token of tokens) {
+    const value = Number(token);
+    const bounds = boundsText(field);
+    const ok =
+      Number.isFinite(value) &&
+      (field.type !== "integer" || Number.isInteger(value)) &&
+      (field.minimum === undefined || value >= field.minimum) &&
+      (field.maximum === undefined || value <= field.maximum) &&
+      (field.exclusiveMinimum === undefined || value > field.exclusiveMinimum) &&
+      (field.exclusiveMaximum === undefined || value < field.exclusiveMaximum);
+    if (!ok) throw new FieldErrors([{ field: "sweep", msg: `${name} = ${token} is not allowed: ${name} must be ${bounds || "a number"}.` }]);
+    if (value !== params[name] && !values.includes(value)) values.push(value);
+  }
+  if (!values.length) throw new FieldErrors([{ field: "sweep", msg: `Those are the value of ${name} above already: list other ones.` }]);
+  return { name, values };
+}
+
+// The run, and with "also try" one more run per value: same seed (drawn here when empty), named by
+// what differs, then Compare with all of them.
+async function createRuns(kind, params, sweep) {
+  const options = runOptions();
+  if (!sweep) {
+    const job = await api.createJob({ kind, params, ...options });
+    location.href = `/jobs/${job.id}`;
+    return;
+  }
+  const seed = options.seed ?? Math.floor(Math.random() * 2 ** 31);
+  const base = options.name ?? kind;
+  const ids = [];
+  for (const value of [params[sweep.name], ...sweep.values]) {
+    const job = await api.createJob({
+      kind,
+      params: { ...params, [sweep.name]: value },
+      ...options,
+      seed,
+      name: `${base} · ${sweep.name}=${value ?? "default"}`,
+    });
+    ids.push(job.id);
+  }
+  location.href = `/compare?ids=${ids.join(",")}`;
+}
+
 async function submit(event) {
   event.preventDefault();
   clearErrors(form);
@@ -96,9 +152,10 @@ async function submit(event) {
     return;
   }
   const kind = currentKind();
-  let params;
+  let params, sweep;
   try {
     params = readParams(form, fields);
+    sweep = readSweep(params);
   } catch (error) {
     if (error instanceof FieldErrors) return showErrors(form, error.errors);
     throw error;
@@ -106,8 +163,7 @@ async function submit(event) {
   const button = document.getElementById("train-button");
   button.disabled = true;
   try {
-    const job = await api.createJob({ kind, params, ...runOptions() });
-    location.href = `/jobs/${job.id}`;
+    await createRuns(kind, params, sweep);
   } catch (error) {
     button.disabled = false;
     if (!(error instanceof ApiError)) throw error;

@@ -90,3 +90,44 @@ def test_compare_overlays_two_runs_and_lists_what_differs(page, api):
     assert chart.get_attribute("data-runs") == "3"
     assert page.locator('[data-diff-table] tr[data-setting="kind"]').count() == 1
     assert page.locator('[data-diff-table] tr[data-setting="hidden"]').count() == 1
+
+
+def test_also_try_starts_a_run_per_value_and_compares_them_as_they_train(page, api):
+    page.goto("/?kind=linear&epochs=20000&lr=0.001")
+    page.wait_for_selector("#train-form[data-ready=true]")
+    page.get_by_label("also try").select_option("lr")
+    page.get_by_label("other values to try").fill("0.0001, 0.01")
+    page.get_by_role("button", name="Train").click()
+    page.wait_for_url("**/compare?ids=*")
+    ids = page.url.split("ids=")[1].split(",")
+    jobs = [api.get(f"/api/jobs/{job_id}").json() for job_id in ids]
+    assert [job["params"]["lr"] for job in jobs] == [0.001, 0.0001, 0.01]
+    assert len({job["seed"] for job in jobs}) == 1, "one seed for all: only lr differs"
+    assert [job["name"] for job in jobs] == ["linear · lr=0.001", "linear · lr=0.0001", "linear · lr=0.01"]
+
+    # While they train (2 workers: one waits in the queue), the view says so and keeps updating.
+    page.wait_for_selector("#compare-view[data-ready=true]")
+    live = page.locator("[data-compare-live]")
+    assert "still going" in live.inner_text()
+    for job_id in ids:
+        assert wait_for_job(api, job_id)["status"] == "succeeded"
+    live.wait_for(state="hidden", timeout=30_000)
+    chart = page.locator("[data-compare-chart]")
+    assert chart.get_attribute("data-runs") == "3"
+    assert "status = succeeded" in page.locator("[data-same]").inner_text()  # refreshed to the end
+    lr_row = page.locator('[data-diff-table] tr[data-setting="lr"]').inner_text()
+    assert "0.0001" in lr_row and "0.01" in lr_row and "0.001" in lr_row
+    assert page.locator('[data-diff-table] tr[data-setting="seed"]').count() == 0
+
+
+def test_also_try_with_a_value_out_of_bounds_says_so_by_the_field_and_starts_nothing(page, api):
+    before = api.get("/api/jobs").json()["total"]
+    page.goto("/?kind=linear&epochs=100")
+    page.wait_for_selector("#train-form[data-ready=true]")
+    page.get_by_label("also try").select_option("lr")
+    page.get_by_label("other values to try").fill("0.1, 20")
+    page.get_by_role("button", name="Train").click()
+    error = page.locator("#run-sweep-error")
+    error.wait_for()
+    assert "lr = 20 is not allowed" in error.inner_text() and "≤ 10" in error.inner_text()
+    assert api.get("/api/jobs").json()["total"] == before
