@@ -60,7 +60,7 @@ ARG TORCHVISION_VERSION=0.29.1
 ARG TORCH_INDEX_URL=
 WORKDIR /src
 # torch first and alone: this layer (hundreds of MB, GBs for cuda) survives source changes.
-COPY docker/install.sh docker/install.sh
+COPY docker/install.sh docker/constraints.txt docker/
 RUN sh docker/install.sh torch
 COPY . .
 RUN sh docker/install.sh app

@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install install-test run test bench clean docker-test docs
+.PHONY: install install-test run test bench clean docker-test docs lock
 
 # Idempotent: the stamp files change only when pyproject.toml does.
 $(VENV)/bin/python:
@@ -38,6 +38,10 @@ docker-test:
 # Rewrites the README's table of PLAYGROUND_* variables from app/config.py.
 docs: install
 	$(PY) -m app.settings_doc --write README.md
+
+# Rewrites docker/constraints.txt: the versions the image installs besides torch (docker/lock.py).
+lock: install
+	$(PY) docker/lock.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache test-artifacts

@@ -5,6 +5,8 @@
 #   install.sh torch   create $VIRTUAL_ENV and install the pinned torch and torchvision
 #   install.sh app     install the project in the current directory (the build context) into it
 #
+# Both read docker/constraints.txt (the other packages' versions, from `make lock`).
+#
 # The Dockerfile's builder stage runs exactly these two lines, and tests/deploy/test_build.py runs the
 # Dockerfile's own RUN lines against a clean copy of the build context, so the two cannot drift.
 #
@@ -35,9 +37,17 @@ case "$FLAVOR" in
 esac
 index="${TORCH_INDEX_URL:-$flavor_index}"
 
+# Everything but torch and torchvision at the versions `make lock` recorded, so that a rebuild
+# next month installs what was tested (run from the build context, where the file is).
+constraints=docker/constraints.txt
+if [ ! -f "$constraints" ]; then
+  echo "install.sh: $constraints is missing; run it from the build context ('make lock' writes the file)" >&2
+  exit 2
+fi
+
 # No pip cache: it would only add its size to the layer.
 pip_install() {
-  "$VIRTUAL_ENV/bin/python" -m pip install --no-cache-dir --disable-pip-version-check "$@"
+  "$VIRTUAL_ENV/bin/python" -m pip install --no-cache-dir --disable-pip-version-check -c "$constraints" "$@"
 }
 
 case "$step" in

@@ -151,7 +151,8 @@ def test_dockerignore_keeps_local_state_and_caches_out_of_the_context(tmp_path):
 
 def test_the_real_context_is_small_and_has_what_the_install_needs():
     files = context_files()
-    for needed in ("pyproject.toml", "README.md", "app/cli.py", "docker/install.sh", "docker/healthcheck.py"):
+    needed_files = ("pyproject.toml", "README.md", "app/cli.py", "docker/install.sh", "docker/constraints.txt")
+    for needed in (*needed_files, "docker/healthcheck.py"):
         assert needed in files
     size = sum((ROOT / f).stat().st_size for f in files)
     assert size < 5 * 1024 * 1024, f"the build context is {size / 1e6:.1f} MB: .dockerignore lets in too much"
