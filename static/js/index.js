@@ -41,6 +41,7 @@ function renderKind(kind, values = {}) {
   // "also try" varies one numeric parameter of this kind.
   const numeric = fields.filter((field) => field.type === "integer" || field.type === "number");
   sweepSelect.replaceChildren(new Option("nothing else", ""), ...numeric.map((field) => new Option(field.name, field.name)));
+  countRuns();
   for (const card of form.querySelectorAll(".kind-card")) {
     card.classList.toggle("selected", card.dataset.kind === kind);
   }
@@ -92,6 +93,12 @@ function runOptions() {
     seed: seedText === "" ? null : Number(seedText),
     name: form.elements.namedItem("name").value.trim() || null,
   };
+}
+
+// The Train button says how many runs it starts.
+function countRuns() {
+  const others = sweepSelect.value ? sweepValues.value.split(/[\s,;]+/).filter(Boolean).length : 0;
+  document.getElementById("train-button").textContent = others ? `Train ${others + 1} runs` : "Train";
 }
 
 // "also try": the other values of the chosen parameter, each checked as its input would be.
@@ -227,6 +234,8 @@ async function main() {
     }
   });
   form.addEventListener("submit", submit);
+  sweepSelect.addEventListener("change", countRuns);
+  sweepValues.addEventListener("input", countRuns);
   document.getElementById("share-button").addEventListener("click", shareLink);
   document.getElementById("reset-button").addEventListener("click", () => {
     clearErrors(form);

@@ -97,7 +97,7 @@ def test_also_try_starts_a_run_per_value_and_compares_them_as_they_train(page, a
     page.wait_for_selector("#train-form[data-ready=true]")
     page.get_by_label("also try").select_option("lr")
     page.get_by_label("other values to try").fill("0.0001, 0.01")
-    page.get_by_role("button", name="Train").click()
+    page.get_by_role("button", name="Train 3 runs").click()
     page.wait_for_url("**/compare?ids=*")
     ids = page.url.split("ids=")[1].split(",")
     jobs = [api.get(f"/api/jobs/{job_id}").json() for job_id in ids]
