@@ -95,9 +95,14 @@ function runOptions() {
   };
 }
 
+// The other values typed for "also try", as written.
+function sweepTokens() {
+  return sweepValues.value.split(/[\s,;]+/).filter(Boolean);
+}
+
 // The Train button says how many runs it starts.
 function countRuns() {
-  const others = sweepSelect.value ? sweepValues.value.split(/[\s,;]+/).filter(Boolean).length : 0;
+  const others = sweepSelect.value ? sweepTokens().length : 0;
   document.getElementById("train-button").textContent = others ? `Train ${others + 1} runs` : "Train";
 }
 
@@ -106,7 +111,7 @@ function readSweep(params) {
   const name = sweepSelect.value;
   if (!name) return null;
   const field = fields.find((f) => f.name === name);
-  const tokens = sweepValues.value.split(/[\s,;]+/).filter(Boolean);
+  const tokens = sweepTokens();
   if (!tokens.length) throw new FieldErrors([{ field: "sweep", msg: `List one or more other values of ${name}, separated by commas.` }]);
   const values = [];
   for (const token of tokens) {

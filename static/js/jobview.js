@@ -297,18 +297,31 @@ function showSnapshot(picture) {
     root.querySelector("[data-fit-caption]").textContent =
       `The data and the network's output at epoch ${picture.epoch.toLocaleString()} (it is redrawn as it trains).`;
   } else if (job.kind === "cifar" && picture.confusion_matrix && picture.per_class_acc) {
-    const box = $("[data-learned]");
     const live = { classes: Object.keys(picture.per_class_acc), confusion_matrix: picture.confusion_matrix, per_class_acc: picture.per_class_acc };
-    const detail = el("div", { class: "cell-detail", hidden: true, "aria-live": "polite", dataset: { cellDetail: "" } });
-    box.replaceChildren(
+    showClassifier(
       el("p", { dataset: { snapshotCaption: "" } },
         `After epoch ${picture.epoch} of ${job.params?.epochs ?? "?"}, on the test images; redrawn after each epoch. Example images and sample predictions come when training ends.`),
-      el("div", { class: "two-columns" },
-        el("div", {}, el("h3", {}, "Confusion matrix"), el("div", { dataset: { confusion: "" } }), detail),
-        el("div", {}, el("h3", {}, "Accuracy per class"), el("div", { dataset: { perClass: "" } }))),
+      live,
     );
-    renderConfusion(box.querySelector("[data-confusion]"), detail, live);
-    renderPerClass(box.querySelector("[data-per-class]"), live);
+  }
+}
+
+// What a CIFAR classifier does with the test images: the confusion matrix and the accuracy per
+// class (after an epoch, or the result, which also has sample predictions).
+function showClassifier(intro, report) {
+  const box = $("[data-learned]");
+  const detail = el("div", { class: "cell-detail", hidden: true, "aria-live": "polite", dataset: { cellDetail: "" } });
+  box.replaceChildren(
+    intro,
+    el("div", { class: "two-columns" },
+      el("div", {}, el("h3", {}, "Confusion matrix"), el("div", { dataset: { confusion: "" } }), detail),
+      el("div", {}, el("h3", {}, "Accuracy per class"), el("div", { dataset: { perClass: "" } }))),
+  );
+  renderConfusion(box.querySelector("[data-confusion]"), detail, report);
+  renderPerClass(box.querySelector("[data-per-class]"), report);
+  if ("samples" in report) { // the result's (null when no epoch finished), not an epoch's
+    box.append(el("h3", {}, "Sample predictions"), el("div", { dataset: { samples: "" } }));
+    renderSamples(box.querySelector("[data-samples]"), report);
   }
 }
 
@@ -337,19 +350,7 @@ function showResult() {
     fitChart.setCurve(result.curve);
     root.querySelector("[data-fit-caption]").textContent = "The data and the network's output over the input range.";
   } else if (job.kind === "cifar") {
-    const box = $("[data-learned]");
-    const detail = el("div", { class: "cell-detail", hidden: true, "aria-live": "polite", dataset: { cellDetail: "" } });
-    box.replaceChildren(
-      el("p", {}, `Validation accuracy ${percent(result.val_acc)}, training accuracy ${percent(result.train_acc)}.`),
-      el("div", { class: "two-columns" },
-        el("div", {}, el("h3", {}, "Confusion matrix"), el("div", { dataset: { confusion: "" } }), detail),
-        el("div", {}, el("h3", {}, "Accuracy per class"), el("div", { dataset: { perClass: "" } }))),
-      el("h3", {}, "Sample predictions"),
-      el("div", { dataset: { samples: "" } }),
-    );
-    renderConfusion(box.querySelector("[data-confusion]"), detail, result);
-    renderPerClass(box.querySelector("[data-per-class]"), result);
-    renderSamples(box.querySelector("[data-samples]"), result);
+    showClassifier(el("p", {}, `Validation accuracy ${percent(result.val_acc)}, training accuracy ${percent(result.train_acc)}.`), result);
   }
 }
 
