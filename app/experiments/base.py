@@ -48,6 +48,52 @@ class RunStatus(StrEnum):
     SUCCEEDED = "succeeded"
     DIVERGED = "diverged"
     CANCELLED = "cancelled"
+    PAUSED = "paused"  # stopped at a step boundary after a checkpoint: resumable from it
+
+
+# ----------------------------------------------------------------------------------------------
+# Stopping and going on: the control point at each step boundary
+#
+# A step boundary is the moment after step k's update (linear/mlp: after each epoch's one step;
+# cifar: after each batch, and for an epoch's last batch after the epoch's evaluation, with
+# epoch_end=True). There, and only there, a run may pause, take live parameter changes, and have
+# its whole training state saved. The loop calls
+#
+#     params, stop = ctx.control.boundary(step, epoch, params, save, epoch_end=...)
+#
+# and carries on with the returned params (live changes applied: it must push them into the
+# optimizer, the loss, the schedule), or ends with ``stop`` (CANCELLED or PAUSED) as its status.
+# ``save()`` returns the kind's whole training state after step ``step`` (model, optimizer, schedule,
+# random number generators, the position in the data order, running sums of the epoch): what
+# ``RunContext.resume.state`` hands back to continue bit-identically.
+#
+# A resumed run (``ctx.resume``) builds everything from the seed as a fresh run does, loads the
+# state, and then calls ``boundary`` once more at the restored step, before its first new step: that
+# is where changes made while it was paused (or a fork's overrides) take effect.
+
+SaveState = Callable[[], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A run's whole state at a step boundary: restoring it and training on is bit-identical (CPU)."""
+
+    kind: str
+    step: int  # steps done (the next metric point is step + 1)
+    epoch: int  # the epoch of step ``step`` (0 before the first step)
+    epoch_end: bool  # taken after the epoch's evaluation (cifar); linear/mlp: always True
+    params: dict[str, Any]  # the parameters in effect then (live changes applied), JSON form
+    state: dict[str, Any]  # the kind's save(): tensors, RNG states, positions, plain numbers
+
+
+class RunControl:
+    """The control point. This default never stops a run, changes nothing and keeps no state: a
+    plain run (the CLI, most tests). The job side's one is ``app.jobs.control.JobControl``."""
+
+    def boundary(
+        self, step: int, epoch: int, params: Any, save: SaveState, *, epoch_end: bool = True
+    ) -> tuple[Any, RunStatus | None]:
+        return params, None
 
 
 @dataclass
@@ -62,6 +108,10 @@ class RunContext:
     allow_download: bool = False
     # Where decoded-dataset caches go when data_dir is read-only (a mounted volume); None: data_dir.
     cache_dir: Path | None = None
+    control: RunControl = field(default_factory=RunControl)
+    # Continue from this checkpoint (same kind; its params win over the run's own): the run builds
+    # everything from the seed as usual, then loads the state and goes on at step resume.step + 1.
+    resume: Checkpoint | None = None
 
 
 @dataclass
