@@ -10,6 +10,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# Marks a parameter that may change while the run trains (PATCH on a job; the CLI's --resume -p):
+# it takes effect from the next step on. The JSON Schema carries it as "x-live": true.
+LIVE = {"x-live": True}
+
 # One [x, y] pair of the user's own data, in data units (x like the book's t_u, y like t_c).
 DataPoint = Annotated[list[float], Field(min_length=2, max_length=2)]
 
@@ -19,15 +23,27 @@ class ExperimentParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def live_params(params_model: type[BaseModel]) -> list[str]:
+    """The names of the parameters of ``params_model`` that may change live, in field order."""
+    return [
+        name
+        for name, info in params_model.model_fields.items()
+        if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get("x-live") is True
+    ]
+
+
 class LinearParams(ExperimentParams):
     """Chapter 5: fit t_c = w * t_u + b to the book's 11 thermometer readings."""
 
-    epochs: int = Field(5000, ge=1, le=100_000, description="Passes over the data; one gradient step each.")
+    epochs: int = Field(
+        5000, ge=1, le=100_000, description="Passes over the data; one gradient step each.", json_schema_extra=LIVE
+    )
     lr: float = Field(
         1e-2,
         gt=0,
         le=10,
         description="Learning rate: how far each step moves w and b. Too large and the loss explodes.",
+        json_schema_extra=LIVE,
     )
     optimizer: Literal["manual", "autograd", "sgd", "adam"] = Field(
         "manual",
@@ -63,8 +79,10 @@ class MlpParams(ExperimentParams):
     activation: Literal["tanh", "relu", "sigmoid"] = Field(
         "tanh", description="The non-linearity between the two linear layers."
     )
-    epochs: int = Field(5000, ge=1, le=100_000, description="Passes over the data; one gradient step each.")
-    lr: float = Field(1e-3, gt=0, le=10, description="Learning rate of the optimizer.")
+    epochs: int = Field(
+        5000, ge=1, le=100_000, description="Passes over the data; one gradient step each.", json_schema_extra=LIVE
+    )
+    lr: float = Field(1e-3, gt=0, le=10, description="Learning rate of the optimizer.", json_schema_extra=LIVE)
     optimizer: Literal["sgd", "adam"] = Field("sgd", description="torch.optim.SGD or torch.optim.Adam.")
     input_scale: float = Field(
         0.1, gt=0, le=1000, description="Multiply the input by this before the network sees it (1.0 is raw)."
@@ -103,6 +121,7 @@ class CifarParams(ExperimentParams):
         ge=1,
         le=200,
         description="Passes over the training images (resnet: 8 at batch_size 128, lr 0.1 give about 85% test accuracy).",
+        json_schema_extra=LIVE,
     )
     batch_size: int = Field(
         64, ge=2, le=2048, description="Images per gradient step (the book's 64); batch norm needs at least 2."
@@ -115,6 +134,7 @@ class CifarParams(ExperimentParams):
             "Learning rate (the peak rate under nesterov_onecycle; scale it with batch_size, e.g. 0.1 "
             "at 128). The book used 1e-2 with plain SGD; adam wants about 1e-3."
         ),
+        json_schema_extra=LIVE,
     )
     optimizer: Literal["sgd", "adam", "nesterov_onecycle"] = Field(
         "nesterov_onecycle",
@@ -123,13 +143,16 @@ class CifarParams(ExperimentParams):
             "one-cycle schedule (the rate climbs to lr over the first quarter, then falls to near 0)."
         ),
     )
-    weight_decay: float = Field(5e-4, ge=0, le=0.1, description="L2 penalty on the weights.")
-    augment: bool = Field(True, description="Random horizontal flips and random shifts by up to 2 pixels (crops).")
+    weight_decay: float = Field(5e-4, ge=0, le=0.1, description="L2 penalty on the weights.", json_schema_extra=LIVE)
+    augment: bool = Field(
+        True, description="Random horizontal flips and random shifts by up to 2 pixels (crops).", json_schema_extra=LIVE
+    )
     label_smoothing: float = Field(
         0.2,
         ge=0,
         lt=1,
         description="Share of each target spread over the other classes (0 is the book's plain cross-entropy).",
+        json_schema_extra=LIVE,
     )
     limit_train: int | None = Field(
         None,
