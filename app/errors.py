@@ -10,6 +10,7 @@
     ├── JobNotFound          no job with that id
     ├── JobConflict          the job's status does not allow that (cancel a finished job, ...)
     ├── ModelUnavailable     the job has no trained weights (not succeeded, or deleted)
+    ├── CheckpointInvalid    a checkpoint that cannot be read or used (garbage, other kind or version)
     ├── UploadTooLarge       an uploaded file over PLAYGROUND_MAX_UPLOAD_BYTES
     ├── InvalidInput         predict inputs that cannot be used (not an image, wrong shape)
     │   └── InvalidImage     an upload that does not decode as a PNG or JPEG image
@@ -113,6 +114,15 @@ class ModelUnavailable(PlaygroundError):
         super().__init__(
             f"Job {job_id!r} has no trained weights (it is {status}); a job that succeeded has them."
         )
+
+
+class CheckpointInvalid(PlaygroundError):
+    """A checkpoint that cannot be used; ``source`` is its file (or what it is), ``reason`` what is wrong."""
+
+    def __init__(self, source: Path | str, reason: str) -> None:
+        self.source = source
+        self.reason = reason
+        super().__init__(f"The checkpoint {str(source)!r} cannot be used: {reason}.")
 
 
 class UploadTooLarge(PlaygroundError):
