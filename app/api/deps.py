@@ -35,6 +35,11 @@ ServiceDep = Annotated[JobService, Depends(get_service)]
 # A job id is a uuid4 in hex: nothing else reaches a query or a file name.
 JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="The job's id (32 hex digits).")]
 
+# The largest offset or event id a client may send. SQLite's integers are signed 64-bit, and a larger
+# number fails inside the query (a 500, or a stream that dies after its 200); 2**53 - 1 is also the
+# largest integer JavaScript holds exactly, and far beyond any count of jobs or events.
+MAX_INDEX = 2**53 - 1
+
 # ----------------------------------------------------------------------------------------------
 # The API token
 

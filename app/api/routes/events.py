@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from app.api.deps import JobId, ReadAccess, ServiceDep
+from app.api.deps import MAX_INDEX, JobId, ReadAccess, ServiceDep
 
 router = APIRouter(prefix="/jobs", tags=["events"])
 
@@ -24,12 +24,13 @@ def existing_job(job_id: JobId, service: ServiceDep) -> str:
 async def job_events(
     job_id: Annotated[str, Depends(existing_job)],
     service: ServiceDep,
-    last_event_id: Annotated[int | None, Header(ge=0, description="Resume after this event id.")] = None,
+    last_event_id: Annotated[int | None, Header(ge=0, le=MAX_INDEX, description="Resume after this event id.")] = None,
     after: Annotated[
         int | None,
         Query(
             alias="last_event_id",
             ge=0,
+            le=MAX_INDEX,
             description="Start after this event id, e.g. the metrics' `last_event_id`; the header wins.",
         ),
     ] = None,

@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from app import crud
-from app.api.deps import JobId, ReadAccess, ServiceDep, SessionDep, WriteAccess
+from app.api.deps import MAX_INDEX, JobId, ReadAccess, ServiceDep, SessionDep, WriteAccess
 from app.errors import JobNotFound
 from app.models import JobCreate, JobPublic, JobsPublic, JobStatus
 
@@ -46,7 +46,7 @@ def list_jobs(
     kind: str | None = None,
     status: JobStatus | None = None,
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_INDEX),
 ) -> JobsPublic:
     items, total = crud.list_jobs(session, kind=kind, status=status, limit=limit, offset=offset)
     return JobsPublic(items=[service.public(job) for job in items], total=total)
