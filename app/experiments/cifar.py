@@ -5,6 +5,10 @@ loss, ``zero_grad``, ``backward``, ``step``, then the accuracy on the validation
 changes for speed is marked where it happens; the short version: the images stay one uint8 tensor
 on the device (no per-image PIL, ``ToTensor`` or DataLoader), batches are drawn with
 ``torch.randperm``, and flips, crops and normalisation work on whole batches.
+
+A control point follows each batch (for an epoch's last batch: after the epoch's evaluation):
+there a run may pause with its whole state saved, resume from it bit-identically, and take live
+changes of lr, weight_decay, label_smoothing, augment and epochs (base.py, :func:`apply_live`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from torch import nn
 
 from app.errors import InvalidImage
 from app.experiments.base import RunContext, RunOutcome, RunStatus, finite_or_none
+from app.experiments.checkpoints import check_resume, detached
 from app.experiments.cifar_data import (
     CIFAR2_CLASSES,
     CIFAR10_CLASSES,
@@ -29,9 +34,9 @@ from app.experiments.cifar_data import (
     batches_per_epoch,
     batch_flip_lr,
     load_cifar10,
+    order_batches,
     sample_per_class,
     select_classes,
-    shuffled_batches,
 )
 from app.experiments.cifar_models import ResNet, make_net
 from app.experiments.cifar_report import confusion_matrix, per_class_accuracy, summarize
@@ -67,7 +72,7 @@ def make_optimizer(
     optimizer = torch.optim.SGD(
         trainable, lr=params.lr, momentum=0.9, nesterov=True, weight_decay=params.weight_decay
     )
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: one_cycle(step, total_steps))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, OneCycle(total_steps))
     return optimizer, schedule
 
 
@@ -81,6 +86,48 @@ def one_cycle(step: int, total_steps: int, warmup: float = 0.25, start: float = 
     if step < peak:
         return start + (1 - start) * step / peak
     return 1 - (1 - end) * min(1.0, (step - peak) / max(1, total_steps - 1 - peak))
+
+
+class OneCycle:
+    """``one_cycle`` over ``total_steps`` as an object: LambdaLR saves its ``total_steps`` with the
+    schedule's state, and a live change of epochs re-plans it (:func:`apply_live`)."""
+
+    def __init__(self, total_steps: int) -> None:
+        self.total_steps = total_steps
+
+    def __call__(self, step: int) -> float:
+        return one_cycle(step, self.total_steps)
+
+
+def apply_live(
+    params: CifarParams,
+    optimizer: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LambdaLR | None,
+    loss_fn: nn.CrossEntropyLoss,
+    steps_per_epoch: int,
+) -> CifarParams:
+    """Makes the optimizer, the schedule and the loss agree with ``params`` (the loop reads
+    ``augment`` and ``epochs`` itself). Idempotent; returns ``params``.
+
+    Under nesterov_onecycle the schedule is ``lr * one_cycle(step, epochs * steps_per_epoch)``
+    with both read from ``params``: a new lr rescales the rest of the cycle (it is the new peak),
+    and new epochs re-plan the cycle over the new number of steps from the current step on (the
+    rate of the next step is where the new plan has it, which may be a jump: lengthened in the
+    decay, the rate goes back up to where the longer cycle would be now).
+    """
+    for group in optimizer.param_groups:
+        group["weight_decay"] = params.weight_decay
+        if schedule is None:
+            group["lr"] = params.lr
+    if schedule is not None:
+        for cycle in schedule.lr_lambdas:
+            cycle.total_steps = params.epochs * steps_per_epoch
+        schedule.base_lrs = [params.lr] * len(optimizer.param_groups)
+        # LambdaLR's own formula at the step it is at: what its next step() would have set, re-planned.
+        for group, base_lr, cycle in zip(optimizer.param_groups, schedule.base_lrs, schedule.lr_lambdas):
+            group["lr"] = base_lr * cycle(schedule.last_epoch)
+    loss_fn.label_smoothing = params.label_smoothing
+    return params
 
 
 # ----------------------------------------------------------------------------------------------
@@ -163,25 +210,92 @@ def run(params: CifarParams, ctx: RunContext) -> RunOutcome:
         some = torch.randperm(n_train, generator=generator)[:WHITENING_IMAGES]
         model.whiten.init_from(model.normalize(train_images[some.to(device)].cpu()))
     model = model.to(device)
-    total_steps = params.epochs * batches_per_epoch(n_train, params.batch_size)
-    optimizer, schedule = make_optimizer(params, model, total_steps)
+    steps_per_epoch = batches_per_epoch(n_train, params.batch_size)
+    optimizer, schedule = make_optimizer(params, model, params.epochs * steps_per_epoch)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=params.label_smoothing)
 
     status, error = RunStatus.SUCCEEDED, None
-    step, epochs_run, train_seconds, images_seen = 0, 0, 0.0, 0
+    step, epoch, epochs_run, train_seconds, images_seen = 0, 0, 0, 0.0, 0
     last_epoch: dict[str, float] = {}
     evaluation: Evaluation | None = None
-    for epoch in range(1, params.epochs + 1):
+    # Where the run is in the data: this epoch's order of the training images and the index of
+    # its next batch; None between epochs (the next epoch draws its order from the generator).
+    order: torch.Tensor | None = None
+    next_batch = 0
+    # The epoch's running sums, on the device (no host sync per step for them).
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    seen = 0
+    started = time.perf_counter()
+    stop: RunStatus | None = None  # PAUSED or CANCELLED, from the control point
+
+    def save() -> dict[str, Any]:
+        """Everything the next step depends on: weights, optimizer and schedule, both random
+        streams, the position in the data, the epoch's sums, and what the result reports."""
+        in_epoch = time.perf_counter() - started if order is not None else 0.0
+        return {
+            "seed": ctx.seed,
+            "step": step,
+            "epoch": epoch,
+            "epochs_run": epochs_run,
+            "model": detached(model.state_dict()),
+            "optimizer": detached(optimizer.state_dict()),
+            "schedule": detached(schedule.state_dict()) if schedule is not None else None,
+            "torch_rng": torch.get_rng_state(),
+            "data_rng": generator.get_state(),  # the next epoch's order, flips and crops
+            "order": order,  # never changed in place
+            "next_batch": next_batch,
+            "loss_sum": detached(loss_sum),
+            "correct": detached(correct),
+            "seen": seen,
+            "train_seconds": train_seconds + in_epoch,
+            "images_seen": images_seen,
+            "last_epoch": dict(last_epoch),
+            "evaluation": None if evaluation is None else {
+                "loss": evaluation.loss,
+                "accuracy": evaluation.accuracy,
+                "predictions": evaluation.predictions,  # on the CPU, never changed
+                "confidences": evaluation.confidences,
+            },
+        }
+
+    if ctx.resume is not None:
+        check_resume(ctx.resume, "cifar", params)
+        state = detached(ctx.resume.state)  # a copy: the run trains in place, the checkpoint stays as it was
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if schedule is not None:
+            schedule.load_state_dict(state["schedule"])
+        torch.set_rng_state(state["torch_rng"])
+        generator.set_state(state["data_rng"])
+        step, epoch, epochs_run = state["step"], state["epoch"], state["epochs_run"]
+        order, next_batch = state["order"], state["next_batch"]
+        loss_sum, correct, seen = state["loss_sum"].to(device), state["correct"].to(device), state["seen"]
+        train_seconds, images_seen = state["train_seconds"], state["images_seen"]
+        last_epoch = dict(state["last_epoch"])
+        if state["evaluation"] is not None:
+            evaluation = Evaluation(**state["evaluation"])
+        # Changes made while it was paused take effect here, before the first new step.
+        started = time.perf_counter()  # (a save() here counts none of the time spent loading)
+        params, stop = ctx.control.boundary(step, epoch, params, save, epoch_end=order is None)
+        apply_live(params, optimizer, schedule, loss_fn, steps_per_epoch)  # over the checkpoint's lr
+
+    while stop is None and (order is not None or epoch < params.epochs):  # epochs may change live
+        if order is None:  # a new epoch
+            epoch += 1
+            order, next_batch = torch.randperm(n_train, generator=generator), 0
+            loss_sum = torch.zeros((), device=device)
+            correct = torch.zeros((), dtype=torch.int64, device=device)
+            seen = 0
+        batches = order_batches(order, params.batch_size)
         model.train()
         started = time.perf_counter()
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), dtype=torch.int64, device=device)
-        seen = 0
-        for batch in shuffled_batches(n_train, params.batch_size, generator):
+        while next_batch < len(batches):
             if ctx.should_stop():
                 status = RunStatus.CANCELLED
                 break
-            batch = batch.to(device)
+            batch = batches[next_batch].to(device)
+            next_batch += 1
             # Speed: index_select copies whole images; plain indexing (images[batch]) is 8x slower.
             imgs, labels = train_images.index_select(0, batch), train_labels.index_select(0, batch)
             if params.augment:
@@ -200,6 +314,7 @@ def run(params: CifarParams, ctx: RunContext) -> RunOutcome:
 
             step += 1
             seen += labels.shape[0]
+            images_seen += labels.shape[0]
             # The chart wants every step's loss, so one host sync per step (free on a CPU).
             loss_value = loss.item()
             if not math.isfinite(loss_value):
@@ -208,9 +323,16 @@ def run(params: CifarParams, ctx: RunContext) -> RunOutcome:
             loss_sum += loss.detach() * labels.shape[0]
             correct += (outputs.argmax(dim=1) == labels).sum()
             ctx.emit({"step": step, "epoch": epoch, "train_loss": loss_value, "lr": lr})
+
+            if next_batch < len(batches):  # the epoch's last batch has its control point after the evaluation
+                # The control point (base.py): pause here, or go on with changed live parameters.
+                changed, stop = ctx.control.boundary(step, epoch, params, save, epoch_end=False)
+                if changed is not params:
+                    params = apply_live(changed, optimizer, schedule, loss_fn, steps_per_epoch)
+                if stop is not None:
+                    break
         train_seconds += time.perf_counter() - started
-        images_seen += seen
-        if status != RunStatus.SUCCEEDED:
+        if status != RunStatus.SUCCEEDED or stop is not None:
             break
 
         # Training accuracy of the batches as they were trained on (augmented, in train mode):
@@ -239,6 +361,13 @@ def run(params: CifarParams, ctx: RunContext) -> RunOutcome:
                 "per_class_acc": per_class_accuracy(matrix, classes),
             }
         )
+
+        order = None  # the epoch is done
+        changed, stop = ctx.control.boundary(step, epoch, params, save, epoch_end=True)
+        if changed is not params:
+            params = apply_live(changed, optimizer, schedule, loss_fn, steps_per_epoch)
+    if stop is not None:
+        status = stop
 
     result: dict[str, Any] = {
         "train_loss": finite_or_none(last_epoch["train_loss"]) if last_epoch else None,

@@ -331,9 +331,14 @@ def shuffled_batches(n: int, batch_size: int, generator: torch.Generator) -> Ite
     The last, smaller batch is kept (as the book's DataLoader keeps it) unless it holds a single
     image: batch norm cannot normalise a batch of one.
     """
-    for batch in torch.randperm(n, generator=generator).split(batch_size):
-        if batch.numel() > 1 or n == 1:
-            yield batch
+    yield from order_batches(torch.randperm(n, generator=generator), batch_size)
+
+
+def order_batches(order: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
+    """The batches of one epoch whose image order is ``order`` (a permutation, as drawn by
+    :func:`shuffled_batches`): a run that resumes mid-epoch keeps the order and the next batch's index."""
+    n = order.numel()
+    return [batch for batch in order.split(batch_size) if batch.numel() > 1 or n == 1]
 
 
 def batches_per_epoch(n: int, batch_size: int) -> int:

@@ -1,7 +1,8 @@
 """Chapter 5: fit ``t_c = w * t_u + b`` by gradient descent, four ways.
 
 The loop is the book's ``training_loop`` with its ``model``, ``loss_fn`` and ``grad_fn``; what it
-adds is a metric point per epoch, a cancellation check, and stopping when the loss blows up.
+adds is a metric point per epoch, a cancellation check, stopping when the loss blows up, and a
+control point after each epoch's step (pause, resume from a checkpoint, live lr and epochs).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import torch
 
 from app.experiments._data import load_points, sample_pairs, split_indices
 from app.experiments.base import RunContext, RunOutcome, RunStatus, finite_or_none
+from app.experiments.checkpoints import check_resume, detached
 from app.experiments.params import LinearParams
 
 # ----------------------------------------------------------------------------------------------
@@ -49,6 +51,29 @@ def diverged_message(loss: float, epoch: int, params: LinearParams) -> str:
 
 
 # ----------------------------------------------------------------------------------------------
+# Live parameters and the training state (pause, resume: base.py's control point)
+
+
+def apply_live(params: LinearParams, optimizer: torch.optim.Optimizer | None) -> LinearParams:
+    """Makes the optimizer use ``params``' learning rate (manual and autograd read params.lr
+    themselves; epochs is read by the loop). Idempotent; returns ``params``."""
+    if optimizer is not None:
+        for group in optimizer.param_groups:
+            group["lr"] = params.lr
+    return params
+
+
+def restore(state: dict, coeffs: torch.Tensor, optimizer: torch.optim.Optimizer | None) -> torch.Tensor:
+    """Loads a save() into the run's optimizer; returns the coefficients to go on with."""
+    with torch.no_grad():
+        coeffs.copy_(state["coeffs"])  # in place: an optimizer holds this very tensor
+    if optimizer is not None:
+        optimizer.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["torch_rng"])
+    return coeffs
+
+
+# ----------------------------------------------------------------------------------------------
 # Training
 
 
@@ -77,18 +102,43 @@ def run(params: LinearParams, ctx: RunContext) -> RunOutcome:
     status, error = RunStatus.SUCCEEDED, None
     train_loss_value: float | None = None
     val_loss_value: float | None = None
-    epochs_run = 0
-    for epoch in range(1, params.epochs + 1):
+    epoch = 0  # epochs done; one gradient step each, so also the step
+    stop: RunStatus | None = None  # PAUSED or CANCELLED, from the control point
+
+    def save() -> dict:
+        """Everything the next epoch depends on. (Nothing here draws random numbers after the split;
+        torch's RNG state goes along all the same, as in every kind's checkpoint.)"""
+        return {
+            "seed": ctx.seed,
+            "step": epoch,
+            "epoch": epoch,
+            "coeffs": coeffs.detach().to("cpu", copy=True),
+            "optimizer": detached(optimizer.state_dict()) if optimizer is not None else None,
+            "torch_rng": torch.get_rng_state(),
+            "train_loss": train_loss_value,
+            "val_loss": val_loss_value,
+        }
+
+    if ctx.resume is not None:
+        check_resume(ctx.resume, "linear", params)
+        state = detached(ctx.resume.state)  # a copy: the run trains in place, the checkpoint stays as it was
+        coeffs = restore(state, coeffs, optimizer)
+        epoch, train_loss_value, val_loss_value = state["epoch"], state["train_loss"], state["val_loss"]
+        # Changes made while it was paused take effect here, before the first new step.
+        params, stop = ctx.control.boundary(epoch, epoch, params, save)
+        apply_live(params, optimizer)  # also replaces the lr that load_state_dict brought back
+
+    while stop is None and epoch < params.epochs:  # epochs may change live
         if ctx.should_stop():
             status = RunStatus.CANCELLED
             break
+        epoch += 1
         w, b = coeffs[0], coeffs[1]
         train_t_p = model(train_t_un, w, b)
         train_loss = loss_fn(train_t_p, train_t_c)
         if has_val:
             with torch.no_grad():
                 val_loss = loss_fn(model(val_t_un, w, b), val_t_c)
-        epochs_run = epoch
 
         # One host sync per epoch: the chart wants every epoch's loss and the (w, b) path.
         train_loss_value = train_loss.item()
@@ -105,6 +155,7 @@ def run(params: LinearParams, ctx: RunContext) -> RunOutcome:
                 "val_loss": finite_or_none(val_loss_value) if has_val else None,
                 "w": w_value,
                 "b": b_value,
+                "lr": params.lr,
             }
         )
 
@@ -122,6 +173,13 @@ def run(params: LinearParams, ctx: RunContext) -> RunOutcome:
             train_loss.backward()
             optimizer.step()
 
+        # The control point (base.py): pause here, or go on with changed live parameters.
+        changed, stop = ctx.control.boundary(epoch, epoch, params, save)
+        if changed is not params:
+            params = apply_live(changed, optimizer)
+    if stop is not None:
+        status = stop
+
     w_value, b_value = coeffs.detach().cpu().tolist()
     x_min, x_max = float(t_u.min()), float(t_u.max())
     slope = w_value * params.input_scale  # the fitted line in data units: t_c = slope * t_u + b
@@ -130,7 +188,7 @@ def run(params: LinearParams, ctx: RunContext) -> RunOutcome:
         "b": finite_or_none(b_value),
         "train_loss": finite_or_none(train_loss_value) if train_loss_value is not None else None,
         "val_loss": finite_or_none(val_loss_value) if val_loss_value is not None else None,
-        "epochs_run": epochs_run,
+        "epochs_run": epoch,
         "slope": finite_or_none(slope),
         "intercept": finite_or_none(b_value),
         "input_scale": params.input_scale,

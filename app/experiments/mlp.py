@@ -1,8 +1,9 @@
 """Chapter 6: a small neural network (``nn.Sequential``) fits the same temperature data.
 
 The loop is the book's ``training_loop`` with a validation split; what it adds is a metric point
-per epoch, a cancellation check, stopping when the loss blows up, and now and then the network's
-output over the input range (``curve`` on that epoch's point), so a chart can show it bend to the data.
+per epoch, a cancellation check, stopping when the loss blows up, now and then the network's
+output over the input range (``curve`` on that epoch's point), so a chart can show it bend to the
+data, and a control point after each epoch's step (pause, resume from a checkpoint, live lr and epochs).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from torch import nn, optim
 
 from app.experiments._data import load_points, sample_pairs, split_indices
 from app.experiments.base import RunContext, RunOutcome, RunStatus, finite_or_none
+from app.experiments.checkpoints import check_resume, detached
 from app.experiments.params import MlpParams
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid}
@@ -50,6 +52,13 @@ def make_optimizer(params: MlpParams, model: nn.Module) -> optim.Optimizer:
     return optim.SGD(model.parameters(), lr=params.lr)
 
 
+def apply_live(params: MlpParams, optimizer: optim.Optimizer) -> MlpParams:
+    """Makes the optimizer use ``params``' learning rate (epochs is read by the loop). Idempotent."""
+    for group in optimizer.param_groups:
+        group["lr"] = params.lr
+    return params
+
+
 def run(params: MlpParams, ctx: RunContext) -> RunOutcome:
     torch.manual_seed(ctx.seed)  # the network's initial weights come from the seed
     device = torch.device(ctx.device)
@@ -69,22 +78,48 @@ def run(params: MlpParams, ctx: RunContext) -> RunOutcome:
 
     x_min, x_max = float(t_u.min()), float(t_u.max())
     live_x = torch.linspace(x_min, x_max, LIVE_CURVE_POINTS)
-    live_every = max(1, params.epochs // LIVE_CURVES)
 
     status, error = RunStatus.SUCCEEDED, None
     train_loss_value: float | None = None
     val_loss_value: float | None = None
-    epochs_run = 0
-    for epoch in range(1, params.epochs + 1):
+    epoch = 0  # epochs done; one gradient step each, so also the step
+    stop: RunStatus | None = None  # PAUSED or CANCELLED, from the control point
+
+    def save() -> dict:
+        """Everything the next epoch depends on (nothing draws random numbers after the
+        initialisation; torch's RNG state goes along all the same)."""
+        return {
+            "seed": ctx.seed,
+            "step": epoch,
+            "epoch": epoch,
+            "model": detached(model.state_dict()),
+            "optimizer": detached(optimizer.state_dict()),
+            "torch_rng": torch.get_rng_state(),
+            "train_loss": train_loss_value,
+            "val_loss": val_loss_value,
+        }
+
+    if ctx.resume is not None:
+        check_resume(ctx.resume, "mlp", params)
+        state = detached(ctx.resume.state)  # a copy: the run trains in place, the checkpoint stays as it was
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        epoch, train_loss_value, val_loss_value = state["epoch"], state["train_loss"], state["val_loss"]
+        # Changes made while it was paused take effect here, before the first new step.
+        params, stop = ctx.control.boundary(epoch, epoch, params, save)
+        apply_live(params, optimizer)  # also replaces the lr that load_state_dict brought back
+
+    while stop is None and epoch < params.epochs:  # epochs may change live
         if ctx.should_stop():
             status = RunStatus.CANCELLED
             break
+        epoch += 1
         train_t_p = model(train_t_un)
         train_loss = loss_fn(train_t_p, train_t_c)
         if has_val:
             with torch.no_grad():
                 val_loss = loss_fn(model(val_t_un), val_t_c)
-        epochs_run = epoch
 
         # One host sync per epoch: the chart wants every epoch's loss.
         train_loss_value = train_loss.item()
@@ -102,7 +137,9 @@ def run(params: MlpParams, ctx: RunContext) -> RunOutcome:
             "epoch": epoch,
             "train_loss": train_loss_value,
             "val_loss": finite_or_none(val_loss_value) if has_val else None,
+            "lr": params.lr,
         }
+        live_every = max(1, params.epochs // LIVE_CURVES)
         if epoch == 1 or epoch % live_every == 0 or epoch == params.epochs:
             # The output of the weights this epoch's loss was computed with (before the update).
             point["curve"] = network_curve(model, live_x, params.input_scale, device)
@@ -112,11 +149,18 @@ def run(params: MlpParams, ctx: RunContext) -> RunOutcome:
         train_loss.backward()
         optimizer.step()
 
+        # The control point (base.py): pause here, or go on with changed live parameters.
+        changed, stop = ctx.control.boundary(epoch, epoch, params, save)
+        if changed is not params:
+            params = apply_live(changed, optimizer)
+    if stop is not None:
+        status = stop
+
     model.eval()
     result = {
         "train_loss": finite_or_none(train_loss_value) if train_loss_value is not None else None,
         "val_loss": finite_or_none(val_loss_value) if val_loss_value is not None else None,
-        "epochs_run": epochs_run,
+        "epochs_run": epoch,
         "input_scale": params.input_scale,
         "curve": network_curve(model, torch.linspace(x_min, x_max, CURVE_POINTS), params.input_scale, device),
         "train_points": sample_pairs(t_u[train_idx], t_c[train_idx]),
