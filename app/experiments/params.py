@@ -20,7 +20,9 @@ DataPoint = Annotated[list[float], Field(min_length=2, max_length=2)]
 
 class ExperimentParams(BaseModel):
     # An unknown parameter is an error, not silently ignored: a typo must not train the defaults.
-    model_config = ConfigDict(extra="forbid")
+    # NaN and infinities (JSON's NaN, Infinity, or 1e400) are refused too: no bound holds for them,
+    # and they could not be stored or sent back as JSON.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 def live_params(params_model: type[BaseModel]) -> list[str]:
