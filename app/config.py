@@ -38,6 +38,25 @@ class Settings(BaseSettings):
         1.0, ge=0, description="How long a cancelled job may take to stop by itself before its worker is killed."
     )
 
+    # --- HTTP server limits (uvicorn; app/server.py) -----------------------------------------
+    header_timeout: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="Seconds a connection has to send a request's line and headers before it is closed.",
+    )
+    keep_alive_timeout: int = Field(
+        5, ge=1, le=300, description="Seconds an idle connection is kept open for the client's next request."
+    )
+    max_connections: int = Field(
+        2000,
+        ge=1,
+        description=(
+            "Open connections (and requests in progress) before a new request is answered 503; keep it "
+            "above PLAYGROUND_MAX_STREAMS and below the process's open-file limit (ulimit -n)."
+        ),
+    )
+
     # --- Ray executor ------------------------------------------------------------------------
     ray_num_cpus: float = Field(1.0, gt=0, description="CPUs a Ray job task reserves.")
     # Ray's own variable, read here (and passed to ray.init) so Settings stays the only reader.

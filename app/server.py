@@ -7,9 +7,13 @@ import socket
 import sys
 from types import FrameType
 
+import asyncio
+from typing import Any
+
 import uvicorn
 from fastapi import FastAPI
 from pydantic import ValidationError
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from app.config import Settings, get_settings
 from app.main import create_app
@@ -17,6 +21,58 @@ from app.main import create_app
 # Seconds uvicorn waits for open connections before it cancels them. The SSE streams are ended
 # before that (see PlaygroundServer.shutdown); this bounds a slow download or a stuck request.
 GRACEFUL_SHUTDOWN_S = 3
+
+
+class HeaderTimeoutProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, closing a connection whose request line and headers take longer
+    than ``header_timeout`` seconds (uvicorn has no such limit: a client that sends half a request
+    line holds its connection forever, and a few hundred of them hold the server's connections).
+
+    The clock starts when the connection opens and again at the first byte of each later request
+    on it; it stops when the headers are complete. Reading a slow body is the app's business, and
+    an idle connection between requests is closed by uvicorn's keep-alive timeout.
+    """
+
+    header_timeout: float = 10.0  # set per server by header_timeout_protocol()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._start_header_timer()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._header_timer is None:  # the first request's clock runs from connection_made
+            self._start_header_timer()
+
+    def on_headers_complete(self) -> None:
+        self._stop_header_timer()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_header_timer()
+        super().connection_lost(exc)
+
+    def _start_header_timer(self) -> None:
+        self._header_timer = self.loop.call_later(self.header_timeout, self._headers_timed_out)
+
+    def _stop_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_timed_out(self) -> None:
+        self._header_timer = None
+        if not self.transport.is_closing():
+            self.logger.debug("Closed a connection that sent no complete request headers in %s s.", self.header_timeout)
+            self.transport.close()
+
+
+def header_timeout_protocol(seconds: float) -> type[HeaderTimeoutProtocol]:
+    return type("HeaderTimeoutProtocol", (HeaderTimeoutProtocol,), {"header_timeout": seconds})
 
 
 class PlaygroundServer(uvicorn.Server):
@@ -55,6 +111,10 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int | None = None)
         port=port,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         log_level="info",
+        # No single client may hold the server's connections (PLAYGROUND_HEADER_TIMEOUT and co.).
+        http=header_timeout_protocol(settings.header_timeout),
+        timeout_keep_alive=settings.keep_alive_timeout,
+        limit_concurrency=settings.max_connections,
     )
     server = PlaygroundServer(config, app)
     server.run()
