@@ -9,9 +9,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app import __version__
+from app.api.csrf import CrossSiteWriteGuard
+from app.api.docs import mount_docs
 from app.api.errors import register_error_handlers
 from app.api.main import build_api_router
+from app.api.openapi import install_openapi
 from app.api.routes.pages import mount_pages
+from app.api.security_headers import SecurityHeaders
 from app.config import Settings, get_settings
 from app.db import init_db, make_engine
 from app.jobs.executor import Executor
@@ -51,6 +55,8 @@ def create_app(settings: Settings | None = None, executor: Executor | None = Non
         description="Train the models of 'Deep Learning with PyTorch' chapters 5-7 and watch them learn.",
         lifespan=lifespan,
         max_body_size=settings.max_data_points * BYTES_PER_DATA_POINT + JSON_BODY_SLACK,
+        docs_url=None,  # mount_docs: Swagger UI from static/, not a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -58,4 +64,8 @@ def create_app(settings: Settings | None = None, executor: Executor | None = Non
     register_error_handlers(app)
     app.include_router(build_api_router(settings), prefix="/api")
     mount_pages(app)
+    mount_docs(app)
+    install_openapi(app, settings)
+    app.add_middleware(CrossSiteWriteGuard)
+    app.add_middleware(SecurityHeaders)  # the last added runs first: the guard's 403 gets the headers too
     return app

@@ -1,0 +1,145 @@
+"""The API description (``/openapi.json``), made to say what this server answers.
+
+FastAPI documents each operation's success and its request validation (422). The rest is added
+here, once, for the server the description comes from:
+
+- the errors each operation can answer (app/api/errors.py maps the named errors to them), with
+  ``{"detail": "..."}`` bodies;
+- security: the token is declared required only where this server requires it (writes when it has
+  a token, reads only with PLAYGROUND_AUTH_READS too); elsewhere it is optional (``{}``);
+- a job's ``kind`` is one of the registry's, and its ``params`` follow that kind's model with this
+  server's limits (the same schema as ``/api/kinds``); ``device`` is one this server has.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel
+
+from app.api.routes.meta import params_schema
+from app.config import Settings
+from app.experiments.registry import EXPERIMENTS
+
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class ErrorMessage(BaseModel):
+    detail: str
+
+
+ERROR_DESCRIPTIONS = {
+    400: "The body could not be read (not JSON, a broken upload), or the job cannot run here.",
+    401: "This server needs `Authorization: Bearer <token>` (PLAYGROUND_API_TOKEN) for this request.",
+    403: "A browser sent this change from a page of another site (app/api/csrf.py).",
+    404: "No job with that id.",
+    409: "The job's status does not allow this (e.g. cancel a finished job, the model of a failed one).",
+    413: "The body is over this server's limit (PLAYGROUND_MAX_DATA_POINTS, PLAYGROUND_MAX_UPLOAD_BYTES).",
+    429: "Too many jobs are waiting (PLAYGROUND_MAX_QUEUED); see `Retry-After`.",
+    503: "The predictor died or hung and is being replaced; see `Retry-After`.",
+}
+
+# What each operation can answer besides those every operation of its sort can (route_errors):
+# the named errors its route raises (app/errors.py) and the limits of its body.
+OPERATION_ERRORS: dict[tuple[str, str], set[int]] = {
+    ("post", "/api/jobs"): {400, 413, 429},
+    ("post", "/api/jobs/{job_id}/cancel"): {409},
+    ("delete", "/api/jobs/{job_id}"): {409},
+    ("get", "/api/jobs/{job_id}/model"): {409},
+    ("post", "/api/jobs/{job_id}/predict"): {400, 409, 413, 503},
+}
+
+
+def operation_errors(method: str, path: str, settings: Settings) -> set[int]:
+    codes = set(OPERATION_ERRORS.get((method, path), set()))
+    if "{job_id}" in path:
+        codes.add(404)
+    if method.upper() in WRITE_METHODS:
+        codes.add(403)
+    if token_required(method, settings):
+        codes.add(401)
+    return codes
+
+
+def token_required(method: str, settings: Settings) -> bool:
+    if settings.api_token is None:
+        return False
+    return method.upper() in WRITE_METHODS or settings.auth_reads
+
+
+def install_openapi(app: FastAPI, settings: Settings) -> None:
+    """Replace ``app.openapi`` by one that builds the description above (once, on the first request)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            schema["components"]["schemas"]["ErrorMessage"] = ErrorMessage.model_json_schema()
+            for path, operations in schema["paths"].items():
+                for method, operation in operations.items():
+                    for code in sorted(operation_errors(method, path, settings)):
+                        operation["responses"].setdefault(str(code), _error_response(code))
+                    if "security" in operation and not token_required(method, settings):
+                        operation["security"].append({})  # {}: no credentials is fine too
+            _predict_detail_may_be_a_message(schema)
+            _job_create_by_kind(schema, settings, _devices(app))
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _error_response(code: int) -> dict[str, Any]:
+    return {
+        "description": ERROR_DESCRIPTIONS[code],
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorMessage"}}},
+    }
+
+
+def _devices(app: FastAPI) -> list[str]:
+    service = getattr(app.state, "service", None)
+    return list(service.executor.info().devices) if service is not None else []
+
+
+def _predict_detail_may_be_a_message(schema: dict[str, Any]) -> None:
+    # predict's own checks of its inputs (app/api/routes/predict.py) answer 422 with a message.
+    for path, operations in schema["paths"].items():
+        if path.endswith("/predict") and "422" in operations.get("post", {}).get("responses", {}):
+            content = operations["post"]["responses"]["422"]["content"]["application/json"]
+            content["schema"] = {
+                "anyOf": [{"$ref": "#/components/schemas/HTTPValidationError"}, {"$ref": "#/components/schemas/ErrorMessage"}]
+            }
+
+
+def _job_create_by_kind(schema: dict[str, Any], settings: Settings, devices: list[str]) -> None:
+    """JobCreate as one schema per kind: ``kind`` a constant, ``params`` that kind's model.
+
+    ``kind`` stays a plain string in the model (app/models.py), so that an unknown one gets the
+    service's message naming the allowed kinds; the description lists them.
+    """
+    schemas = schema["components"]["schemas"]
+    base = schemas.get("JobCreate")
+    if base is None:
+        return
+    mapping = {}
+    for kind, spec in EXPERIMENTS.items():
+        params_name = spec.params_model.__name__
+        schemas[params_name] = params_schema(spec.params_model, settings)
+        properties = {
+            **base["properties"],
+            "kind": {**base["properties"]["kind"], "const": kind},
+            "params": {"$ref": f"#/components/schemas/{params_name}", "description": base["properties"]["params"]["description"]},
+        }
+        if devices:
+            properties["device"] = {**properties["device"], "enum": ["auto", *devices]}
+        name = f"JobCreate{kind.capitalize()}"
+        schemas[name] = {**base, "title": name, "properties": properties}
+        mapping[kind] = f"#/components/schemas/{name}"
+    schemas["JobCreate"] = {
+        "title": "JobCreate",
+        "oneOf": [{"$ref": ref} for ref in mapping.values()],
+        "discriminator": {"propertyName": "kind", "mapping": mapping},
+    }
