@@ -1,4 +1,8 @@
-"""``playground train KIND ...`` runs one experiment in the foreground; ``playground serve`` starts the server."""
+"""``playground train KIND ...`` runs one experiment in the foreground; ``playground serve`` starts the server.
+
+``playground train KIND ... --pause-at STEP`` stops after step STEP with a checkpoint file, and
+``playground train --resume FILE`` goes on from it, exactly as if it had never stopped.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import argparse
 import json
 import random
 import sys
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -46,42 +51,66 @@ def format_validation_error(exc: ValidationError, allowed: list[str]) -> str:
     return "invalid parameters:\n" + "\n".join(lines)
 
 
+class CommandLineError(Exception):
+    """A use of the command line that cannot work; the message says why (exit status 2)."""
+
+
+def fail(message: str) -> int:
+    print(f"playground: error: {message}", file=sys.stderr)
+    return 2
+
+
 def train(args: argparse.Namespace) -> int:
     from app.config import get_settings
     from app.experiments.registry import get_experiment
 
+    resume_from = None
     try:
-        spec = get_experiment(args.kind)
-        params = spec.params_model.model_validate(parse_assignments(args.param or []))
-    except PlaygroundError as exc:
-        print(f"playground: error: {exc}", file=sys.stderr)
-        return 2
+        if args.resume is not None:
+            spec, params, resume_from, seed = resume_params(args)
+        elif args.kind is None:
+            return fail("give the experiment KIND (linear, mlp or cifar), or --resume CHECKPOINT")
+        else:
+            spec = get_experiment(args.kind)
+            params = spec.params_model.model_validate(parse_assignments(args.param or []))
+            seed = args.seed if args.seed is not None else random.randrange(2**31)
+    except (PlaygroundError, CommandLineError) as exc:
+        return fail(str(exc))
     except ValidationError as exc:
         allowed = list(spec.params_model.model_fields)
-        print(f"playground: error: {format_validation_error(exc, allowed)}", file=sys.stderr)
-        return 2
+        return fail(format_validation_error(exc, allowed))
+    if args.pause_at is not None and args.pause_at < 1:
+        return fail(f"--pause-at must be a step of 1 or more, got {args.pause_at}")
+    if resume_from is not None and args.pause_at is not None and args.pause_at <= resume_from.step:
+        return fail(
+            f"--pause-at {args.pause_at}: the checkpoint is at step {resume_from.step} already; "
+            "pause at a later step"
+        )
 
-    from app.experiments.base import RunContext
+    from app.experiments.base import METRIC_FIELDS, RunContext
+    from app.experiments.control_basic import PauseAtStep
     from app.experiments.devices import resolve_device
     from app.jobs.progress import ProgressBar
 
     settings = get_settings()
-    seed = args.seed if args.seed is not None else random.randrange(2**31)
     try:
         device = resolve_device(args.device)
     except PlaygroundError as exc:
-        print(f"playground: error: {exc}", file=sys.stderr)
-        return 2
+        return fail(str(exc))
 
+    control = PauseAtStep(spec.kind, args.pause_at)
     total = getattr(params, "epochs", None)
     with ProgressBar(total=total, desc=spec.kind, disable=args.json) as bar:
         ctx = RunContext(
             seed=seed,
             device=device,
-            emit=bar.update,
+            # The bar shows metrics; a snapshot (cifar's per_class_acc dict) is not one it can print.
+            emit=lambda point: bar.update({k: v for k, v in point.items() if k in METRIC_FIELDS}),
             data_dir=settings.data_dir,
             allow_download=settings.allow_download,
             cache_dir=settings.home / "cache",
+            control=control,
+            resume=resume_from,
         )
         status, result, error = "failed", None, None
         try:
@@ -92,6 +121,17 @@ def train(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             status, error = "cancelled", "interrupted by Ctrl-C"
 
+    checkpoint_path = None
+    if status == "paused" and control.checkpoint is not None:
+        from app.experiments.checkpoints import write_checkpoint
+
+        cp = control.checkpoint
+        checkpoint_path = args.checkpoint or Path(f"{spec.kind}-seed{seed}-step{cp.step}.ckpt")
+        try:
+            write_checkpoint(cp, checkpoint_path)
+        except OSError as exc:
+            status, error, checkpoint_path = "failed", f"could not write the checkpoint {str(checkpoint_path)!r}: {exc}", None
+
     report = {
         "kind": spec.kind,
         "params": params.model_dump(mode="json"),
@@ -101,6 +141,10 @@ def train(args: argparse.Namespace) -> int:
         "result": result,
         "error": error,
     }
+    if resume_from is not None:
+        report["resumed_from"] = {"checkpoint": str(args.resume), "step": resume_from.step}
+    if checkpoint_path is not None:
+        report["checkpoint"] = {"path": str(checkpoint_path), "step": control.checkpoint.step}
     if args.json:
         print(json.dumps(report))
     else:
@@ -110,7 +154,38 @@ def train(args: argparse.Namespace) -> int:
             print(f"  {key}: {value}")
         if error:
             print(f"  error: {error}")
-    return 0 if status in ("succeeded", "diverged") else 1
+        if checkpoint_path is not None:
+            print(f"  checkpoint: {checkpoint_path} (step {control.checkpoint.step})")
+            print(f"  go on with: playground train --resume {checkpoint_path}")
+    return 0 if status in ("succeeded", "diverged", "paused") else 1
+
+
+def resume_params(args: argparse.Namespace) -> tuple[Any, Any, Any, int]:
+    """(spec, params, checkpoint, seed) for ``--resume``: the checkpoint's kind, params and seed,
+    with ``-p`` changes of live parameters; anything else exits 2 with the reason."""
+    from app.errors import CheckpointInvalid
+    from app.experiments.checkpoints import read_checkpoint
+    from app.experiments.control_basic import with_changes
+    from app.experiments.params import live_params
+    from app.experiments.registry import get_experiment
+
+    cp = read_checkpoint(args.resume, kind=args.kind)
+    spec = get_experiment(cp.kind)
+    params = spec.params_model.model_validate(cp.params)
+    try:
+        params = with_changes(params, parse_assignments(args.param or []))
+    except ValidationError as exc:
+        raise CommandLineError(format_validation_error(exc, live_params(spec.params_model))) from None
+    except ValueError as exc:  # a parameter that is not live
+        raise CommandLineError(f"resuming {str(args.resume)!r}: {exc}") from None
+    seed = cp.state.get("seed")
+    if not isinstance(seed, int):
+        raise CheckpointInvalid(args.resume, "it does not record the seed of its run")
+    if args.seed is not None and args.seed != seed:
+        raise CommandLineError(
+            f"--seed {args.seed}: the checkpoint's run has seed {seed}, and a resumed run keeps it (leave --seed out)"
+        )
+    return spec, params, cp, seed
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -124,11 +199,26 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p_train = sub.add_parser("train", help="run one experiment in the foreground")
-    p_train.add_argument("kind", help="linear, mlp or cifar")
+    p_train.add_argument("kind", nargs="?", help="linear, mlp or cifar (with --resume: the checkpoint's)")
     p_train.add_argument("-p", "--param", action="append", metavar="NAME=VALUE", help="set a parameter")
     p_train.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     p_train.add_argument("--seed", type=int, default=None, help="random seed (default: drawn and printed)")
     p_train.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p_train.add_argument(
+        "--pause-at", type=int, metavar="STEP", help="stop after step STEP and write a checkpoint (status 'paused')"
+    )
+    p_train.add_argument(
+        "--checkpoint",
+        type=Path,
+        metavar="PATH",
+        help="where --pause-at writes (default: KIND-seedSEED-stepSTEP.ckpt in the current folder)",
+    )
+    p_train.add_argument(
+        "--resume",
+        type=Path,
+        metavar="PATH",
+        help="go on from this checkpoint, with its parameters and seed; -p may change the live ones (lr, epochs, ...)",
+    )
     p_train.set_defaults(func=train)
 
     p_serve = sub.add_parser("serve", help="start the web server")

@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 
 def playground(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
@@ -54,3 +56,85 @@ def test_unknown_kind_exits_2():
     proc = playground("train", "gan")
     assert proc.returncode == 2
     assert "'gan'" in proc.stderr and "linear" in proc.stderr
+
+
+# ----------------------------------------------------------------------------------------------
+# --pause-at and --resume
+
+
+def playground_in(cwd, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``playground`` run in ``cwd`` (where a checkpoint goes by default), with extra environment."""
+    import os
+    from pathlib import Path
+
+    repo = str(Path(__file__).resolve().parents[1])
+    environ = {**os.environ, "PYTHONPATH": repo, "OMP_NUM_THREADS": "1", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args], capture_output=True, text=True, timeout=180, cwd=cwd, env=environ
+    )
+
+
+def train_paused_then_resumed(tmp_path, kind: str, params: list[str], pause_at: int, env: dict | None = None):
+    """The --json reports of an uninterrupted run and of the same run paused at ``pause_at`` and resumed."""
+    args = ["train", kind, "--seed", "5", "--device", "cpu", "--json", *params]
+    full = playground_in(tmp_path, *args, env=env)
+    assert full.returncode == 0, full.stderr
+    paused = playground_in(tmp_path, *args, "--pause-at", str(pause_at), env=env)
+    assert paused.returncode == 0, paused.stderr
+    first = json.loads(paused.stdout)
+    assert first["status"] == "paused" and first["checkpoint"]["step"] == pause_at
+    resumed = playground_in(tmp_path, "train", "--resume", first["checkpoint"]["path"], "--json", env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    return json.loads(full.stdout), first, json.loads(resumed.stdout)
+
+
+@pytest.mark.parametrize(
+    "kind,params",
+    [
+        ("linear", ["-p", "epochs=300", "-p", "optimizer=adam", "-p", "lr=0.1", "-p", "val_fraction=0.2"]),
+        ("mlp", ["-p", "epochs=300", "-p", "hidden=8"]),
+    ],
+)
+def test_pause_at_then_resume_equals_an_uninterrupted_train(tmp_path, kind, params):
+    full, paused, resumed = train_paused_then_resumed(tmp_path, kind, params, 123)
+    # The checkpoint goes to the current folder by default, named for the run.
+    assert paused["checkpoint"]["path"] == f"{kind}-seed5-step123.ckpt" and (tmp_path / paused["checkpoint"]["path"]).is_file()
+    assert paused["result"]["epochs_run"] == 123
+    assert resumed["status"] == "succeeded" and resumed["seed"] == 5 and resumed["params"] == full["params"]
+    assert resumed["resumed_from"]["step"] == 123
+    assert resumed["result"] == full["result"]  # final weights, losses, curve: exactly
+
+
+def test_pause_at_then_resume_equals_an_uninterrupted_cifar_train(tmp_path):
+    from tests.fixtures.tiny_cifar import write_tiny_cifar_image_folder
+
+    data = write_tiny_cifar_image_folder(tmp_path / "data")
+    env = {"PLAYGROUND_DATA_DIR": str(data), "PLAYGROUND_HOME": str(tmp_path / "home"), "PLAYGROUND_ALLOW_DOWNLOAD": "false"}
+    params = ["-p", "model=conv", "-p", "epochs=2", "-p", "batch_size=16"]
+    full, paused, resumed = train_paused_then_resumed(tmp_path, "cifar", params, 7, env=env)
+    clock = {"train_seconds", "images_per_second"}
+    assert resumed["status"] == "succeeded" and resumed["result"]["steps_run"] == 20
+    assert {k: v for k, v in resumed["result"].items() if k not in clock} == {
+        k: v for k, v in full["result"].items() if k not in clock
+    }
+
+
+def test_resume_takes_live_changes_and_refuses_the_others(tmp_path):
+    paused = playground_in(tmp_path, "train", "linear", "-p", "epochs=50", "--pause-at", "20", "--checkpoint", "run.ckpt", "--json")
+    assert paused.returncode == 0, paused.stderr
+    longer = playground_in(tmp_path, "train", "--resume", "run.ckpt", "-p", "epochs=80", "-p", "lr=0.005", "--json")
+    report = json.loads(longer.stdout)
+    assert report["result"]["epochs_run"] == 80 and report["params"]["lr"] == 0.005
+
+    fixed = playground_in(tmp_path, "train", "--resume", "run.ckpt", "-p", "input_scale=1")
+    assert fixed.returncode == 2
+    assert "input_scale cannot change" in fixed.stderr and "epochs, lr" in fixed.stderr
+    other_kind = playground_in(tmp_path, "train", "mlp", "--resume", "run.ckpt")
+    assert other_kind.returncode == 2 and "'linear' checkpoint, not 'mlp'" in other_kind.stderr
+
+
+def test_resume_from_a_damaged_checkpoint_names_the_file(tmp_path):
+    (tmp_path / "broken.ckpt").write_bytes(b"PK\x03\x04 half a zip")
+    proc = playground_in(tmp_path, "train", "--resume", "broken.ckpt", "--json")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert "'broken.ckpt'" in proc.stderr and "not a readable checkpoint file" in proc.stderr

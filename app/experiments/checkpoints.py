@@ -57,7 +57,7 @@ def checkpoint_from_bytes(data: bytes, source: Path | str = "<bytes>", kind: str
     try:
         saved = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - truncated, garbage, foreign pickle: all "unreadable"
-        raise CheckpointInvalid(source, f"it is not a readable checkpoint file ({type(exc).__name__}: {exc})") from exc
+        raise CheckpointInvalid(source, f"it is not a readable checkpoint file ({_why_unreadable(data, exc)})") from exc
     if not isinstance(saved, dict) or saved.get("format") != FORMAT:
         raise CheckpointInvalid(source, "it is a torch file, but not a playground checkpoint")
     if saved.get("version") != VERSION:
@@ -77,6 +77,17 @@ def checkpoint_from_bytes(data: bytes, source: Path | str = "<bytes>", kind: str
         params=dict(saved["params"]),
         state=dict(saved["state"]),
     )
+
+
+def _why_unreadable(data: bytes, exc: Exception) -> str:
+    """What the bytes are, in a line: torch's own messages run to paragraphs of advice that does
+    not apply here (e.g. to load with weights_only=False, which would run a foreign file's code)."""
+    if not data:
+        return "the file is empty"
+    if data[:4] != b"PK\x03\x04":
+        return f"{len(data)} bytes starting with {data[:16]!r}, not a torch zip archive"
+    detail = str(exc).split(". ")[0][:120]
+    return f"{len(data)} bytes of a torch zip archive that does not load, truncated or damaged ({type(exc).__name__}: {detail})"
 
 
 def write_checkpoint(cp: Checkpoint, path: Path | str) -> Path:
