@@ -161,7 +161,12 @@ LAPTOP = {"width": 1280, "height": 900}
 @contextmanager
 def watched_tab(browser: Any, base_url: str, viewport: dict[str, int] = LAPTOP, **options: Any) -> Iterator[Any]:
     """A tab in a fresh browser context (its own storage) on ``base_url``; when the block ends
-    without an error of its own, a script error on the page fails it. ``tab.watch`` has the rest."""
+    without an error of its own, a script error on the page fails it. ``tab.watch`` has the rest.
+
+    The pages' Content-Security-Policy forbids evaluating strings, which Playwright's
+    ``wait_for_function("...")`` does in the page: tabs bypass the policy unless a test passes
+    ``bypass_csp=False`` (tests/browser/test_cross_site.py checks the pages under it)."""
+    options.setdefault("bypass_csp", True)
     context = browser.new_context(viewport=viewport, base_url=base_url, **options)
     context.set_default_timeout(UI_TIMEOUT_MS)
     tab = context.new_page()

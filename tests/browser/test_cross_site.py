@@ -79,14 +79,40 @@ def test_a_form_on_another_origin_cannot_cancel_a_job(browser, server, api):
     assert wait_for_job(api, job["id"])["status"] == "cancelled"
 
 
-def test_docs_run_under_the_content_security_policy(browser, server):
+@contextmanager
+def tab_under_csp(browser: Any, base_url: str) -> Iterator[Any]:
+    """A watched tab that does not bypass the policy; fails when the browser reports a violation."""
     violations: list[str] = []
-    with watched_tab(browser, server.url) as tab:
+    with watched_tab(browser, base_url, bypass_csp=False) as tab:
         tab.on("console", lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None)
+        yield tab
+        assert not tab.watch.external, f"the page reached outside the app: {tab.watch.external}"
+    assert not violations, violations
+
+
+def test_the_pages_run_under_the_content_security_policy(browser, server, api):
+    jobs = [create_job(api, "linear", {"epochs": 200, "lr": lr}, seed=1) for lr in (0.01, 0.001)]
+    for job in jobs:
+        assert wait_for_job(api, job["id"])["status"] == "succeeded"
+    ids = ",".join(job["id"] for job in jobs)
+    with tab_under_csp(browser, server.url) as tab:
+        tab.goto("/")
+        tab.wait_for_selector("#train-form[data-ready=true]")
+        tab.goto("/jobs")
+        tab.wait_for_selector("[data-job-count]:not(:empty)")
+        tab.goto(f"/jobs/{jobs[0]['id']}")
+        tab.wait_for_selector("[data-loss-chart] canvas")
+        tab.goto(f"/compare?ids={ids}")
+        tab.wait_for_selector("#compare-view[data-ready=true]")
+        # The colour swatches are style attributes, which the policy allows (and nothing else inline).
+        swatch = tab.locator(".swatch").first
+        assert swatch.evaluate("node => getComputedStyle(node).backgroundColor") not in ("", "rgba(0, 0, 0, 0)")
+
+
+def test_docs_run_under_the_content_security_policy(browser, server):
+    with tab_under_csp(browser, server.url) as tab:
         tab.goto("/docs")
         # Swagger UI has fetched /openapi.json and drawn the operations.
         tab.wait_for_selector(".opblock-summary-path", timeout=UI_TIMEOUT_MS)
         paths = tab.locator(".opblock-summary-path").all_inner_texts()
         assert any("cancel" in path for path in paths) and len(paths) >= 10, paths
-        assert not tab.watch.external, f"/docs reached outside the app: {tab.watch.external}"
-    assert not violations, violations
