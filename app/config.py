@@ -38,6 +38,17 @@ class Settings(BaseSettings):
         1.0, ge=0, description="How long a cancelled job may take to stop by itself before its worker is killed."
     )
 
+    # --- history and streams -----------------------------------------------------------------
+    max_streams: int = Field(
+        1000, ge=1, description="Open event streams on the whole server; one more is answered 503 with Retry-After."
+    )
+    max_streams_per_job: int = Field(
+        500, ge=1, description="Open event streams on one job; one more is answered 503 with Retry-After."
+    )
+    min_free_disk_mb: int = Field(
+        500, ge=0, description="/api/health reports `degraded` when PLAYGROUND_HOME's disk has less free space than this."
+    )
+
     # --- HTTP server limits (uvicorn; app/server.py) -----------------------------------------
     header_timeout: float = Field(
         10.0,

@@ -8,7 +8,7 @@ from sqlalchemy import delete, func, update
 from sqlmodel import Session, col, select
 
 from app.experiments.base import METRIC_FIELDS
-from app.models import EventType, Job, JobEvent, JobStatus, Metric
+from app.models import EventType, Job, JobData, JobEvent, JobStatus, Metric
 
 # ----------------------------------------------------------------------------------------------
 # Jobs
@@ -46,9 +46,15 @@ def update_job(session: Session, *, job_id: str, values: dict[str, Any]) -> None
 
 
 def delete_job(session: Session, *, job_id: str) -> None:
+    session.exec(delete(JobData).where(col(JobData.job_id) == job_id))  # type: ignore[call-overload]
     session.exec(delete(Metric).where(col(Metric.job_id) == job_id))  # type: ignore[call-overload]
     session.exec(delete(JobEvent).where(col(JobEvent.job_id) == job_id))  # type: ignore[call-overload]
     session.exec(delete(Job).where(col(Job.id) == job_id))  # type: ignore[call-overload]
+
+
+def get_job_data(session: Session, *, job_id: str) -> list[list[float]] | None:
+    """The job's own [x, y] points; None when it trains on the book's."""
+    return session.exec(select(JobData.points).where(JobData.job_id == job_id)).first()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -133,3 +139,69 @@ def read_events(session: Session, *, job_id: str, after: int = 0) -> list[tuple[
     events.sort(key=lambda e: e[0])
     return events
 
+
+
+def _metric_event(values: tuple[Any, ...]) -> dict[str, Any]:
+    return {name: value for name, value in zip(METRIC_FIELDS, values, strict=True) if value is not None}
+
+
+def read_events_page(
+    session: Session, *, job_id: str, after: int, max_rows: int = 1000, max_events: int = 200
+) -> tuple[list[tuple[int, EventType, Any]], bool]:
+    """The job's next events with id > ``after``, a page of at most about ``max_rows`` points and
+    ``max_events`` other events, whole events only; and whether more follow.
+
+    A stream reads a long history page by page, holding one page at a time, and each page starts
+    at its event id through the (job_id, event_id) index, however far into the job it is.
+    """
+    others = session.exec(
+        select(JobEvent.event_id, JobEvent.type, JobEvent.data)
+        .where(JobEvent.job_id == job_id, JobEvent.event_id > after)
+        .order_by(col(JobEvent.event_id))
+        .limit(max_events)
+    ).all()
+    columns = [getattr(Metric, name) for name in METRIC_FIELDS]
+    rows = list(
+        session.exec(
+            select(Metric.event_id, *columns)  # type: ignore[call-overload]
+            .where(Metric.job_id == job_id, Metric.event_id > after)
+            .order_by(col(Metric.event_id), col(Metric.id))
+            .limit(max_rows + 1)
+        ).all()
+    )
+    cutoff: float = float("inf")
+    if len(rows) > max_rows:
+        first, last = rows[0][0], rows[-1][0]
+        if first == last:  # one event larger than a page (written by an older version): all of it
+            rows = list(
+                session.exec(
+                    select(Metric.event_id, *columns)  # type: ignore[call-overload]
+                    .where(Metric.job_id == job_id, Metric.event_id == first)
+                    .order_by(col(Metric.id))
+                ).all()
+            )
+            cutoff = first
+        else:
+            cutoff = last - 1  # the last event may be cut short: it starts the next page
+    if len(others) == max_events:
+        cutoff = min(cutoff, others[-1][0])
+    events: list[tuple[int, EventType, Any]] = [(i, EventType(t), d) for i, t, d in others if i <= cutoff]
+    batches: dict[int, list[dict[str, Any]]] = {}
+    for event_id, *values in rows:
+        if event_id <= cutoff:
+            batches.setdefault(event_id, []).append(_metric_event(tuple(values)))
+    events.extend((event_id, EventType.METRIC, points) for event_id, points in batches.items())
+    events.sort(key=lambda e: e[0])
+    return events, cutoff != float("inf")
+
+
+def latest_status_events(session: Session, *, job_id: str) -> list[tuple[int, EventType, Any]]:
+    """The job's newest ``status`` event, and its ``done`` if that is the job's newest event."""
+    newest = session.exec(
+        select(JobEvent.event_id, JobEvent.type, JobEvent.data)
+        .where(JobEvent.job_id == job_id, col(JobEvent.type).in_([EventType.STATUS, EventType.DONE]))
+        .order_by(col(JobEvent.event_id).desc())
+        .limit(2)
+    ).all()
+    events = [(i, EventType(t), d) for i, t, d in reversed(newest)]
+    return events if events and events[-1][1] == EventType.DONE else events[-1:]

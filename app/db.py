@@ -1,7 +1,7 @@
 """The embedded SQLite database: engine, pragmas, tables.
 
-Only the web process writes, and only from the event loop's thread (the job service); routes read
-from the thread pool. WAL mode lets those reads run while a write is in progress.
+Only the web process writes, and only from its writer thread (``app.jobs.writer``); routes and
+streams read from the thread pool. WAL mode lets those reads run while a write is in progress.
 """
 
 from __future__ import annotations
@@ -39,6 +39,27 @@ def make_engine(path: Path) -> Engine:
 
 def init_db(engine: Engine) -> None:
     SQLModel.metadata.create_all(engine)
+    _add_missing_columns(engine)
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """A database made by an older version: add the columns (and indexes) added since.
+
+    Only additions happen between versions so far, and every added column may be null or has a
+    server default, so ``ALTER TABLE ... ADD COLUMN`` is the whole migration.
+    """
+    with engine.begin() as conn:
+        for table in SQLModel.metadata.sorted_tables:
+            have = {row[1] for row in conn.exec_driver_sql(f"PRAGMA table_info({table.name})")}
+            for column in table.columns:
+                if column.name in have:
+                    continue
+                ddl = f"ALTER TABLE {table.name} ADD COLUMN {column.name} {column.type.compile(engine.dialect)}"
+                if column.server_default is not None:
+                    ddl += f" DEFAULT '{column.server_default.arg}'"
+                conn.exec_driver_sql(ddl)
+            for index in table.indexes:
+                index.create(conn, checkfirst=True)
 
 
 def iter_session(engine: Engine) -> Iterator[Session]:

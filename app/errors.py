@@ -14,7 +14,9 @@
     ├── UploadTooLarge       an uploaded file over PLAYGROUND_MAX_UPLOAD_BYTES
     ├── InvalidInput         predict inputs that cannot be used (not an image, wrong shape)
     │   └── InvalidImage     an upload that does not decode as a PNG or JPEG image
-    └── WorkerDied           a worker or predictor process died (killed, out of memory, crashed)
+    ├── WorkerDied           a worker or predictor process died (killed, out of memory, crashed)
+    ├── DatabaseUnavailable  the database refused a request's write for too long (locked, full)
+    └── StreamLimit          too many open event streams (per job, or on the server)
 
 The api layer turns these into HTTP errors; the CLI into exit status 2.
 """
@@ -158,3 +160,29 @@ class WorkerDied(PlaygroundError):
         self.doing = doing
         self.how = how
         super().__init__(f"worker {worker} died while {doing}: {how}")
+
+
+class DatabaseUnavailable(PlaygroundError):
+    """The database refused writes (locked by another process, disk full, read-only) for too long."""
+
+    def __init__(self, reason: str, seconds: float) -> None:
+        self.reason = reason
+        self.seconds = seconds
+        super().__init__(
+            f"The database has refused writes for {seconds:.1f} s ({reason}); nothing of this request was "
+            "stored. Try again shortly."
+        )
+
+
+class StreamLimit(PlaygroundError):
+    """Too many open event streams, on one job or on the whole server."""
+
+    def __init__(self, scope: str, count: int, limit: int, setting: str) -> None:
+        self.scope = scope
+        self.count = count
+        self.limit = limit
+        self.setting = setting
+        super().__init__(
+            f"{count} event streams are open {scope}, the most this server allows ({setting}={limit}); "
+            "try again in a few seconds."
+        )

@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import field_validator
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from app.experiments.base import METRIC_FIELDS
@@ -30,10 +30,13 @@ class JobStatus(StrEnum):
     CANCELLED = "cancelled"
     DIVERGED = "diverged"
     INTERRUPTED = "interrupted"  # was running when the server stopped
+    PAUSED = "paused"  # stopped at a step boundary with a checkpoint; holds no worker
 
 
 ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
-FINAL_STATUSES = tuple(s for s in JobStatus if s not in ACTIVE_STATUSES)
+# Not over: the job may still train (a paused job is resumed or stepped); its stream stays open.
+OPEN_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED)
+FINAL_STATUSES = tuple(s for s in JobStatus if s not in OPEN_STATUSES)
 
 
 def utcnow() -> datetime:
@@ -77,6 +80,19 @@ class JobBase(SQLModel):
     result: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     worker: str | None = Field(default=None, description='Where it ran, e.g. "local-1 (pid 1234)".')
     has_model: bool = Field(default=False, description="Trained weights can be downloaded and used to predict.")
+    data_points: int | None = Field(
+        default=None, description="How many [x, y] points of your own it trains on (`params.data`); null: the book's."
+    )
+    parent_id: str | None = Field(default=None, description="The job this one was forked from.")
+    fork_step: int | None = Field(default=None, description="The parent's step it was forked at (its first point is the next).")
+    changes: list[dict[str, Any]] = Field(
+        default_factory=list,
+        sa_column=Column(JSON, nullable=False, server_default="[]"),
+        description='Live parameter changes, in order: {"step": k, "params": {...}}, in effect from step k + 1.',
+    )
+    checkpoint_step: int | None = Field(
+        default=None, description="The step of its newest checkpoint: resume (or a fork) can start there."
+    )
 
 
 class Job(JobBase, table=True):
@@ -101,6 +117,9 @@ class _JobId(SQLModel):
 
 class JobPublic(JobBase, _JobId):  # the id comes first in the JSON
     progress: Progress
+    resumable: bool = Field(
+        False, description="`POST /resume` continues it from `checkpoint_step` (paused, interrupted, or its worker died)."
+    )
 
     @field_validator("created_at", "started_at", "finished_at")
     @classmethod
@@ -111,10 +130,17 @@ class JobPublic(JobBase, _JobId):  # the id comes first in the JSON
         return value
 
     @classmethod
-    def from_job(cls, job: Job, progress: Progress | None = None) -> JobPublic:
-        data = job.model_dump(exclude={"number", "epoch", "epochs", "step"})
-        data["progress"] = progress or Progress(epoch=job.epoch, epochs=job.epochs, step=job.step)
-        return cls.model_validate(data)
+    def from_job(cls, job: Job, progress: Progress | None = None, data: list[list[float]] | None = None) -> JobPublic:
+        """``data``: the job's own points, put back into ``params`` (only the job's own read sends them)."""
+        fields = job.model_dump(exclude={"number", "epoch", "epochs", "step"})
+        if data is not None:
+            fields["params"] = {**fields["params"], "data": data}
+        fields["progress"] = progress or Progress(epoch=job.epoch, epochs=job.epochs, step=job.step)
+        fields["resumable"] = job.checkpoint_step is not None and job.status in RESUMABLE_STATUSES
+        return cls.model_validate(fields)
+
+
+RESUMABLE_STATUSES = (JobStatus.PAUSED, JobStatus.INTERRUPTED, JobStatus.FAILED)
 
 
 class JobsPublic(SQLModel):
@@ -129,9 +155,9 @@ class JobsPublic(SQLModel):
 class Metric(SQLModel, table=True):
     """One metric point; a column per ``METRIC_FIELDS`` entry, null where the point has none."""
 
-    # The unique (job_id, seq) index serves every query (they all select by job_id): a second index
-    # on job_id alone would only make each insert update one more b-tree.
-    __table_args__ = (UniqueConstraint("job_id", "seq"),)
+    # (job_id, seq): the points in order. (job_id, event_id): a stream resuming after an event id
+    # reads its next page straight from there, instead of scanning the job's points before it.
+    __table_args__ = (UniqueConstraint("job_id", "seq"), Index("ix_metric_job_event", "job_id", "event_id"))
 
     id: int | None = Field(default=None, primary_key=True)
     job_id: str = Field(foreign_key="job.id", ondelete="CASCADE")
@@ -156,7 +182,15 @@ class EventType(StrEnum):
     STATUS = "status"
     METRIC = "metric"
     SNAPSHOT = "snapshot"  # a picture of the model now and then (mlp: its curve), see SNAPSHOT_FIELDS
+    CONTROL = "control"  # a live parameter change: {"step": k, "params": {...}}, in effect from step k + 1
     DONE = "done"
+
+
+class JobData(SQLModel, table=True):
+    """A job's own [x, y] points (``params.data``), stored once: lists and events leave them out."""
+
+    job_id: str = Field(primary_key=True, foreign_key="job.id", ondelete="CASCADE")
+    points: list[list[float]] = Field(sa_column=Column(JSON, nullable=False))
 
 
 class JobEvent(SQLModel, table=True):

@@ -1,32 +1,45 @@
-"""Per-job event logs and their fan-out to any number of SSE watchers.
+"""A job's events to any number of SSE watchers, in bounded memory.
 
-A job that is queued or running has an open log in memory: every event it has had, in id order.
-A watcher gets the events after its ``Last-Event-ID`` from that log and then each new one as it is
-published, from its own queue, so one slow watcher delays no one else. A finished job has no log
-here; its events are replayed from the database (the service writes them there before it closes
-the log, so nothing falls between the two).
+The database is the log. The service publishes an event only after it is committed (see
+``app.jobs.writer``), so everything a watcher could miss is already in the database. A watcher:
 
-Everything but ``watch``'s waiting runs on the event loop's thread without awaiting, which makes
-"take the backlog, then subscribe" atomic: an event is either in the backlog or in the queue.
+1. subscribes to the job's new events (a bounded queue of its own),
+2. reads the history after its ``Last-Event-ID`` from the database, one page at a time,
+3. then sends what arrives on its queue, skipping what the pages already sent.
+
+Nothing is kept per job but the subscribers; a watcher holds at most one page and its queue. A
+watcher that falls too far behind (a slow client on a fast job) loses its queue and reads from the
+database again: it costs the database a page read, never the server its memory. A client that goes
+away ends its watcher (the SSE response cancels the generator).
+
+``done`` ends a stream, unless the job went on after it (a failed or interrupted job resumed from
+its checkpoint): the pages show that by the events after it.
+
+Everything but the waiting runs on the event loop's thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from app.errors import StreamLimit
 from app.models import EventType
+
+# Events a watcher's queue holds before the watcher is sent back to the database.
+QUEUE_EVENTS = 256
 
 
 @dataclass(frozen=True)
 class Event:
     id: int
     type: EventType
-    data: Any  # the job (status, done) or a list of metric points (metric)
+    data: Any  # the job (status, done), a list of metric points (metric), a picture, a change
 
     @cached_property
     def json(self) -> str:
@@ -34,86 +47,167 @@ class Event:
         return json.dumps(self.data, separators=(",", ":"), allow_nan=False)
 
 
-# Reads a finished job's events with id > after from the database.
-Replay = Callable[[str, int], Awaitable[list[Event]]]
+# (job_id, after) → (events with id > after, a page of them; whether more follow)
+ReadPage = Callable[[str, int], Awaitable[tuple[list[Event], bool]]]
+# job_id → (the job's newest status event and its done if the job is over; the job's newest event id)
+ReadLatest = Callable[[str], Awaitable[tuple[list[Event], int]]]
 
-_CLOSED = object()  # put on a watcher's queue when the server shuts down
+_CLOSED = object()  # the server is shutting down
+_LAGGING = object()  # the queue overflowed: read from the database again
 
 
-@dataclass
-class _Log:
-    events: list[Event] = field(default_factory=list)
-    watchers: set[asyncio.Queue] = field(default_factory=set)
+class _Subscription:
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.lagging = False
 
-    @property
-    def last_id(self) -> int:
-        return self.events[-1].id if self.events else 0
+    def put(self, item: Any) -> None:
+        if self.lagging:
+            return
+        if item is not _CLOSED and self.queue.qsize() >= QUEUE_EVENTS:
+            # Drop what it holds: those events are in the database, where it will read them.
+            self.lagging = True
+            while not self.queue.empty():
+                self.queue.get_nowait()
+            self.queue.put_nowait(_LAGGING)
+            return
+        self.queue.put_nowait(item)
+
+
+class StreamSlot:
+    """One open stream counted against the limits; released once: explicitly, or when collected
+    (a response that never started its generator never runs its ``finally``)."""
+
+    def __init__(self, broker: EventBroker, job_id: str) -> None:
+        broker._streams += 1
+        broker._streams_per_job[job_id] = broker._streams_per_job.get(job_id, 0) + 1
+        self._release = weakref.finalize(self, EventBroker._release_counts, weakref.ref(broker), job_id)
+
+    def release(self) -> None:
+        self._release()  # a finalizer runs at most once
 
 
 class EventBroker:
-    def __init__(self, replay: Replay) -> None:
-        self._replay = replay
-        self._logs: dict[str, _Log] = {}
+    def __init__(
+        self,
+        read_page: ReadPage,
+        read_latest: ReadLatest,
+        *,
+        max_streams: int = 1000,
+        max_streams_per_job: int = 500,
+    ) -> None:
+        self._read_page = read_page
+        self._read_latest = read_latest
+        self.max_streams = max_streams
+        self.max_streams_per_job = max_streams_per_job
+        self._subscribers: dict[str, set[_Subscription]] = {}
+        self._streams = 0
+        self._streams_per_job: dict[str, int] = {}
         self._closed = False
 
-    def open(self, job_id: str, history: list[Event]) -> None:
-        """Make a job live; ``history`` is what it had before (its ``queued`` status at least)."""
-        self._logs[job_id] = _Log(events=list(history))
-
-    def is_open(self, job_id: str) -> bool:
-        return job_id in self._logs
-
-    def watcher_count(self, job_id: str) -> int:
-        log = self._logs.get(job_id)
-        return len(log.watchers) if log else 0
+    # ------------------------------------------------------------------------------------------
+    # Publishing (the service, after each commit)
 
     def publish(self, job_id: str, event: Event) -> None:
-        log = self._logs[job_id]
-        if event.id != log.last_id + 1:
-            raise ValueError(f"event id {event.id} of job {job_id} does not follow {log.last_id}")
-        log.events.append(event)
-        for queue in log.watchers:
-            queue.put_nowait(event)
+        for subscription in self._subscribers.get(job_id, ()):
+            subscription.put(event)
 
-    def close(self, job_id: str) -> None:
-        """Forget a finished job's log: its watchers already have ``done`` in their queues."""
-        self._logs.pop(job_id, None)
+    def watcher_count(self, job_id: str) -> int:
+        return len(self._subscribers.get(job_id, ()))
 
     def shutdown(self) -> None:
         """End every open stream now (the server is stopping and waits for open connections)."""
         self._closed = True
-        for log in self._logs.values():
-            for queue in log.watchers:
-                queue.put_nowait(_CLOSED)
+        for subscriptions in self._subscribers.values():
+            for subscription in subscriptions:
+                subscription.queue.put_nowait(_CLOSED)
+
+    # ------------------------------------------------------------------------------------------
+    # Limits
+
+    def open_stream(self, job_id: str) -> StreamSlot:
+        """Count a new stream, or refuse it with ``StreamLimit`` (503) when the server or the job is full."""
+        if self._streams >= self.max_streams:
+            raise StreamLimit("on this server", self._streams, self.max_streams, "PLAYGROUND_MAX_STREAMS")
+        on_job = self._streams_per_job.get(job_id, 0)
+        if on_job >= self.max_streams_per_job:
+            raise StreamLimit(
+                "on this job", on_job, self.max_streams_per_job, "PLAYGROUND_MAX_STREAMS_PER_JOB"
+            )
+        return StreamSlot(self, job_id)
+
+    @staticmethod
+    def _release_counts(broker_ref: weakref.ref[EventBroker], job_id: str) -> None:
+        broker = broker_ref()
+        if broker is None:
+            return
+        broker._streams -= 1
+        left = broker._streams_per_job.get(job_id, 0) - 1
+        if left > 0:
+            broker._streams_per_job[job_id] = left
+        else:
+            broker._streams_per_job.pop(job_id, None)
+
+    @property
+    def open_streams(self) -> int:
+        return self._streams
+
+    # ------------------------------------------------------------------------------------------
+    # Watching
 
     async def watch(self, job_id: str, after: int = 0) -> AsyncIterator[Event]:
         """The job's events with id > ``after``, live until ``done`` (or until shutdown)."""
         if self._closed:
             return
-        log = self._logs.get(job_id)
-        if log is None:
-            for event in await self._replay(job_id, after):
-                yield event
-            return
-
-        # Ids are consecutive from the first event in the log, so the backlog is a slice.
-        first = log.events[0].id if log.events else 1
-        backlog = log.events[max(0, after + 1 - first) :]
-        queue: asyncio.Queue = asyncio.Queue()
-        log.watchers.add(queue)
+        subscription = _Subscription()
+        self._subscribers.setdefault(job_id, set()).add(subscription)
         try:
-            for event in backlog:
-                yield event
-                if event.type == EventType.DONE:
-                    return
+            last = after
+            first_page = True
             while True:
-                item = await queue.get()
-                if item is _CLOSED:
-                    return
-                if item.id <= after:  # a Last-Event-ID from the future: skip up to it
-                    continue
-                yield item
-                if item.type == EventType.DONE:
-                    return
+                # 1-2. The history from the database, page by page.
+                ended = False
+                while True:
+                    page, more = await self._read_page(job_id, last)
+                    if first_page and not page and last > 0:
+                        latest, newest = await self._read_latest(job_id)
+                        if last > newest:
+                            # A Last-Event-ID beyond the job's events (made up, or from a server
+                            # that lost them): say where the job is now, and go on from there.
+                            page, last = latest, newest
+                    first_page = False
+                    for event in page:
+                        yield event
+                        last = max(last, event.id)
+                    if page and page[-1].type == EventType.DONE and not more:
+                        ended = True
+                    if not more:
+                        break
+                if ended:
+                    return  # the newest event is the job's end: nothing will come after it
+                # 3. What is published from now on (and what was since the subscription).
+                while True:
+                    item = await subscription.queue.get()
+                    if item is _CLOSED:
+                        return
+                    if item is _LAGGING:
+                        subscription.lagging = False
+                        break  # back to the database for what it dropped
+                    if item.id <= last:
+                        continue
+                    if item.id > last + 1:
+                        # Published out of the order of the pages (cannot happen: ids are committed
+                        # in order) -- read the gap from the database rather than skip it.
+                        subscription.queue.put_nowait(item)
+                        break
+                    yield item
+                    last = item.id
+                    if item.type == EventType.DONE:
+                        return
         finally:
-            log.watchers.discard(queue)
+            subs = self._subscribers.get(job_id)
+            if subs is not None:
+                subs.discard(subscription)
+                if not subs:
+                    del self._subscribers[job_id]
+

@@ -1,17 +1,21 @@
 """The job service: the web process's side of every job. No torch here.
 
-It validates a request (kind, parameters, server limits, device), writes the job, hands it to the
+It validates a request (kind, parameters, server limits, device), records the job, hands it to the
 executor, and turns what the executor reports into database rows and SSE events:
 
-    executor event     database                                  broker (SSE)
+    executor event     database (writer thread)                  broker (SSE), after the commit
     JobStarted         job: running, started_at, worker          status
-    JobMetrics         metric rows (batched, see FLUSH_*)        metric (the points, at once)
-    JobFinished        metric rows, job: final, result; events   status, done
+    JobMetrics         metric rows, job progress                 metric (at most MAX_EVENT_POINTS each)
+    JobFinished        job: final, result; status, done events   status, done
 
-Everything that writes runs on the event loop's thread -- the executor's callbacks, the commands
-(create, cancel, delete) called from async routes, the periodic flush -- so the writes are
-serialised without locks and the event ids are handed out in order. A status change is committed
-before it is published, so a client that sees ``done`` and then reads the job finds it final.
+The promise: what a client was sent is what is stored. Event ids are handed out on the event
+loop's thread, in order, when the executor's event arrives; the rows go to the database writer
+(``app.jobs.writer``), and only once they are committed are the events published. A crash (even
+``kill -9``) can lose what was not yet committed, but no client has seen it: after a restart the
+next ids follow the last stored one, and a resuming client misses nothing.
+
+If the database refuses writes (locked by another process, disk full), the writer keeps the rows
+and tries again; the watchers get the events when they are stored; a job's end is never dropped.
 """
 
 from __future__ import annotations
@@ -19,11 +23,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import secrets
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from anyio import to_thread
 from pydantic import ValidationError
@@ -44,7 +49,6 @@ from app.errors import (
 from app.experiments.base import METRIC_FIELDS, SNAPSHOT_FIELDS, MetricPoint
 from app.experiments.registry import get_experiment
 from app.jobs.broker import Event, EventBroker
-from app.jobs.downsample import downsample_min_max
 from app.jobs.executor import (
     Executor,
     ExecutorEvent,
@@ -54,11 +58,15 @@ from app.jobs.executor import (
     JobStarted,
     model_path,
 )
+from app.jobs.history import MetricsReader
+from app.jobs.writer import DatabaseWriter
 from app.models import (
     ACTIVE_STATUSES,
+    OPEN_STATUSES,
     EventType,
     Job,
     JobCreate,
+    JobData,
     JobPublic,
     JobStatus,
     Progress,
@@ -67,10 +75,9 @@ from app.models import (
 
 log = logging.getLogger(__name__)
 
-# Buffered metric rows are written at least this often, and at once when this many are waiting:
-# a few writes a second instead of one per point (the book's job makes 5000 points in ~1 s).
-FLUSH_INTERVAL_S = 0.5
-FLUSH_ROWS = 5000
+# A metric event carries at most this many points: a stream's page of history is whole events, so
+# this bounds what one watcher holds (a worker's batch of a fast job can hold thousands).
+MAX_EVENT_POINTS = 500
 
 
 def choose_device(requested: str, available: list[str]) -> str:
@@ -83,30 +90,48 @@ def choose_device(requested: str, available: list[str]) -> str:
     return device
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with every float that JSON cannot carry (NaN, ±inf) as None, however deep.
+
+    Everything a worker sends goes through here before it is stored or sent: one NaN in an mlp's
+    curve (finite data can overflow the network) must not break the job's stream.
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def clean_point(point: MetricPoint) -> dict[str, Any]:
-    """The point's known fields with a value, in ``METRIC_FIELDS`` order (as stored and replayed)."""
-    return {name: point[name] for name in METRIC_FIELDS if point.get(name) is not None}
+    """The point's known fields with a finite value, in ``METRIC_FIELDS`` order (as stored and replayed)."""
+    clean = {}
+    for name in METRIC_FIELDS:
+        value = point.get(name)
+        if isinstance(value, float) and not math.isfinite(value):
+            value = None
+        if value is not None:
+            clean[name] = value
+    return clean
 
 
 @dataclass
 class _LiveJob:
-    """What the service keeps in memory for a queued or running job."""
+    """What the service keeps in memory for a job that is not over (queued, running, paused)."""
 
-    last_event_id: int
+    last_event_id: int  # the newest id handed out (committed or on its way)
     points: int = 0  # metric points so far: the next point's seq
     epochs: int | None = None
     epoch: int | None = None
     step: int | None = None
-    progress_written: tuple[int | None, int | None] = (None, None)
+    ending: bool = False  # its end is on its way to the database
+    extra: dict[str, Any] = field(default_factory=dict)
 
-
-@dataclass
-class MetricsTable:
-    columns: list[str]
-    rows: list[list[Any]] = field(default_factory=list)
-    total: int = 0  # points before downsampling
-    last_event_id: int = 0  # the newest event whose points are in ``rows`` (before downsampling)
-    snapshot: dict[str, Any] | None = None  # the newest picture of the model up to that event
+    def next_id(self) -> int:
+        self.last_event_id += 1
+        return self.last_event_id
 
 
 class JobService:
@@ -114,10 +139,15 @@ class JobService:
         self.settings = settings
         self.engine = engine
         self.executor = executor
-        self.broker = EventBroker(self._replay)
+        self.writer = DatabaseWriter(engine)
+        self.broker = EventBroker(
+            self._read_page,
+            self._read_latest,
+            max_streams=settings.max_streams,
+            max_streams_per_job=settings.max_streams_per_job,
+        )
+        self.metrics = MetricsReader(engine)
         self._live: dict[str, _LiveJob] = {}
-        self._pending: list[crud.MetricRow] = []  # metric rows not yet written
-        self._flusher: asyncio.Task | None = None
 
     # ------------------------------------------------------------------------------------------
     # Lifecycle
@@ -129,21 +159,20 @@ class JobService:
             log.warning("%d job(s) were running when the server stopped: marked interrupted", interrupted)
         with self._session() as session:
             queued = crud.jobs_with_status(session, status=JobStatus.QUEUED)
-            for job in queued:
+            for job in [*queued, *crud.jobs_with_status(session, status=JobStatus.PAUSED)]:
                 self._adopt(session, job)
+            specs = [self._spec(session, job) for job in queued]
+        self.writer.start()
         await self.executor.start(self.on_event)
-        for job in queued:
-            self.executor.submit(self._spec(job))
+        for spec in specs:
+            self.executor.submit(spec)
         if queued:
             log.info("queued %d job(s) again after the restart", len(queued))
-        self._flusher = asyncio.create_task(self._flush_periodically(), name="metrics-flush")
 
     def _adopt(self, session: Session, job: Job) -> None:
         """Make a job that is in the database but not in memory live again (after a restart)."""
-        history = [Event(i, t, d) for i, t, d in crud.read_events(session, job_id=job.id)]
-        self.broker.open(job.id, history)
         self._live[job.id] = _LiveJob(
-            last_event_id=history[-1].id if history else 0,
+            last_event_id=crud.last_event_id(session, job_id=job.id),
             points=crud.count_metrics(session, job_id=job.id),
             epochs=job.epochs,
             epoch=job.epoch,
@@ -159,11 +188,8 @@ class JobService:
         try:
             await self.executor.stop()
         finally:
-            if self._flusher is not None:
-                self._flusher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._flusher
-            self.flush()  # jobs still running keep every point they sent: next start marks them interrupted
+            # Jobs still running keep every point they sent: the next start marks them interrupted.
+            await self.writer.stop()
 
     def _mark_interrupted(self) -> int:
         now = utcnow()
@@ -185,7 +211,7 @@ class JobService:
     # ------------------------------------------------------------------------------------------
     # Commands (event loop thread)
 
-    def create(self, request: JobCreate) -> JobPublic:
+    async def create(self, request: JobCreate) -> JobPublic:
         spec = get_experiment(request.kind)
         try:
             params = spec.params_model.model_validate(request.params)
@@ -196,29 +222,43 @@ class JobService:
         device = choose_device(request.device, info.devices)
         if info.queued >= self.settings.max_queued:
             raise QueueFull(info.queued, self.settings.max_queued)
-        with self._session() as session:
-            job = Job(
-                id=uuid.uuid4().hex,
-                kind=spec.kind,
-                name=request.name,
-                params=params.model_dump(mode="json"),
-                device=device,
-                seed=request.seed if request.seed is not None else secrets.randbelow(2**31),
-                status=JobStatus.QUEUED,
-                epochs=getattr(params, "epochs", None),
-            )
-            session.add(job)
-            session.flush()
-            public = self.public(job)
-            data = public.model_dump(mode="json")
-            crud.add_event(session, job_id=job.id, event_id=1, type=EventType.STATUS, data=data)
-            session.commit()
-        self._live[job.id] = _LiveJob(last_event_id=1, epochs=job.epochs)
-        self.broker.open(job.id, [Event(1, EventType.STATUS, data)])
-        self.executor.submit(self._spec(job))
-        return public
+        stored = params.model_dump(mode="json")
+        # The points are stored once, in their own table; the job, its list entries and its events
+        # carry only how many there are (``data_points``).
+        data = stored.get("data")
+        if data is not None:
+            stored["data"] = None
+        fields = dict(
+            id=uuid.uuid4().hex,
+            kind=spec.kind,
+            name=request.name,
+            params=stored,
+            device=device,
+            seed=request.seed if request.seed is not None else secrets.randbelow(2**31),
+            status=JobStatus.QUEUED,
+            created_at=utcnow(),
+            epochs=getattr(params, "epochs", None),
+            data_points=len(data) if data is not None else None,
+        )
+        job = Job(**fields)
+        status_data = self.public(job).model_dump(mode="json")
 
-    def cancel(self, job_id: str) -> JobPublic:
+        def write(session: Session) -> None:
+            session.add(Job(**fields))  # a new object each try: a retried write starts afresh
+            if data is not None:
+                session.add(JobData(job_id=job.id, points=data))
+            session.flush()
+            crud.add_event(session, job_id=job.id, event_id=1, type=EventType.STATUS, data=status_data)
+
+        await self.writer.run(write)
+        self._live[job.id] = _LiveJob(last_event_id=1, epochs=job.epochs)
+        self.broker.publish(job.id, Event(1, EventType.STATUS, status_data))
+        self.executor.submit(
+            JobSpec(job_id=job.id, kind=job.kind, params=self._full_params(job, data), seed=job.seed, device=job.device)
+        )
+        return self.public(job, data=data)
+
+    async def cancel(self, job_id: str) -> JobPublic:
         job = self.get_job(job_id)
         if job.status not in ACTIVE_STATUSES:
             raise JobConflict(job_id, job.status, "cancel", list(ACTIVE_STATUSES))
@@ -230,13 +270,16 @@ class JobService:
             self._finish(JobFinished(job_id, "cancelled", error="Cancelled (the executor had no record of it)."))
         return self.public(self.get_job(job_id))
 
-    def delete(self, job_id: str) -> None:
+    async def delete(self, job_id: str) -> None:
         job = self.get_job(job_id)
-        if job.status in ACTIVE_STATUSES:
+        if job.status in ACTIVE_STATUSES or job_id in self._live:
             raise JobConflict(job_id, job.status, "delete", [str(s) for s in JobStatus if s not in ACTIVE_STATUSES])
-        with self._session() as session:
+
+        def write(session: Session) -> None:
             crud.delete_job(session, job_id=job_id)
-            session.commit()
+
+        await self.writer.run(write)
+        self.metrics.forget(job_id)
         model_path(self.settings.models_dir, job_id).unlink(missing_ok=True)
 
     async def predict(self, job_id: str, inputs: Any) -> dict[str, Any]:
@@ -256,7 +299,7 @@ class JobService:
 
     def on_event(self, event: ExecutorEvent) -> None:
         live = self._live.get(event.job_id)
-        if live is None:
+        if live is None or live.ending:
             log.warning("event for a job this server does not run: %r", event)
             return
         try:
@@ -278,111 +321,103 @@ class JobService:
         )
 
     def _metrics(self, event: JobMetrics, live: _LiveJob) -> None:
+        job_id = event.job_id
         points = [clean_point(p) for p in event.points]
+        points = [p for p in points if p]
         if not points:
             return
-        live.last_event_id += 1
-        for point in points:
-            self._pending.append(
-                crud.metric_row(job_id=event.job_id, seq=live.points, event_id=live.last_event_id, point=point)
-            )
-            live.points += 1
+        rows: list[crud.MetricRow] = []
+        events: list[Event] = []
+        for start in range(0, len(points), MAX_EVENT_POINTS):
+            chunk = points[start : start + MAX_EVENT_POINTS]
+            event_id = live.next_id()
+            for point in chunk:
+                rows.append(crud.metric_row(job_id=job_id, seq=live.points, event_id=event_id, point=point))
+                live.points += 1
+            events.append(Event(event_id, EventType.METRIC, chunk))
         last = points[-1]
         live.epoch = last.get("epoch", live.epoch)
         live.step = last.get("step", live.step)
-        self.broker.publish(event.job_id, Event(live.last_event_id, EventType.METRIC, points))
-        if len(self._pending) >= FLUSH_ROWS:
-            self.flush()
+        progress = {"epoch": live.epoch, "step": live.step}
         # A batch can hold several pictures of the model (a fast run); a watcher only needs the newest.
         pictured = [p for p in event.points if any(name in p for name in SNAPSHOT_FIELDS)]
         if pictured:
-            self._snapshot(event.job_id, live, pictured[-1])
+            point = pictured[-1]
+            data = json_safe(
+                {name: point[name] for name in ("step", "epoch", *SNAPSHOT_FIELDS) if point.get(name) is not None}
+            )
+            events.append(Event(live.next_id(), EventType.SNAPSHOT, data))
+        others = [e for e in events if e.type != EventType.METRIC]
 
-    def _snapshot(self, job_id: str, live: _LiveJob, point: MetricPoint) -> None:
-        """Write and publish a ``snapshot`` event: the step, the epoch and the picture of the model."""
-        data = {name: point[name] for name in ("step", "epoch", *SNAPSHOT_FIELDS) if point.get(name) is not None}
-        self.flush()  # the points before it first: the database always holds events 1..n, no gaps
-        event = Event(live.last_event_id + 1, EventType.SNAPSHOT, data)
-        with self._session() as session:
-            crud.add_event(session, job_id=job_id, event_id=event.id, type=event.type, data=event.data)
-            session.commit()
-        live.last_event_id = event.id
-        self.broker.publish(job_id, event)
+        def write(session: Session) -> None:
+            crud.insert_metrics(session, rows=rows)
+            for e in others:
+                crud.add_event(session, job_id=job_id, event_id=e.id, type=e.type, data=e.data)
+            crud.update_job(session, job_id=job_id, values=progress)
+
+        self.writer.submit(write, rows=len(rows), then=lambda _: self._publish(job_id, events))
 
     def _finish(self, event: JobFinished) -> None:
         live = self._live[event.job_id]
-        self.flush()
         self._change(
             event.job_id,
             live,
             {
                 "status": JobStatus(event.status),
                 "finished_at": utcnow(),
-                "result": event.result,
+                "result": json_safe(event.result),
                 "error": event.error,
                 "has_model": event.has_model,
             },
             done=True,
         )
-        self.broker.close(event.job_id)
-        del self._live[event.job_id]
+        live.ending = True
 
     def _change(self, job_id: str, live: _LiveJob, values: dict[str, Any], done: bool = False) -> None:
-        """Write a change of the job, its ``status`` event (and ``done``); then publish them."""
-        self.flush()
-        with self._session() as session:
+        """Record a change of the job with its ``status`` event (and ``done``); publish them once stored."""
+        status_id = live.next_id()
+        done_id = live.next_id() if done else None
+        progress = {"epoch": live.epoch, "step": live.step}
+
+        def write(session: Session) -> list[Event]:
             job = crud.get_job(session, job_id=job_id)
             if job is None:
                 raise JobNotFound(job_id)
-            for key, value in values.items():
+            for key, value in {**values, **progress}.items():
                 setattr(job, key, value)
-            job.epoch, job.step = live.epoch, live.step
             session.add(job)
-            data = self.public(job).model_dump(mode="json")
-            events = [Event(live.last_event_id + 1, EventType.STATUS, data)]
-            if done:
-                events.append(Event(live.last_event_id + 2, EventType.DONE, data))
+            data = JobPublic.from_job(job, Progress(epoch=live.epoch, epochs=live.epochs, step=live.step)).model_dump(
+                mode="json"
+            )
+            events = [Event(status_id, EventType.STATUS, data)]
+            if done_id is not None:
+                events.append(Event(done_id, EventType.DONE, data))
             for e in events:
                 crud.add_event(session, job_id=job_id, event_id=e.id, type=e.type, data=e.data)
-            session.commit()
-        live.last_event_id = events[-1].id
-        live.progress_written = (live.epoch, live.step)
+            return events
+
+        def stored(events: list[Event]) -> None:
+            self._publish(job_id, events)
+            if done:
+                self._live.pop(job_id, None)
+
+        self.writer.submit(write, then=stored)
+
+    def _publish(self, job_id: str, events: list[Event]) -> None:
         for e in events:
             self.broker.publish(job_id, e)
-
-    def flush(self) -> None:
-        """Write the buffered metric points, and the progress of the jobs they belong to."""
-        if not self._pending:
-            return
-        rows, self._pending = self._pending, []
-        with self._session() as session:
-            crud.insert_metrics(session, rows=rows)
-            for job_id in dict.fromkeys(row[0] for row in rows):
-                live = self._live.get(job_id)
-                if live is not None and live.progress_written != (live.epoch, live.step):
-                    crud.update_job(session, job_id=job_id, values={"epoch": live.epoch, "step": live.step})
-                    live.progress_written = (live.epoch, live.step)
-            session.commit()
-
-    async def _flush_periodically(self) -> None:
-        while True:
-            await asyncio.sleep(FLUSH_INTERVAL_S)
-            try:
-                self.flush()
-            except Exception:
-                log.exception("could not write metric points; keeping them for the next try")
 
     # ------------------------------------------------------------------------------------------
     # Reads (any thread)
 
-    def public(self, job: Job) -> JobPublic:
+    def public(self, job: Job, data: list[list[float]] | None = None) -> JobPublic:
         """The job as the API shows it, with the live progress of a running job."""
         live = self._live.get(job.id)
         if live is not None:
             progress = Progress(epoch=live.epoch, epochs=live.epochs, step=live.step)
         else:
             progress = Progress(epoch=job.epoch, epochs=job.epochs, step=job.step)
-        return JobPublic.from_job(job, progress)
+        return JobPublic.from_job(job, progress, data=data)
 
     def get_job(self, job_id: str) -> Job:
         with self._session() as session:
@@ -391,42 +426,42 @@ class JobService:
             raise JobNotFound(job_id)
         return job
 
-    def live_event_id(self, job_id: str) -> int | None:
-        """The id of a queued or running job's newest event; None for any other job."""
-        live = self._live.get(job_id)
-        return live.last_event_id if live is not None else None
+    def read_job(self, job_id: str) -> JobPublic:
+        """The job with its own data points: the one read that sends them."""
+        with self._session() as session:
+            job = crud.get_job(session, job_id=job_id)
+            if job is None:
+                raise JobNotFound(job_id)
+            data = crud.get_job_data(session, job_id=job_id) if job.data_points else None
+        return self.public(job, data=data)
 
-    def metrics_table(
-        self, job_id: str, max_points: int | None = None, last_event_id: int | None = None
-    ) -> MetricsTable:
-        """Every point of the job (or at most ``max_points``, extremes kept), in step order.
-
-        Columns with no value at all are left out (a linear job has no accuracy). ``last_event_id``:
-        the live job's newest event, taken right after a flush; a finished job's comes from the
-        database. The rows may hold points of later events too, never fewer.
-        """
+    def job_data(self, job_id: str) -> list[list[float]] | None:
         with self._session() as session:
             if crud.get_job(session, job_id=job_id) is None:
                 raise JobNotFound(job_id)
-            if last_event_id is None:
-                last_event_id = crud.last_event_id(session, job_id=job_id)
-            snapshot = crud.latest_snapshot(session, job_id=job_id, up_to=last_event_id)
-            rows = crud.read_metric_rows(session, job_id=job_id)
-        keep = [i for i, name in enumerate(METRIC_FIELDS) if name in ("step", "epoch") or any(r[i] is not None for r in rows)]
-        columns = [METRIC_FIELDS[i] for i in keep]
-        table = [[row[i] for i in keep] for row in rows]
-        total = len(table)
-        if max_points is not None:
-            values = [j for j, name in enumerate(columns) if name not in ("step", "epoch")]
-            table = [table[i] for i in downsample_min_max(table, values, max_points)]
-        return MetricsTable(
-            columns=columns, rows=table, total=total, last_event_id=last_event_id, snapshot=snapshot
-        )
+            return crud.get_job_data(session, job_id=job_id)
 
-    async def _replay(self, job_id: str, after: int) -> list[Event]:
-        def read() -> list[Event]:
+    async def metrics_body(self, job_id: str, fmt: Literal["json", "csv"], max_points: int | None) -> bytes:
+        """The job's metrics table, encoded (see ``app.jobs.history``); kept once the job is over."""
+        return await self.metrics.body(job_id, fmt, max_points, final=job_id not in self._live)
+
+    def is_open(self, job_id: str) -> bool:
+        return job_id in self._live
+
+    async def _read_page(self, job_id: str, after: int) -> tuple[list[Event], bool]:
+        def read() -> tuple[list[Event], bool]:
             with self._session() as session:
-                return [Event(i, t, d) for i, t, d in crud.read_events(session, job_id=job_id, after=after)]
+                events, more = crud.read_events_page(session, job_id=job_id, after=after)
+            return [Event(i, t, d) for i, t, d in events], more
+
+        return await to_thread.run_sync(read)
+
+    async def _read_latest(self, job_id: str) -> tuple[list[Event], int]:
+        def read() -> tuple[list[Event], int]:
+            with self._session() as session:
+                events = crud.latest_status_events(session, job_id=job_id)
+                newest = crud.last_event_id(session, job_id=job_id)
+            return [Event(i, t, d) for i, t, d in events], newest
 
         return await to_thread.run_sync(read)
 
@@ -444,5 +479,15 @@ class JobService:
         # Objects stay readable after commit: they are turned into JSON after the session closes.
         return Session(self.engine, expire_on_commit=False)
 
-    def _spec(self, job: Job) -> JobSpec:
-        return JobSpec(job_id=job.id, kind=job.kind, params=job.params, seed=job.seed, device=job.device)
+    @staticmethod
+    def _full_params(job: Job, data: list[list[float]] | None) -> dict[str, Any]:
+        return {**job.params, "data": data} if data is not None else dict(job.params)
+
+    def _spec(self, session: Session, job: Job) -> JobSpec:
+        data = crud.get_job_data(session, job_id=job.id) if job.data_points else None
+        return JobSpec(
+            job_id=job.id, kind=job.kind, params=self._full_params(job, data), seed=job.seed, device=job.device
+        )
+
+
+_ = (OPEN_STATUSES, contextlib)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query
+from fastapi.concurrency import run_in_threadpool
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from app.api.deps import MAX_INDEX, JobId, ReadAccess, ServiceDep
@@ -13,16 +14,23 @@ from app.api.deps import MAX_INDEX, JobId, ReadAccess, ServiceDep
 router = APIRouter(prefix="/jobs", tags=["events"])
 
 
-def existing_job(job_id: JobId, service: ServiceDep) -> str:
-    # Checked in a dependency, before the 200 and the stream start: a 404 must be a 404. Not with
-    # SessionDep, whose session would stay open (a pooled connection per watcher) until the stream ends.
-    service.get_job(job_id)
-    return job_id
+async def stream_slot(job_id: JobId, service: ServiceDep) -> AsyncIterator[str]:
+    """The job exists and a stream may open (else 404, or 503 at the limits); held until it ends.
+
+    Checked in a dependency, before the 200 and the stream start: a 404 must be a 404. Not with
+    SessionDep, whose session would stay open (a pooled connection per watcher) until the stream ends.
+    """
+    await run_in_threadpool(service.get_job, job_id)
+    slot = service.broker.open_stream(job_id)
+    try:
+        yield job_id
+    finally:
+        slot.release()
 
 
 @router.get("/{job_id}/events", response_class=EventSourceResponse, dependencies=[ReadAccess])
 async def job_events(
-    job_id: Annotated[str, Depends(existing_job)],
+    job_id: Annotated[str, Depends(stream_slot)],
     service: ServiceDep,
     last_event_id: Annotated[int | None, Header(ge=0, le=MAX_INDEX, description="Resume after this event id.")] = None,
     after: Annotated[

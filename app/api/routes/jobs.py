@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
-from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from app import crud
 from app.api.deps import MAX_INDEX, JobId, ReadAccess, ServiceDep, SessionDep, WriteAccess
 from app.errors import JobNotFound
+from app.jobs.history import chunks
 from app.models import JobCreate, JobPublic, JobsPublic, JobStatus
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -34,7 +32,7 @@ class MetricsPublic(BaseModel):
 @router.post("", status_code=status.HTTP_201_CREATED, dependencies=[WriteAccess])
 async def create_job(body: JobCreate, service: ServiceDep, request: Request, response: Response) -> JobPublic:
     # async: the service writes on the event loop's thread only (see app/jobs/service.py).
-    job = service.create(body)
+    job = await service.create(body)
     response.headers["Location"] = request.url_for("read_job", job_id=job.id).path
     return job
 
@@ -53,28 +51,33 @@ def list_jobs(
 
 
 @router.get("/{job_id}", dependencies=[ReadAccess])
-def read_job(job_id: JobId, session: SessionDep, service: ServiceDep) -> JobPublic:
-    job = crud.get_job(session, job_id=job_id)
-    if job is None:
-        raise JobNotFound(job_id)
-    return service.public(job)
+def read_job(job_id: JobId, service: ServiceDep) -> JobPublic:
+    """The job, with its own data points in `params.data` (lists and events leave them out)."""
+    return service.read_job(job_id)
+
+
+@router.get("/{job_id}/data", dependencies=[ReadAccess])
+def read_job_data(job_id: JobId, service: ServiceDep) -> list[list[float]] | None:
+    """The job's own [x, y] points (`params.data`); null when it trains on the book's."""
+    return service.job_data(job_id)
 
 
 @router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, dependencies=[WriteAccess])
 async def cancel_job(job_id: JobId, service: ServiceDep) -> JobPublic:
     """Ask a queued or running job to stop; it becomes `cancelled` within about 2 seconds."""
-    return service.cancel(job_id)
+    return await service.cancel(job_id)
 
 
 @router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[WriteAccess])
 async def delete_job(job_id: JobId, service: ServiceDep) -> None:
     """Remove a finished job with its metrics and its model file."""
-    service.delete(job_id)
+    await service.delete(job_id)
 
 
 @router.get(
     "/{job_id}/metrics",
     dependencies=[ReadAccess],
+    response_model=MetricsPublic,
     responses={200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with a header row"}},
 )
 async def read_metrics(
@@ -85,27 +88,14 @@ async def read_metrics(
         None, ge=2, le=1_000_000, description="At most this many rows; each bucket keeps its minimum and maximum."
     ),
 ) -> Any:
-    service.flush()  # a running job's latest points are still in memory
-    # Taken here, on the event loop right after the flush: every event up to it is in the database.
-    covered = service.live_event_id(job_id)
-    table = await run_in_threadpool(service.metrics_table, job_id, max_points, covered)
+    body = await service.metrics_body(job_id, format, max_points)
     if format == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(table.columns)
-        writer.writerows(["" if v is None else v for v in row] for row in table.rows)
-        return Response(
-            out.getvalue(),
+        return StreamingResponse(
+            chunks(body),
             media_type="text/csv",
             headers={"Content-Disposition": f'attachment; filename="{job_id}-metrics.csv"'},
         )
-    return MetricsPublic(
-        columns=table.columns,
-        rows=table.rows,
-        total=table.total,
-        last_event_id=table.last_event_id,
-        snapshot=table.snapshot,
-    )
+    return StreamingResponse(chunks(body), media_type="application/json")
 
 
 @router.get(
