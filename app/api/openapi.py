@@ -86,6 +86,8 @@ def install_openapi(app: FastAPI, settings: Settings) -> None:
                         operation["security"].append({})  # {}: no credentials is fine too
             _predict_detail_may_be_a_message(schema)
             _job_create_by_kind(schema, settings, _devices(app))
+            _parameters_without_null(schema)
+            _links_from_a_created_job(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -127,7 +129,16 @@ def _job_create_by_kind(schema: dict[str, Any], settings: Settings, devices: lis
     mapping = {}
     for kind, spec in EXPERIMENTS.items():
         params_name = spec.params_model.__name__
-        schemas[params_name] = params_schema(spec.params_model, settings)
+        params = schemas[params_name] = params_schema(spec.params_model, settings)
+        # A default over this server's limit (epochs 5000, PLAYGROUND_MAX_EPOCHS=50) is refused:
+        # on this server the field must be given.
+        over = [
+            name
+            for name, prop in params["properties"].items()
+            if isinstance(prop.get("default"), int | float) and prop["default"] > prop.get("maximum", float("inf"))
+        ]
+        if over:
+            params["required"] = sorted({*params.get("required", []), *over})
         properties = {
             **base["properties"],
             "kind": {**base["properties"]["kind"], "const": kind},
@@ -136,10 +147,43 @@ def _job_create_by_kind(schema: dict[str, Any], settings: Settings, devices: lis
         if devices:
             properties["device"] = {**properties["device"], "enum": ["auto", *devices]}
         name = f"JobCreate{kind.capitalize()}"
-        schemas[name] = {**base, "title": name, "properties": properties}
+        required = [*base.get("required", []), *(["params"] if over else [])]
+        schemas[name] = {**base, "title": name, "properties": properties, "required": required}
         mapping[kind] = f"#/components/schemas/{name}"
     schemas["JobCreate"] = {
         "title": "JobCreate",
         "oneOf": [{"$ref": ref} for ref in mapping.values()],
         "discriminator": {"propertyName": "kind", "mapping": mapping},
     }
+
+
+def _parameters_without_null(schema: dict[str, Any]) -> None:
+    """``int | None`` parameters are documented as "integer or null"; an absent parameter is the
+    None, and a header or a query string cannot hold a JSON null."""
+    for operations in schema["paths"].values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                options = parameter["schema"].get("anyOf")
+                if options and {"type": "null"} in options:
+                    rest = [option for option in options if option != {"type": "null"}]
+                    del parameter["schema"]["anyOf"]
+                    if len(rest) == 1:
+                        parameter["schema"].update(rest[0])
+                    else:
+                        parameter["schema"]["anyOf"] = rest
+
+
+def _links_from_a_created_job(schema: dict[str, Any]) -> None:
+    """The 201 of ``POST /api/jobs`` links to every operation on the job it created (by its id)."""
+    created = schema["paths"].get("/api/jobs", {}).get("post", {}).get("responses", {}).get("201")
+    if created is None:
+        return
+    links = {}
+    for path, operations in schema["paths"].items():
+        if "{job_id}" in path:
+            for method, operation in operations.items():
+                links[operation["operationId"]] = {
+                    "operationId": operation["operationId"],
+                    "parameters": {"job_id": "$response.body#/id"},
+                }
+    created["links"] = links
