@@ -22,6 +22,7 @@ Contract
 from __future__ import annotations
 
 import abc
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +82,13 @@ class ExecutorInfo:
 
 class Executor(abc.ABC):
     name: str
+    # Cleared by the job service while the database is behind: an executor stops taking its
+    # workers' messages until it is set again (back-pressure instead of unbounded buffering).
+    accepting: threading.Event
+
+    def __init__(self) -> None:
+        self.accepting = threading.Event()
+        self.accepting.set()
 
     @abc.abstractmethod
     async def start(self, on_event: OnEvent) -> None:

@@ -113,6 +113,7 @@ class LocalExecutor(Executor):
     name = "local"
 
     def __init__(self, settings: Settings) -> None:
+        super().__init__()
         self.settings = settings
         self._mp = get_context("spawn")  # fork after CUDA (or after threads) is unsafe
         self._lock = threading.RLock()
@@ -351,6 +352,13 @@ class LocalExecutor(Executor):
 
     def _monitor_loop(self) -> None:
         while True:
+            if not self.accepting.is_set():
+                # The database is behind (see app.jobs.writer): leave the workers' messages in their
+                # pipes, so a worker blocks in its send instead of the web process filling up.
+                self.accepting.wait(0.5)
+                if self._stopping:
+                    return
+                continue
             with self._lock:
                 if self._stopping:
                     return

@@ -44,6 +44,7 @@ from app.jobs.executor import (
     model_path,
 )
 from app.jobs.ray_tasks import TaskOptions, TaskOutcome, TaskStarted
+from app.jobs.worker import save_error
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class RayExecutor(Executor):
     name = "ray"
 
     def __init__(self, settings: Settings) -> None:
+        super().__init__()
         self.settings = settings
         self._lock = threading.RLock()
         self._jobs: dict[str, _RayJob] = {}
@@ -271,6 +273,9 @@ class RayExecutor(Executor):
         ray = self._ray
         try:
             for ref in job.stream:
+                # The database is behind: stop pulling (the task's stream backs up in Ray instead).
+                while not self.accepting.wait(0.5) and not self._stopping:
+                    pass
                 item = ray.get(ref)
                 if isinstance(item, TaskOutcome):
                     item = self._save_weights(job, item)
@@ -287,10 +292,7 @@ class RayExecutor(Executor):
             try:
                 _write_atomically(path, outcome.weights)
             except OSError as exc:
-                return JobFinished(
-                    job_id, "failed", result=outcome.result,
-                    error=f"Could not save the trained weights to {str(path)!r}: {exc}",
-                )
+                return JobFinished(job_id, "failed", result=outcome.result, error=save_error(path, exc))
             has_model = True
         return JobFinished(
             job_id,

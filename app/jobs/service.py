@@ -25,6 +25,7 @@ import contextlib
 import logging
 import math
 import secrets
+import shutil
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,6 +141,7 @@ class JobService:
         self.engine = engine
         self.executor = executor
         self.writer = DatabaseWriter(engine)
+        self.writer.accepting = executor.accepting  # one flag: the writer clears it, the executor waits on it
         self.broker = EventBroker(
             self._read_page,
             self._read_latest,
@@ -444,6 +446,28 @@ class JobService:
     async def metrics_body(self, job_id: str, fmt: Literal["json", "csv"], max_points: int | None) -> bytes:
         """The job's metrics table, encoded (see ``app.jobs.history``); kept once the job is over."""
         return await self.metrics.body(job_id, fmt, max_points, final=job_id not in self._live)
+
+    def disk_free_mb(self) -> float | None:
+        try:
+            return round(shutil.disk_usage(self.settings.home).free / 1e6, 1)
+        except OSError:
+            return None
+
+    def problems(self) -> list[str]:
+        """What /api/health reports as wrong, in words (empty: all is well)."""
+        problems = []
+        free = self.disk_free_mb()
+        if free is not None and free < self.settings.min_free_disk_mb:
+            problems.append(
+                f"low disk space: {free:.0f} MB free in {str(self.settings.home)!r} "
+                f"(PLAYGROUND_MIN_FREE_DISK_MB={self.settings.min_free_disk_mb})"
+            )
+        if self.writer.failing_since is not None:
+            problems.append(
+                f"the database refuses writes ({self.writer.last_error}); {self.writer.pending()} write(s) "
+                "are kept and retried"
+            )
+        return problems
 
     def is_open(self, job_id: str) -> bool:
         return job_id in self._live

@@ -315,13 +315,9 @@ def run_job(
         path = model_path(settings.models_dir, spec.job_id)
         try:
             save_weights(outcome.state_dict, path)
-        except OSError as exc:
-            return JobFinished(
-                spec.job_id,
-                "failed",
-                result=outcome.result,
-                error=f"Could not save the trained weights to {str(path)!r}: {exc}",
-            )
+        except (OSError, RuntimeError) as exc:  # torch.save reports a full disk as a RuntimeError
+            error = save_error(path, exc, tensor_bytes(outcome.state_dict))
+            return JobFinished(spec.job_id, "failed", result=outcome.result, error=error)
         has_model = True
     return JobFinished(
         spec.job_id, outcome.status.value, result=outcome.result, error=outcome.error, has_model=has_model
@@ -363,6 +359,37 @@ def save_weights(state_dict: Any, path: Path) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def save_error(path: Path, exc: BaseException, needed: int = 0) -> str:
+    """Why a file could not be written; on a full disk, say so with the free space left.
+
+    torch.save reports ENOSPC as a bare ``RuntimeError`` ("unexpected pos 576 vs 534"), so a full
+    disk is told by the space left: less than the file needed, or less than a megabyte.
+    """
+    import errno
+    import shutil
+
+    try:
+        free_bytes: int | None = shutil.disk_usage(path.parent).free
+    except OSError:
+        free_bytes = None
+    free = f"{free_bytes / 1e6:.1f} MB free" if free_bytes is not None else "free space unknown"
+    full = isinstance(exc, OSError) and exc.errno == errno.ENOSPC
+    full = full or (free_bytes is not None and free_bytes < max(needed, 1_000_000))
+    if full:
+        return f"No space left on the disk of {str(path.parent)!r} ({free}): could not write {path.name}."
+    return f"Could not write {str(path)!r} ({free}): {type(exc).__name__}: {exc}"
+
+
+def tensor_bytes(state: Any) -> int:
+    """Bytes of the tensors in a (nested) state dict: what saving it needs at least."""
+    if isinstance(state, dict):
+        return sum(tensor_bytes(v) for v in state.values())
+    if isinstance(state, (list, tuple)):
+        return sum(tensor_bytes(v) for v in state)
+    nbytes = getattr(state, "nbytes", None)
+    return nbytes if isinstance(nbytes, int) else 0
 
 
 def _release_cuda_memory() -> None:

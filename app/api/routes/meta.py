@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
@@ -17,7 +17,13 @@ router = APIRouter(tags=["meta"])
 
 
 class Health(BaseModel):
-    status: str
+    status: Literal["ok", "degraded"] = Field(
+        description="`degraded`: it serves, but see `problems` (a full disk, a database that refuses writes)."
+    )
+    problems: list[str] = Field(default_factory=list, description="What is wrong, in words; empty when ok.")
+    disk_free_mb: float | None = Field(None, description="Free space on PLAYGROUND_HOME's disk.")
+    pending_writes: int = Field(0, description="Writes waiting for the database (points, status changes).")
+    open_streams: int = Field(0, description="Event streams open now.")
     version: str
     executor: str
     devices: list[str]
@@ -39,10 +45,17 @@ class KindPublic(BaseModel):
 
 
 @router.get("/health")
-def health(service: ServiceDep) -> Health:
+async def health(service: ServiceDep) -> Health:
+    # async, and no database read: it answers at once even when every thread of the pool is busy
+    # and the database is locked -- which is when someone asks.
     info = service.executor.info()
+    problems = service.problems()
     return Health(
-        status="ok",
+        status="degraded" if problems else "ok",
+        problems=problems,
+        disk_free_mb=service.disk_free_mb(),
+        pending_writes=service.writer.pending(),
+        open_streams=service.broker.open_streams,
         version=__version__,
         executor=info.executor,
         devices=info.devices,
