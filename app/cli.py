@@ -79,6 +79,8 @@ def train(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         allowed = list(spec.params_model.model_fields)
         return fail(format_validation_error(exc, allowed))
+    if args.checkpoint is not None and args.pause_at is None:
+        return fail("--checkpoint names the file --pause-at writes; give --pause-at STEP too")
     if args.pause_at is not None and args.pause_at < 1:
         return fail(f"--pause-at must be a step of 1 or more, got {args.pause_at}")
     if resume_from is not None and args.pause_at is not None and args.pause_at <= resume_from.step:
@@ -130,7 +132,8 @@ def train(args: argparse.Namespace) -> int:
         try:
             write_checkpoint(cp, checkpoint_path)
         except OSError as exc:
-            status, error, checkpoint_path = "failed", f"could not write the checkpoint {str(checkpoint_path)!r}: {exc}", None
+            status, error = "failed", f"could not write the checkpoint {str(checkpoint_path)!r}: {exc}"
+            checkpoint_path = None
 
     report = {
         "kind": spec.kind,

@@ -87,7 +87,7 @@ def _why_unreadable(data: bytes, exc: Exception) -> str:
     if data[:4] != b"PK\x03\x04":
         return f"{len(data)} bytes starting with {data[:16]!r}, not a torch zip archive"
     detail = str(exc).split(". ")[0][:120]
-    return f"{len(data)} bytes of a torch zip archive that does not load, truncated or damaged ({type(exc).__name__}: {detail})"
+    return f"{len(data)} bytes of a torch zip archive that does not load, truncated or damaged ({detail})"
 
 
 def write_checkpoint(cp: Checkpoint, path: Path | str) -> Path:
@@ -140,10 +140,14 @@ def check_resume(cp: Checkpoint, kind: str, params: BaseModel, source: Path | st
     live = set(live_params(type(params)))
     given = params.model_dump(mode="json")
     changed = sorted(
-        name for name in given.keys() | cp.params.keys() if name not in live and given.get(name) != cp.params.get(name)
+        name
+        for name in given.keys() | cp.params.keys()
+        if name not in live and given.get(name) != cp.params.get(name)
     )
     if changed:
-        shown = ", ".join(f"{name}={given.get(name)!r} (the checkpoint has {cp.params.get(name)!r})" for name in changed)
+        shown = ", ".join(
+            f"{name}={given.get(name)!r} (the checkpoint has {cp.params.get(name)!r})" for name in changed
+        )
         raise CheckpointInvalid(
             source,
             f"the run's {shown} differ; only the live parameters may change on resume: "

@@ -28,7 +28,9 @@ def with_changes(params: BaseModel, changes: dict[str, Any]) -> BaseModel:
     return type(params).model_validate({**params.model_dump(), **changes})
 
 
-def make_checkpoint(kind: str, step: int, epoch: int, params: BaseModel, save: SaveState, epoch_end: bool) -> Checkpoint:
+def make_checkpoint(
+    kind: str, step: int, epoch: int, params: BaseModel, save: SaveState, epoch_end: bool
+) -> Checkpoint:
     return Checkpoint(
         kind=kind,
         step=step,

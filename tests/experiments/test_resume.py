@@ -205,7 +205,8 @@ def test_the_checkpoint_is_a_copy_the_run_does_not_change_afterwards(tiny_folder
     cp, _, _ = pause("cifar", params, 5, tiny_folder)
     state = saved[0]
     assert_same_weights(state["model"], cp.state["model"])
-    assert torch.equal(state["optimizer"]["state"][0]["momentum_buffer"], cp.state["optimizer"]["state"][0]["momentum_buffer"])
+    momentum = [s["optimizer"]["state"][0]["momentum_buffer"] for s in (state, cp.state)]
+    assert torch.equal(*momentum)
     assert torch.equal(state["loss_sum"], cp.state["loss_sum"]) and torch.equal(state["data_rng"], cp.state["data_rng"])
 
 
@@ -236,7 +237,8 @@ def test_linear_and_mlp_points_carry_the_lr_of_their_step():
         ("linear", LinearParams(optimizer="adam", lr=0.1, epochs=120), 40, {"lr": 0.02}),
         ("mlp", MlpParams(optimizer="sgd", hidden=8, epochs=120), 40, {"lr": 0.003}),
         ("cifar", CifarParams(**CIFAR_RUNS["conv"]), 6, {"lr": 0.02}),
-        ("cifar", CifarParams(**CIFAR_RUNS["conv"]), 10, {"lr": 0.1, "weight_decay": 0.0, "label_smoothing": 0.0, "augment": False}),
+        ("cifar", CifarParams(**CIFAR_RUNS["conv"]), 10,
+         {"lr": 0.1, "weight_decay": 0.0, "label_smoothing": 0.0, "augment": False}),
         ("cifar", CifarParams(**CIFAR_RUNS["adam"]), 3, {"lr": 1e-3, "weight_decay": 1e-3}),
     ],
 )
@@ -294,7 +296,8 @@ def test_only_live_parameters_may_change():
 
 def test_resuming_with_other_fixed_parameters_or_another_kind_is_refused():
     cp, _, _ = pause("linear", LinearParams(optimizer="sgd", epochs=20), 5)
-    with pytest.raises(CheckpointInvalid, match=r"optimizer='adam' \(the checkpoint has 'sgd'\).*live parameters.*epochs, lr"):
+    refused = r"optimizer='adam' \(the checkpoint has 'sgd'\).*live parameters.*epochs, lr"
+    with pytest.raises(CheckpointInvalid, match=refused):
         train("linear", LinearParams(optimizer="adam", epochs=20), resume=cp)
     with pytest.raises(CheckpointInvalid, match="'linear' checkpoint, not 'mlp'"):
         train("mlp", MlpParams(epochs=20), resume=cp)
