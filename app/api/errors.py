@@ -133,7 +133,9 @@ def register_error_handlers(app: FastAPI) -> None:
             for route in iter_route_contexts(request.app.routes):
                 if route.methods and route.path_regex.match(path):
                     methods |= route.methods
-            exc = StarletteHTTPException(exc.status_code, exc.detail, {**(exc.headers or {}), "Allow": ", ".join(sorted(methods))})
+            if methods:
+                allow = {"Allow": ", ".join(sorted(methods))}
+                exc = StarletteHTTPException(exc.status_code, exc.detail, {**(exc.headers or {}), **allow})
         return await http_exception_handler(request, exc)
 
     app.add_exception_handler(PlaygroundError, handle)

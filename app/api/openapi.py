@@ -41,7 +41,7 @@ ERROR_DESCRIPTIONS = {
     503: "The predictor died or hung and is being replaced; see `Retry-After`.",
 }
 
-# What each operation can answer besides those every operation of its sort can (route_errors):
+# What each operation can answer besides those every operation of its sort can (operation_errors):
 # the named errors its route raises (app/errors.py) and the limits of its body.
 OPERATION_ERRORS: dict[tuple[str, str], set[int]] = {
     ("post", "/api/jobs"): {400, 413, 429},
@@ -112,7 +112,10 @@ def _predict_detail_may_be_a_message(schema: dict[str, Any]) -> None:
         if path.endswith("/predict") and "422" in operations.get("post", {}).get("responses", {}):
             content = operations["post"]["responses"]["422"]["content"]["application/json"]
             content["schema"] = {
-                "anyOf": [{"$ref": "#/components/schemas/HTTPValidationError"}, {"$ref": "#/components/schemas/ErrorMessage"}]
+                "anyOf": [
+                    {"$ref": "#/components/schemas/HTTPValidationError"},
+                    {"$ref": "#/components/schemas/ErrorMessage"},
+                ]
             }
 
 
@@ -142,7 +145,10 @@ def _job_create_by_kind(schema: dict[str, Any], settings: Settings, devices: lis
         properties = {
             **base["properties"],
             "kind": {**base["properties"]["kind"], "const": kind},
-            "params": {"$ref": f"#/components/schemas/{params_name}", "description": base["properties"]["params"]["description"]},
+            "params": {
+                "$ref": f"#/components/schemas/{params_name}",
+                "description": base["properties"]["params"]["description"],
+            },
         }
         if devices:
             properties["device"] = {**properties["device"], "enum": ["auto", *devices]}
