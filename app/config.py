@@ -38,6 +38,16 @@ class Settings(BaseSettings):
         1.0, ge=0, description="How long a cancelled job may take to stop by itself before its worker is killed."
     )
 
+    # --- checkpoints (pause, resume, fork) -----------------------------------------------------
+    checkpoints_per_job: int = Field(
+        100,
+        ge=2,
+        description=(
+            "Checkpoints kept per job besides its newest (linear/mlp: about this many evenly spaced; "
+            "cifar: every epoch end); older ones are thinned out evenly."
+        ),
+    )
+
     # --- history and streams -----------------------------------------------------------------
     max_streams: int = Field(
         1000, ge=1, description="Open event streams on the whole server; one more is answered 503 with Retry-After."
@@ -93,6 +103,10 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         return self.home / "models"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.home / "checkpoints"
 
 
 @lru_cache

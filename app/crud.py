@@ -84,10 +84,12 @@ def add_event(session: Session, *, job_id: str, event_id: int, type: EventType, 
     session.add(JobEvent(job_id=job_id, event_id=event_id, type=type, data=data))
 
 
-def read_metric_rows(session: Session, *, job_id: str) -> list[tuple[Any, ...]]:
-    """Every point of a job in order, as tuples in ``METRIC_FIELDS`` order."""
+def read_metric_rows(session: Session, *, job_id: str, through_step: int | None = None) -> list[tuple[Any, ...]]:
+    """Every point of a job in order (up to ``through_step``), as tuples in ``METRIC_FIELDS`` order."""
     columns = [getattr(Metric, name) for name in METRIC_FIELDS]
     query = select(*columns).where(Metric.job_id == job_id).order_by(col(Metric.seq))
+    if through_step is not None:
+        query = query.where(Metric.step <= through_step)
     return [tuple(row) for row in session.exec(query).all()]  # type: ignore[call-overload]
 
 
@@ -205,3 +207,15 @@ def latest_status_events(session: Session, *, job_id: str) -> list[tuple[int, Ev
     ).all()
     events = [(i, EventType(t), d) for i, t, d in reversed(newest)]
     return events if events and events[-1][1] == EventType.DONE else events[-1:]
+
+
+def count_metrics_between(session: Session, *, job_id: str, after_step: int, through_step: int | None) -> int:
+    """Points with ``after_step`` < step <= ``through_step`` (no upper bound when None)."""
+    query = select(func.count()).select_from(Metric).where(Metric.job_id == job_id, Metric.step > after_step)
+    if through_step is not None:
+        query = query.where(Metric.step <= through_step)
+    return session.exec(query).one()
+
+
+def last_metric_step(session: Session, *, job_id: str) -> int:
+    return session.exec(select(func.max(Metric.step)).where(Metric.job_id == job_id)).one() or 0

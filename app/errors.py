@@ -16,7 +16,9 @@
     │   └── InvalidImage     an upload that does not decode as a PNG or JPEG image
     ├── WorkerDied           a worker or predictor process died (killed, out of memory, crashed)
     ├── DatabaseUnavailable  the database refused a request's write for too long (locked, full)
-    └── StreamLimit          too many open event streams (per job, or on the server)
+    ├── StreamLimit          too many open event streams (per job, or on the server)
+    ├── NoCheckpoint         a fork or resume at a step the job has no checkpoint for
+    └── InvalidField         one field of a request that cannot be used (a parameter that is not live)
 
 The api layer turns these into HTTP errors; the CLI into exit status 2.
 """
@@ -186,3 +188,24 @@ class StreamLimit(PlaygroundError):
             f"{count} event streams are open {scope}, the most this server allows ({setting}={limit}); "
             "try again in a few seconds."
         )
+
+
+class NoCheckpoint(PlaygroundError):
+    """A fork (or a resume) needs a checkpoint at or before a step, and the job has none there."""
+
+    def __init__(self, job_id: str, step: int, earliest: int | None) -> None:
+        self.job_id = job_id
+        self.step = step
+        self.earliest = earliest
+        have = f"its earliest is at step {earliest}" if earliest is not None else "it has none"
+        super().__init__(f"Job {job_id!r} has no checkpoint at or before step {step} ({have}).")
+
+
+class InvalidField(PlaygroundError):
+    """One field of a request that cannot be used as it is; ``loc`` as in FastAPI's 422 (body, ...)."""
+
+    def __init__(self, loc: list[str | int], message: str, value: object = None, **ctx: object) -> None:
+        self.loc = loc
+        self.value = value
+        self.ctx = ctx
+        super().__init__(message)

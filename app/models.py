@@ -50,6 +50,11 @@ def utcnow() -> datetime:
 MAX_SEED = 2**32 - 1
 
 
+class ForkFrom(SQLModel):
+    job_id: str = Field(regex=r"^[0-9a-f]{32}$", description="The parent job (32 hex digits).")
+    step: int = Field(ge=0, le=2**31, description="The parent's step to start from (the child's first point is the next).")
+
+
 class JobCreate(SQLModel):
     kind: str = Field(description="linear, mlp or cifar (GET /api/kinds lists them).")
     params: dict[str, Any] = Field(
@@ -64,6 +69,13 @@ class JobCreate(SQLModel):
         None, ge=0, le=MAX_SEED, description="Random seed; empty: drawn, and returned so the run can be repeated."
     )
     name: str | None = Field(None, max_length=200, description="A label of your choice.")
+    fork: ForkFrom | None = Field(
+        None,
+        description=(
+            "Start from another job's state at one of its steps (the kind must be the parent's); "
+            "`params` may change its live parameters (x-live in the kind's schema) and epochs."
+        ),
+    )
 
 
 class JobBase(SQLModel):

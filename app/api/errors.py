@@ -33,6 +33,8 @@ from app.errors import (
     WorkerDied,
     DatabaseUnavailable,
     StreamLimit,
+    NoCheckpoint,
+    InvalidField,
 )
 
 
@@ -79,6 +81,10 @@ def to_response(exc: PlaygroundError) -> JSONResponse:
                     }
                 ]
             )
+        case InvalidField():
+            return _field_errors(
+                [{"type": "invalid_field", "loc": exc.loc, "msg": str(exc), "input": exc.value, "ctx": exc.ctx}]
+            )
         case UnknownKind():
             return _field_errors(
                 [{"type": "unknown_kind", "loc": ["body", "kind"], "msg": str(exc), "input": exc.kind, "ctx": {"allowed": exc.allowed}}]
@@ -99,7 +105,7 @@ def to_response(exc: PlaygroundError) -> JSONResponse:
             return _detail(status.HTTP_422_UNPROCESSABLE_CONTENT, exc)
         case JobNotFound():
             return _detail(status.HTTP_404_NOT_FOUND, exc)
-        case JobConflict() | ModelUnavailable():
+        case JobConflict() | ModelUnavailable() | NoCheckpoint():
             return _detail(status.HTTP_409_CONFLICT, exc)
         case QueueFull():
             return _detail(status.HTTP_429_TOO_MANY_REQUESTS, exc, headers={"Retry-After": "5"})

@@ -44,9 +44,14 @@ ERROR_DESCRIPTIONS = {
 # What each operation can answer besides those every operation of its sort can (operation_errors):
 # the named errors its route raises (app/errors.py) and the limits of its body.
 OPERATION_ERRORS: dict[tuple[str, str], set[int]] = {
-    ("post", "/api/jobs"): {400, 413, 429},
-    ("post", "/api/jobs/{job_id}/cancel"): {409},
-    ("delete", "/api/jobs/{job_id}"): {409},
+    ("post", "/api/jobs"): {400, 404, 409, 413, 429, 503},  # 404, 409: a fork's parent, its checkpoint
+    ("post", "/api/jobs/{job_id}/cancel"): {409, 503},
+    ("post", "/api/jobs/{job_id}/pause"): {409, 503},
+    ("post", "/api/jobs/{job_id}/resume"): {409, 503},
+    ("post", "/api/jobs/{job_id}/step"): {409, 503},
+    ("patch", "/api/jobs/{job_id}"): {409, 503},
+    ("delete", "/api/jobs/{job_id}"): {409, 503},
+    ("get", "/api/jobs/{job_id}/events"): {503},
     ("get", "/api/jobs/{job_id}/model"): {409},
     ("post", "/api/jobs/{job_id}/predict"): {400, 409, 413, 503},
 }

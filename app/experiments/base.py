@@ -109,8 +109,9 @@ class RunContext:
     # Where decoded-dataset caches go when data_dir is read-only (a mounted volume); None: data_dir.
     cache_dir: Path | None = None
     control: RunControl = field(default_factory=RunControl)
-    # Continue from this checkpoint (same kind; its params win over the run's own): the run builds
-    # everything from the seed as usual, then loads the state and goes on at step resume.step + 1.
+    # Continue from this checkpoint (same kind and seed; non-live params must equal the checkpoint's,
+    # live ones are the run's): the run builds everything from the seed as usual, then loads the
+    # state and goes on at step resume.step + 1.
     resume: Checkpoint | None = None
 
 

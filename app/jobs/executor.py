@@ -32,12 +32,29 @@ from app.experiments.base import MetricPoint
 
 
 @dataclass(frozen=True)
+class ControlPlan:
+    """What a run does before it takes commands (see ``app.jobs.control``)."""
+
+    resume: bytes | None = None  # a checkpoint (app.experiments.checkpoints format) to start from
+    resume_step: int | None = None  # its step
+    replay_to_step: int = 0  # boundaries before this step are a replay: no checkpoints, no control events
+    skip_points: int = 0  # the first points the run emits are not sent (already stored, or the parent's)
+    scheduled: tuple[tuple[int, dict[str, Any]], ...] = ()  # (boundary step, changes), in step order
+    pause_at_step: int | None = None  # pause at the first boundary at or after this step
+    pause_at_epoch: int | None = None  # pause at the end of this epoch (its epoch-end boundary)
+    checkpoint_every: int = 0  # steps between periodic checkpoints; 0: none
+    checkpoint_epoch_ends: bool = False  # at every epoch end (cifar)
+    base_points: int = 0  # the job's points stored before this run (a resumed job's)
+
+
+@dataclass(frozen=True)
 class JobSpec:
     job_id: str
     kind: str
     params: dict[str, Any]  # validated, defaults filled in (JSON form)
     seed: int
     device: str  # resolved: "cpu", "cuda:0", ...
+    plan: ControlPlan = field(default_factory=ControlPlan)
 
 
 @dataclass(frozen=True)
@@ -54,15 +71,36 @@ class JobMetrics:
 
 
 @dataclass(frozen=True)
+class JobControlApplied:
+    """Live changes took effect at the boundary after step ``step`` (from step + 1 on)."""
+
+    job_id: str
+    step: int
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class JobCheckpoint:
+    """The run's whole state after step ``step`` (``app.experiments.checkpoints`` bytes)."""
+
+    job_id: str
+    step: int
+    epoch: int
+    epoch_end: bool
+    payload: bytes
+    points: int  # the job's points up to this state (the plan's base_points + those this run sent)
+
+
+@dataclass(frozen=True)
 class JobFinished:
     job_id: str
-    status: Literal["succeeded", "diverged", "cancelled", "failed"]
+    status: Literal["succeeded", "diverged", "cancelled", "failed", "paused"]
     result: dict[str, Any] | None = None
     error: str | None = None
     has_model: bool = False
 
 
-ExecutorEvent = JobStarted | JobMetrics | JobFinished
+ExecutorEvent = JobStarted | JobMetrics | JobControlApplied | JobCheckpoint | JobFinished
 OnEvent = Callable[[ExecutorEvent], None]
 
 
@@ -110,6 +148,14 @@ class Executor(abc.ABC):
         first, then a hard kill of the worker after the grace period (the worker is replaced); either
         way JobFinished(cancelled) follows within ~2 seconds, the points sent so far kept.
         """
+
+    def withdraw(self, job_id: str) -> bool:
+        """Take a queued job back without a word (it is paused); False if it is not queued here."""
+        return False
+
+    def control(self, job_id: str, *, pause: bool = False, patch: dict[str, Any] | None = None) -> bool:
+        """Pass a command to a running job's ``JobControl``; False if it is not running here."""
+        return False
 
     @abc.abstractmethod
     async def predict(self, kind: str, params: dict[str, Any], job_id: str, inputs: Any) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from app.jobs.downsample import downsample_min_max
 
 Format = Literal["json", "csv"]
 CHUNK_BYTES = 64 * 1024
+MAX_ANCESTORS = 20  # a fork of a fork of ...: how far up ``with_parent`` goes
 
 
 @dataclass
@@ -40,17 +41,30 @@ class MetricsTable:
     snapshot: dict[str, Any] | None = None  # the newest picture of the model up to that event
 
 
-def read_metrics_table(engine: Engine, job_id: str, max_points: int | None = None) -> MetricsTable:
+def read_metrics_table(
+    engine: Engine, job_id: str, max_points: int | None = None, with_parent: bool = False
+) -> MetricsTable:
     """Every point of the job (or at most ``max_points``, extremes kept), in step order.
 
-    Columns with no value at all are left out (a linear job has no accuracy).
+    Columns with no value at all are left out (a linear job has no accuracy). ``with_parent``: a
+    fork's parent's points up to the fork step come first (and the parent's parent's, up the line).
     """
     with Session(engine) as session, session.begin():  # one snapshot of the database
-        if crud.get_job(session, job_id=job_id) is None:
+        job = crud.get_job(session, job_id=job_id)
+        if job is None:
             raise JobNotFound(job_id)
         last_event_id = crud.last_event_id(session, job_id=job_id)
         snapshot = crud.latest_snapshot(session, job_id=job_id, up_to=last_event_id)
         rows = crud.read_metric_rows(session, job_id=job_id)
+        child = job
+        for _ in range(MAX_ANCESTORS if with_parent else 0):
+            if child.parent_id is None or child.fork_step is None:
+                break
+            parent = crud.get_job(session, job_id=child.parent_id)
+            if parent is None:  # deleted: the line stops here
+                break
+            rows = crud.read_metric_rows(session, job_id=parent.id, through_step=child.fork_step) + rows
+            child = parent
     keep = [
         i for i, name in enumerate(METRIC_FIELDS) if name in ("step", "epoch") or any(r[i] is not None for r in rows)
     ]
@@ -90,14 +104,16 @@ class MetricsReader:
     def __init__(self, engine: Engine, *, cache_bytes: int = 64 * 1024 * 1024, concurrency: int = 2) -> None:
         self.engine = engine
         self.cache_bytes = cache_bytes
-        self._cache: OrderedDict[tuple[str, Format, int | None], bytes] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, Format, int | None, bool], bytes] = OrderedDict()
         self._cached_bytes = 0
         self._builds = asyncio.Semaphore(concurrency)
-        self._building: dict[tuple[str, Format, int | None], asyncio.Future[bytes]] = {}
+        self._building: dict[tuple[str, Format, int | None, bool], asyncio.Future[bytes]] = {}
 
-    async def body(self, job_id: str, fmt: Format, max_points: int | None, *, final: bool) -> bytes:
+    async def body(
+        self, job_id: str, fmt: Format, max_points: int | None, *, final: bool, with_parent: bool = False
+    ) -> bytes:
         """The encoded table; ``final``: the job is over, so its table may be kept and shared."""
-        key = (job_id, fmt, max_points)
+        key = (job_id, fmt, max_points, with_parent)
         if final and key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
@@ -107,7 +123,9 @@ class MetricsReader:
         self._building[key] = future
         try:
             async with self._builds:
-                body = await to_thread.run_sync(lambda: encode(read_metrics_table(self.engine, job_id, max_points), fmt))
+                body = await to_thread.run_sync(
+                    lambda: encode(read_metrics_table(self.engine, job_id, max_points, with_parent), fmt)
+                )
             future.set_result(body)
         except BaseException as exc:
             future.set_exception(exc)
@@ -124,7 +142,7 @@ class MetricsReader:
         for key in [k for k in self._cache if k[0] == job_id]:
             self._cached_bytes -= len(self._cache.pop(key))
 
-    def _keep(self, key: tuple[str, Format, int | None], body: bytes) -> None:
+    def _keep(self, key: tuple[str, Format, int | None, bool], body: bytes) -> None:
         if len(body) > self.cache_bytes // 4:
             return  # one table must not push out all the others
         self._cache[key] = body

@@ -44,6 +44,8 @@ from app.jobs.executor import (
     Executor,
     ExecutorEvent,
     ExecutorInfo,
+    JobCheckpoint,
+    JobControlApplied,
     JobFinished,
     JobMetrics,
     JobSpec,
@@ -51,7 +53,7 @@ from app.jobs.executor import (
     OnEvent,
     model_path,
 )
-from app.jobs.messages import CancelJob, PredictReply, PredictRequest, RunJob, WorkerHello
+from app.jobs.messages import CancelJob, ControlJob, PredictReply, PredictRequest, RunJob, WorkerHello
 from app.jobs.worker import predictor_main, worker_main
 
 log = logging.getLogger(__name__)
@@ -231,6 +233,21 @@ class LocalExecutor(Executor):
                 self._wake()  # the monitor's wait now has a deadline to keep
             return True
 
+    def withdraw(self, job_id: str) -> bool:
+        with self._lock:
+            for spec in self._queue:
+                if spec.job_id == job_id:
+                    self._queue.remove(spec)
+                    return True
+            return False
+
+    def control(self, job_id: str, *, pause: bool = False, patch: dict[str, Any] | None = None) -> bool:
+        with self._lock:
+            worker = next((w for w in self._workers if w.job and w.job.job_id == job_id), None)
+            if worker is None:
+                return False
+            return worker.send(ControlJob(job_id, pause=pause, patch=patch))
+
     async def predict(self, kind: str, params: dict[str, Any], job_id: str, inputs: Any) -> dict[str, Any]:
         path = model_path(self.settings.models_dir, job_id)
         if not path.is_file():
@@ -404,7 +421,7 @@ class LocalExecutor(Executor):
             child.pipe_open = False
 
     def _on_message(self, child: _Child, message: Any) -> None:
-        if isinstance(message, (JobMetrics, JobFinished)):
+        if isinstance(message, (JobMetrics, JobControlApplied, JobCheckpoint, JobFinished)):
             if child.job is None or child.job.job_id != message.job_id:
                 return  # a job we already reported (e.g. failed when its cancel was forced)
             if isinstance(message, JobFinished):

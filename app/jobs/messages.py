@@ -3,8 +3,8 @@
 Each process has one duplex pipe to the web process; everything on it is one of these (or one of the
 executor events ``JobMetrics`` / ``JobFinished``, which a worker sends as they are).
 
-    web → worker      RunJob, CancelJob
-    worker → web      WorkerHello, JobMetrics, JobFinished
+    web → worker      RunJob, CancelJob, ControlJob
+    worker → web      WorkerHello, JobMetrics, JobControlApplied, JobCheckpoint, JobFinished
     web → predictor   PredictRequest
     predictor → web   WorkerHello, PredictReply
 
@@ -43,6 +43,15 @@ class RunJob:
 @dataclass(frozen=True)
 class CancelJob:
     job_id: str
+
+
+@dataclass(frozen=True)
+class ControlJob:
+    """Pause the job at its next step boundary, and/or change live parameters from the next step on."""
+
+    job_id: str
+    pause: bool = False
+    patch: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

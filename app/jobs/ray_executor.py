@@ -33,6 +33,8 @@ import app
 from app.config import Settings
 from app.errors import ModelUnavailable, PlaygroundError, WorkerDied
 from app.jobs.executor import (
+    JobCheckpoint,
+    JobControlApplied,
     Executor,
     ExecutorEvent,
     ExecutorInfo,
@@ -252,6 +254,32 @@ class RayExecutor(Executor):
             loop.call_soon_threadsafe(arm_kill_timer)
         return True
 
+    def withdraw(self, job_id: str) -> bool:
+        """A job Ray has not started yet is taken back (its task cancelled) without a word."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.finished or job.started:
+                return False
+            job.finished = True  # its reader's items (the cancellation) are dropped from now on
+            self._jobs.pop(job_id, None)
+            self._force_cancel(job)
+            return True
+
+    def control(self, job_id: str, *, pause: bool = False, patch: dict[str, Any] | None = None) -> bool:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.finished:
+                return False
+        try:
+            if patch:
+                self._board.patch.remote(job_id, patch)
+            if pause:
+                self._board.pause.remote(job_id)
+        except Exception as exc:
+            log.warning("job %s: cannot reach the command board: %s", job_id, exc)
+            return False
+        return True
+
     def _kill_after_grace(self, job: _RayJob) -> None:
         with self._lock:
             if job.finished:
@@ -322,6 +350,8 @@ class RayExecutor(Executor):
                 event: ExecutorEvent = JobStarted(job_id, job.spec.device, job.worker)
             elif isinstance(item, list):
                 event = JobMetrics(job_id, item)
+            elif isinstance(item, (JobControlApplied, JobCheckpoint)):
+                event = item
             elif isinstance(item, JobFinished):
                 self._finish(job, item)
                 return
@@ -348,7 +378,7 @@ class RayExecutor(Executor):
         self._jobs.pop(job.spec.job_id, None)
         if job.kill_timer is not None:
             job.kill_timer.cancel()
-        if job.cancel_requested and job.started and self._board is not None:
+        if job.started and self._board is not None:
             with contextlib.suppress(Exception):  # only tidiness: the board forgets a finished job
                 self._board.forget.remote(job.spec.job_id)
         self._emit(event)

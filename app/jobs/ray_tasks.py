@@ -32,7 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.jobs.executor import JobFinished, JobMetrics, JobSpec, model_path
+from app.jobs.control import JobControl
+from app.jobs.executor import JobCheckpoint, JobControlApplied, JobFinished, JobMetrics, JobSpec, model_path
 from app.jobs.messages import RemoteError
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ class TaskStarted:
 
 @dataclass(frozen=True)
 class TaskOutcome:
-    status: str  # succeeded | diverged | cancelled | failed
+    status: str  # succeeded | diverged | cancelled | failed | paused
     result: dict[str, Any] | None = None
     error: str | None = None
     weights: bytes | None = None  # torch.save of the state_dict
@@ -84,17 +85,35 @@ class WarmUp:
 
 
 class CancelBoard:
+    """The server's commands to running jobs (cancel, pause, live changes), until the job takes them."""
+
     def __init__(self) -> None:
         self._cancelled: set[str] = set()
+        self._paused: set[str] = set()
+        self._patches: dict[str, list[dict[str, Any]]] = {}
 
     def cancel(self, job_id: str) -> None:
         self._cancelled.add(job_id)
 
+    def pause(self, job_id: str) -> None:
+        self._paused.add(job_id)
+
+    def patch(self, job_id: str, changes: dict[str, Any]) -> None:
+        self._patches.setdefault(job_id, []).append(changes)
+
     def is_cancelled(self, job_id: str) -> bool:
         return job_id in self._cancelled
 
+    def take(self, job_id: str) -> tuple[bool, bool, list[dict[str, Any]]]:
+        """(cancelled, pause asked, changes not yet taken); the pause and the changes are taken once."""
+        paused = job_id in self._paused
+        self._paused.discard(job_id)
+        return job_id in self._cancelled, paused, self._patches.pop(job_id, [])
+
     def forget(self, job_id: str) -> None:
         self._cancelled.discard(job_id)
+        self._paused.discard(job_id)
+        self._patches.pop(job_id, None)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -124,7 +143,8 @@ def run_job(spec: JobSpec, options: TaskOptions, board: Any) -> Iterator[Any]:
         spec = dataclasses.replace(spec, device="cuda:0")
     messages: queue.SimpleQueue[Any] = queue.SimpleQueue()
     sender = _QueueSender(messages)
-    stop = threading.Event()
+    batcher = MetricBatcher(spec.job_id, sender, _flusher())
+    control = JobControl(spec.job_id, spec.kind, spec.plan, batcher.send_after_points, sender.send)
     finished = threading.Event()
 
     def train() -> None:
@@ -133,8 +153,7 @@ def run_job(spec: JobSpec, options: TaskOptions, board: Any) -> Iterator[Any]:
                 home=NODE_HOME, data_dir=Path(options.data_dir), allow_download=options.allow_download
             )
             _set_threads(options.threads)
-            batcher = MetricBatcher(spec.job_id, sender, _flusher())
-            outcome = _outcome(run_on_this_node(spec, settings, batcher, stop.is_set, f"ray {node}"), settings, node)
+            outcome = _outcome(run_on_this_node(spec, settings, batcher, control, f"ray {node}"), settings, node)
         except BaseException as exc:  # reported to the job; never lost with the thread
             log.exception("job %s on node %s", spec.job_id, node)
             outcome = TaskOutcome("failed", error=f"{type(exc).__name__}: {exc} (on Ray node {node})")
@@ -142,25 +161,32 @@ def run_job(spec: JobSpec, options: TaskOptions, board: Any) -> Iterator[Any]:
             finished.set()
         messages.put(outcome)
 
-    def watch_cancel() -> None:
+    def watch_commands() -> None:
         while not finished.is_set():
             try:
-                if ray.get(board.is_cancelled.remote(spec.job_id), timeout=10):
-                    stop.set()
-                    return
+                cancelled, pause, patches = ray.get(board.take.remote(spec.job_id), timeout=10)
             except Exception as exc:  # the board is gone (the web process left): Ray ends us soon
-                log.warning("job %s: cannot reach the cancel board: %s", spec.job_id, exc)
+                log.warning("job %s: cannot reach the command board: %s", spec.job_id, exc)
+                return
+            for changes in patches:
+                control.patch(changes)
+            if pause:
+                control.pause()
+            if cancelled:
+                control.cancel()
                 return
             finished.wait(CANCEL_POLL_S)
 
     # Training runs beside this generator, which yields what the batcher sends: yielding from inside
     # the experiment's emit() is not possible (it is a plain callback).
     threading.Thread(target=train, name=f"train-{spec.job_id}", daemon=True).start()
-    threading.Thread(target=watch_cancel, name=f"cancel-{spec.job_id}", daemon=True).start()
+    threading.Thread(target=watch_commands, name=f"commands-{spec.job_id}", daemon=True).start()
     while True:
         message = messages.get()
         if isinstance(message, JobMetrics):
             yield message.points
+        elif isinstance(message, (JobControlApplied, JobCheckpoint)):
+            yield message  # a checkpoint travels back as bytes: the server's home keeps them
         else:
             yield message  # the TaskOutcome, after every batch (run_job closes the batcher first)
             return

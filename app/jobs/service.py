@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import math
 import secrets
@@ -29,6 +30,7 @@ import shutil
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal
 
 from anyio import to_thread
@@ -43,16 +45,23 @@ from app.errors import (
     InvalidParams,
     JobConflict,
     JobNotFound,
+    InvalidField,
     LimitExceeded,
     ModelUnavailable,
+    NoCheckpoint,
     QueueFull,
 )
 from app.experiments.base import METRIC_FIELDS, SNAPSHOT_FIELDS, MetricPoint
+from app.experiments.params import live_params
 from app.experiments.registry import get_experiment
 from app.jobs.broker import Event, EventBroker
+from app.jobs.checkpoint_store import CheckpointStore
 from app.jobs.executor import (
+    ControlPlan,
     Executor,
     ExecutorEvent,
+    JobCheckpoint,
+    JobControlApplied,
     JobFinished,
     JobMetrics,
     JobSpec,
@@ -123,11 +132,15 @@ class _LiveJob:
     """What the service keeps in memory for a job that is not over (queued, running, paused)."""
 
     last_event_id: int  # the newest id handed out (committed or on its way)
+    status: JobStatus = JobStatus.QUEUED  # as of the newest event taken (its write may be on its way)
     points: int = 0  # metric points so far: the next point's seq
     epochs: int | None = None
     epoch: int | None = None
     step: int | None = None
     ending: bool = False  # its end is on its way to the database
+    # A checkpoint that arrived before the points it follows (they wait in the worker's batch):
+    # recorded once they are, so a stored checkpoint never lies ahead of the stored points.
+    waiting_checkpoint: JobCheckpoint | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def next_id(self) -> int:
@@ -149,7 +162,9 @@ class JobService:
             max_streams_per_job=settings.max_streams_per_job,
         )
         self.metrics = MetricsReader(engine)
+        self.checkpoints = CheckpointStore(settings.checkpoints_dir, keep=settings.checkpoints_per_job)
         self._live: dict[str, _LiveJob] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
 
     # ------------------------------------------------------------------------------------------
     # Lifecycle
@@ -175,6 +190,7 @@ class JobService:
         """Make a job that is in the database but not in memory live again (after a restart)."""
         self._live[job.id] = _LiveJob(
             last_event_id=crud.last_event_id(session, job_id=job.id),
+            status=job.status,
             points=crud.count_metrics(session, job_id=job.id),
             epochs=job.epochs,
             epoch=job.epoch,
@@ -214,16 +230,33 @@ class JobService:
     # Commands (event loop thread)
 
     async def create(self, request: JobCreate) -> JobPublic:
+        if request.fork is not None:
+            return await self._fork(request)
         spec = get_experiment(request.kind)
-        try:
-            params = spec.params_model.model_validate(request.params)
-        except ValidationError as exc:
-            raise InvalidParams(request.kind, exc.errors(include_url=False)) from None
-        self._check_limits(params)
-        info = self.executor.info()
-        device = choose_device(request.device, info.devices)
-        if info.queued >= self.settings.max_queued:
-            raise QueueFull(info.queued, self.settings.max_queued)
+        params = self._validate(request.kind, request.params)
+        device, seed = self._placement(request)
+        return await self._record_and_submit(
+            spec.kind, params, device=device, seed=seed, name=request.name, plan=self._policy(spec.kind, params)
+        )
+
+    async def _record_and_submit(
+        self,
+        kind: str,
+        params: Any,
+        *,
+        device: str,
+        seed: int,
+        name: str | None,
+        plan: ControlPlan,
+        run_params: dict[str, Any] | None = None,
+        parent_id: str | None = None,
+        fork_step: int | None = None,
+    ) -> JobPublic:
+        """Write a new queued job (its points once, its first event), then hand it to the executor.
+
+        ``run_params``: what the run starts with, when not ``params`` (a fork replays its parent's
+        parameters from the checkpoint up to the fork step, then changes to its own).
+        """
         stored = params.model_dump(mode="json")
         # The points are stored once, in their own table; the job, its list entries and its events
         # carry only how many there are (``data_points``).
@@ -232,15 +265,18 @@ class JobService:
             stored["data"] = None
         fields = dict(
             id=uuid.uuid4().hex,
-            kind=spec.kind,
-            name=request.name,
+            kind=kind,
+            name=name,
             params=stored,
             device=device,
-            seed=request.seed if request.seed is not None else secrets.randbelow(2**31),
+            seed=seed,
             status=JobStatus.QUEUED,
             created_at=utcnow(),
             epochs=getattr(params, "epochs", None),
+            step=fork_step,
             data_points=len(data) if data is not None else None,
+            parent_id=parent_id,
+            fork_step=fork_step,
         )
         job = Job(**fields)
         status_data = self.public(job).model_dump(mode="json")
@@ -253,36 +289,217 @@ class JobService:
             crud.add_event(session, job_id=job.id, event_id=1, type=EventType.STATUS, data=status_data)
 
         await self.writer.run(write)
-        self._live[job.id] = _LiveJob(last_event_id=1, epochs=job.epochs)
+        self._live[job.id] = _LiveJob(last_event_id=1, epochs=job.epochs, step=fork_step)
         self.broker.publish(job.id, Event(1, EventType.STATUS, status_data))
+        spec_params = {**(run_params or stored), "data": data} if "data" in stored else dict(run_params or stored)
         self.executor.submit(
-            JobSpec(job_id=job.id, kind=job.kind, params=self._full_params(job, data), seed=job.seed, device=job.device)
+            JobSpec(job_id=job.id, kind=kind, params=spec_params, seed=seed, device=device, plan=plan)
         )
         return self.public(job, data=data)
 
+    async def _fork(self, request: JobCreate) -> JobPublic:
+        """A new job from ``request.fork.job_id``'s state at ``request.fork.step`` (see issue "Playable runs")."""
+        assert request.fork is not None
+        parent = self.get_job(request.fork.job_id)
+        k = request.fork.step
+        if request.kind != parent.kind:
+            raise InvalidField(
+                ["body", "kind"], f"A fork has its parent's kind, {parent.kind!r}, not {request.kind!r}.", request.kind
+            )
+        last = self._progress_step(parent)
+        if k > last:
+            raise InvalidField(
+                ["body", "fork", "step"],
+                f"Job {parent.id!r} has run {last} step(s); a fork can start at step 0 to {last}, not {k}.",
+                k,
+                last_step=last,
+            )
+        spec = get_experiment(parent.kind)
+        self._only_live(parent.kind, request.params)
+        data = await to_thread.run_sync(self.job_data, parent.id) if parent.data_points else None
+        original = _original_params(parent)
+        at_fork = _params_at(original, parent.changes, k)
+        child = self._validate(parent.kind, {**at_fork, **request.params, "data": data})
+        device, _ = self._placement(request)
+        seed = request.seed if request.seed is not None else parent.seed
+        plan = self._policy(parent.kind, child)
+        run_params = None
+        if k > 0:
+            checkpoint = await to_thread.run_sync(self.checkpoints.at_or_before, parent.id, k)
+            if checkpoint is None:
+                stored = await to_thread.run_sync(self.checkpoints.list, parent.id)
+                raise NoCheckpoint(parent.id, k, stored[0].step if stored else None)
+            payload = await to_thread.run_sync(self.checkpoints.read, checkpoint)
+            replayed = await to_thread.run_sync(self._count_points, parent.id, checkpoint.step, k)
+            c = checkpoint.step
+            scheduled = [(ch["step"], ch["params"]) for ch in parent.changes if c <= ch["step"] <= k]
+            overrides = child.model_dump(mode="json")
+            scheduled.append((k, {name: overrides[name] for name in request.params}))
+            plan = dataclasses.replace(
+                plan,
+                resume=payload,
+                resume_step=c,
+                replay_to_step=k,
+                skip_points=replayed,
+                scheduled=tuple(scheduled),
+            )
+            run_params = _params_at(original, parent.changes, c)
+        return await self._record_and_submit(
+            spec.kind,
+            child,
+            device=device,
+            seed=seed,
+            name=request.name,
+            plan=plan,
+            run_params=run_params,
+            parent_id=parent.id,
+            fork_step=k,
+        )
+
     async def cancel(self, job_id: str) -> JobPublic:
-        job = self.get_job(job_id)
-        if job.status not in ACTIVE_STATUSES:
-            raise JobConflict(job_id, job.status, "cancel", list(ACTIVE_STATUSES))
-        if not self.executor.cancel(job_id):
-            # The executor has never heard of it (it lost it): finish it here so it does not hang.
-            if job_id not in self._live:
+        async with self._command(job_id):
+            job = self.get_job(job_id)
+            status = self._status(job)
+            if status == JobStatus.PAUSED:  # holds no worker: over here and now
+                self._finish(JobFinished(job_id, "cancelled", result=job.result, has_model=job.has_model))
+                return self.public(self.get_job(job_id))
+            if status not in ACTIVE_STATUSES:
+                raise JobConflict(job_id, status, "cancel", [*ACTIVE_STATUSES, JobStatus.PAUSED])
+            if not self.executor.cancel(job_id):
+                # The executor has never heard of it (it lost it): finish it here so it does not hang.
+                if job_id not in self._live:
+                    with self._session() as session:
+                        self._adopt(session, job)
+                self._finish(JobFinished(job_id, "cancelled", error="Cancelled (the executor had no record of it)."))
+            return self.public(self.get_job(job_id))
+
+    async def pause(self, job_id: str) -> JobPublic:
+        """A running job stops at its next step boundary with a checkpoint and gives its worker back;
+        a queued one does not start until resumed."""
+        async with self._command(job_id):
+            job = self.get_job(job_id)
+            status = self._status(job)
+            if status == JobStatus.QUEUED and self.executor.withdraw(job_id):
+                live = self._live[job_id]
+                live.status = JobStatus.PAUSED
+                await self._change_now(job_id, live, {"status": JobStatus.PAUSED})
+                return self.public(self.get_job(job_id))
+            if status in ACTIVE_STATUSES and self.executor.control(job_id, pause=True):
+                return self.public(job)  # `paused` follows at the step boundary
+            raise JobConflict(job_id, status, "pause", list(ACTIVE_STATUSES))
+
+    async def resume(
+        self, job_id: str, *, steps: int | None = None, epochs: int | None = None, action: str = "resume"
+    ) -> JobPublic:
+        """Queue a paused job again, or an interrupted or failed one from its newest checkpoint;
+        with ``steps``/``epochs`` (the step command) it pauses again after that much."""
+        async with self._command(job_id):
+            job = self.get_job(job_id)
+            status = self._status(job)
+            crashed = status in (JobStatus.INTERRUPTED, JobStatus.FAILED) and job.checkpoint_step is not None
+            if action == "step" and status != JobStatus.PAUSED:
+                raise JobConflict(job_id, status, "step", [JobStatus.PAUSED])
+            if status != JobStatus.PAUSED and not crashed:
+                raise JobConflict(
+                    job_id, status, action, [JobStatus.PAUSED, "interrupted or failed with a checkpoint"]
+                )
+            params = self._validate(job.kind, self._full_params(job, await to_thread.run_sync(self.job_data, job_id)))
+            plan = self._policy(job.kind, params)
+            position = (0, 0, True)  # step, epoch, at an epoch's end
+            # The newest checkpoint the database knows of: a file a crash left ahead of it follows
+            # points that were never stored.
+            newest = None
+            if job.checkpoint_step is not None:
+                newest = await to_thread.run_sync(self.checkpoints.at_or_before, job_id, job.checkpoint_step)
+            if newest is not None:
+                position = (newest.step, newest.epoch, newest.epoch_end)
+                payload = await to_thread.run_sync(self.checkpoints.read, newest)
+                total, through = await to_thread.run_sync(self._points_through, job_id, newest.step)
+                last_stored = await to_thread.run_sync(self._last_stored_step, job_id)
+                plan = dataclasses.replace(
+                    plan,
+                    resume=payload,
+                    resume_step=newest.step,
+                    # A crashed job's points after its checkpoint are stored: the run goes through
+                    # them again (bit-identical) without sending them twice.
+                    replay_to_step=max(newest.step, last_stored),
+                    skip_points=total - through,
+                    base_points=total,
+                    scheduled=tuple((max(ch["step"], newest.step), ch["params"]) for ch in job.changes if ch["step"] >= newest.step),
+                )
+            if steps is not None:
+                plan = dataclasses.replace(plan, pause_at_step=position[0] + steps)
+            elif epochs is not None:
+                if job.kind == "cifar":
+                    done_epochs = position[1] if position[2] else position[1] - 1
+                    plan = dataclasses.replace(plan, pause_at_epoch=done_epochs + epochs)
+                else:  # linear, mlp: an epoch is one step
+                    plan = dataclasses.replace(plan, pause_at_step=position[0] + epochs)
+            live = self._live.get(job_id)
+            if live is None:
                 with self._session() as session:
                     self._adopt(session, job)
-            self._finish(JobFinished(job_id, "cancelled", error="Cancelled (the executor had no record of it)."))
-        return self.public(self.get_job(job_id))
+                live = self._live[job_id]
+            live.status = JobStatus.QUEUED
+            live.ending = False
+            await self._change_now(
+                job_id, live, {"status": JobStatus.QUEUED, "finished_at": None, "error": None}
+            )
+            self.metrics.forget(job_id)
+            self.executor.submit(
+                JobSpec(job_id=job.id, kind=job.kind, params=params.model_dump(mode="json"), seed=job.seed,
+                        device=job.device, plan=plan)
+            )
+            return self.public(self.get_job(job_id))
+
+    async def patch(self, job_id: str, changes: dict[str, Any]) -> JobPublic:
+        """Change live parameters: a running job takes them at its next step boundary, a queued or
+        paused one now (in effect from its next step)."""
+        async with self._command(job_id):
+            job = self.get_job(job_id)
+            status = self._status(job)
+            if status not in OPEN_STATUSES:
+                raise JobConflict(job_id, status, "change", list(OPEN_STATUSES))
+            if not changes:
+                raise InvalidField(["body", "params"], "No parameter to change: give at least one.", changes)
+            self._only_live(job.kind, changes)
+            merged = self._validate(job.kind, {**job.params, **changes})
+            values = merged.model_dump(mode="json")
+            clean = {name: values[name] for name in changes}
+            if status == JobStatus.RUNNING and self.executor.control(job_id, patch=clean):
+                return self.public(job)  # recorded when it takes effect (a `control` event)
+            if status == JobStatus.QUEUED and not self.executor.withdraw(job_id):
+                if self.executor.control(job_id, patch=clean):  # it has just started
+                    return self.public(job)
+                raise JobConflict(job_id, status, "change", list(OPEN_STATUSES))
+            step = job.checkpoint_step or 0
+            await self.writer.run(self._change_op(job_id, step, clean))
+            self._changed(job_id, step, clean)
+            job = self.get_job(job_id)
+            if status == JobStatus.QUEUED:  # taken back above: queued again with the new values
+                data = await to_thread.run_sync(self.job_data, job_id) if job.data_points else None
+                params = self._validate(job.kind, self._full_params(job, data))
+                self.executor.submit(
+                    JobSpec(job_id=job.id, kind=job.kind, params=params.model_dump(mode="json"), seed=job.seed,
+                            device=job.device, plan=self._policy(job.kind, params))
+                )
+            return self.public(job)
 
     async def delete(self, job_id: str) -> None:
-        job = self.get_job(job_id)
-        if job.status in ACTIVE_STATUSES or job_id in self._live:
-            raise JobConflict(job_id, job.status, "delete", [str(s) for s in JobStatus if s not in ACTIVE_STATUSES])
+        async with self._command(job_id):
+            job = self.get_job(job_id)
+            status = self._status(job)
+            if status in ACTIVE_STATUSES:
+                raise JobConflict(job_id, status, "delete", [str(s) for s in JobStatus if s not in ACTIVE_STATUSES])
 
-        def write(session: Session) -> None:
-            crud.delete_job(session, job_id=job_id)
+            def write(session: Session) -> None:
+                crud.delete_job(session, job_id=job_id)
 
-        await self.writer.run(write)
-        self.metrics.forget(job_id)
-        model_path(self.settings.models_dir, job_id).unlink(missing_ok=True)
+            await self.writer.run(write)
+            self._live.pop(job_id, None)
+            self.metrics.forget(job_id)
+            model_path(self.settings.models_dir, job_id).unlink(missing_ok=True)
+            await to_thread.run_sync(self.checkpoints.delete, job_id)
 
     async def predict(self, job_id: str, inputs: Any) -> dict[str, Any]:
         job = self.get_job(job_id)
@@ -309,6 +526,16 @@ class JobService:
                 self._started(event, live)
             elif isinstance(event, JobMetrics):
                 self._metrics(event, live)
+            elif isinstance(event, JobControlApplied):
+                self.writer.submit(
+                    self._change_op(event.job_id, event.step, event.params),
+                    then=lambda events, e=event: (self._publish(e.job_id, events), self._changed(e.job_id, e.step, e.params)),
+                )
+            elif isinstance(event, JobCheckpoint):
+                if live.points >= event.points:
+                    self._checkpoint(event)
+                else:
+                    live.waiting_checkpoint = event
             elif isinstance(event, JobFinished):
                 self._finish(event)
         except Exception:
@@ -316,6 +543,7 @@ class JobService:
             log.exception("could not record %s for job %s", type(event).__name__, event.job_id)
 
     def _started(self, event: JobStarted, live: _LiveJob) -> None:
+        live.status = JobStatus.RUNNING
         self._change(
             event.job_id,
             live,
@@ -358,22 +586,65 @@ class JobService:
             crud.update_job(session, job_id=job_id, values=progress)
 
         self.writer.submit(write, rows=len(rows), then=lambda _: self._publish(job_id, events))
+        waiting = live.waiting_checkpoint
+        if waiting is not None and live.points >= waiting.points:
+            live.waiting_checkpoint = None
+            self._checkpoint(waiting)
 
     def _finish(self, event: JobFinished) -> None:
         live = self._live[event.job_id]
+        live.status = JobStatus(event.status)
+        paused = live.status == JobStatus.PAUSED  # not over: no done, the job stays live here
         self._change(
             event.job_id,
             live,
             {
-                "status": JobStatus(event.status),
-                "finished_at": utcnow(),
+                "status": live.status,
+                "finished_at": None if paused else utcnow(),
                 "result": json_safe(event.result),
                 "error": event.error,
                 "has_model": event.has_model,
             },
-            done=True,
+            done=not paused,
         )
-        live.ending = True
+        live.ending = not paused
+
+    def _checkpoint(self, event: JobCheckpoint) -> None:
+        """Keep the checkpoint under PLAYGROUND_HOME (in the writer's thread, in order with the job's
+        other writes: a ``paused`` status is written after the checkpoint it resumes from)."""
+
+        def write(session: Session) -> None:
+            self.checkpoints.write(event.job_id, event.step, event.epoch, event.epoch_end, event.payload)
+            crud.update_job(session, job_id=event.job_id, values={"checkpoint_step": event.step})
+
+        self.writer.submit(write)
+
+    def _change_op(self, job_id: str, step: int, changes: dict[str, Any]) -> Callable[[Session], list[Event]]:
+        """The write of a live change: the job's params and list of changes, and its ``control`` event."""
+        live = self._live[job_id]
+        event_id = live.next_id()
+
+        def write(session: Session) -> list[Event]:
+            job = crud.get_job(session, job_id=job_id)
+            if job is None:
+                raise JobNotFound(job_id)
+            before = {name: job.params.get(name) for name in changes}
+            job.params = {**job.params, **changes}  # a new dict: the JSON column sees the change
+            job.changes = [*job.changes, {"step": step, "params": changes, "before": before}]
+            if "epochs" in changes:
+                job.epochs = changes["epochs"]
+            session.add(job)
+            data = {"step": step, "params": changes}
+            crud.add_event(session, job_id=job_id, event_id=event_id, type=EventType.CONTROL, data=data)
+            return [Event(event_id, EventType.CONTROL, data)]
+
+        return write
+
+    def _changed(self, job_id: str, step: int, changes: dict[str, Any]) -> None:
+        live = self._live.get(job_id)
+        if live is not None and "epochs" in changes:
+            live.epochs = changes["epochs"]
+        self.metrics.forget(job_id)
 
     def _change(self, job_id: str, live: _LiveJob, values: dict[str, Any], done: bool = False) -> None:
         """Record a change of the job with its ``status`` event (and ``done``); publish them once stored."""
@@ -443,9 +714,11 @@ class JobService:
                 raise JobNotFound(job_id)
             return crud.get_job_data(session, job_id=job_id)
 
-    async def metrics_body(self, job_id: str, fmt: Literal["json", "csv"], max_points: int | None) -> bytes:
+    async def metrics_body(
+        self, job_id: str, fmt: Literal["json", "csv"], max_points: int | None, with_parent: bool = False
+    ) -> bytes:
         """The job's metrics table, encoded (see ``app.jobs.history``); kept once the job is over."""
-        return await self.metrics.body(job_id, fmt, max_points, final=job_id not in self._live)
+        return await self.metrics.body(job_id, fmt, max_points, final=job_id not in self._live, with_parent=with_parent)
 
     def disk_free_mb(self) -> float | None:
         try:
@@ -491,6 +764,92 @@ class JobService:
 
     # ------------------------------------------------------------------------------------------
 
+    def _validate(self, kind: str, values: dict[str, Any]) -> Any:
+        spec = get_experiment(kind)
+        try:
+            params = spec.params_model.model_validate(values)
+        except ValidationError as exc:
+            raise InvalidParams(kind, exc.errors(include_url=False)) from None
+        self._check_limits(params)
+        return params
+
+    def _only_live(self, kind: str, changes: dict[str, Any]) -> None:
+        live = live_params(get_experiment(kind).params_model)
+        for name, value in changes.items():
+            if name not in live:
+                raise InvalidField(
+                    ["body", "params", name],
+                    f"{name!r} cannot change during a {kind} run; the live parameters are: {', '.join(live)}.",
+                    value,
+                    live=live,
+                )
+
+    def _placement(self, request: JobCreate) -> tuple[str, int]:
+        info = self.executor.info()
+        device = choose_device(request.device, info.devices)
+        if info.queued >= self.settings.max_queued:
+            raise QueueFull(info.queued, self.settings.max_queued)
+        return device, request.seed if request.seed is not None else secrets.randbelow(2**31)
+
+    def _policy(self, kind: str, params: Any) -> ControlPlan:
+        """When a job checkpoints: cifar at every epoch end (an epoch is minutes); linear and mlp
+        (thousands of one-step epochs) about ``checkpoints_per_job`` times, evenly."""
+        if kind == "cifar":
+            return ControlPlan(checkpoint_epoch_ends=True)
+        epochs = getattr(params, "epochs", 1)
+        return ControlPlan(checkpoint_every=max(1, math.ceil(epochs / self.settings.checkpoints_per_job)))
+
+    def _status(self, job: Job) -> JobStatus:
+        live = self._live.get(job.id)
+        return live.status if live is not None else job.status
+
+    def _progress_step(self, job: Job) -> int:
+        live = self._live.get(job.id)
+        step = live.step if live is not None else job.step
+        return step or 0
+
+    @contextlib.asynccontextmanager
+    async def _command(self, job_id: str) -> AsyncIterator[None]:
+        """One command at a time per job: two clients racing (pause and cancel) end in one state."""
+        lock = self._locks.setdefault(job_id, asyncio.Lock())
+        try:
+            async with lock:
+                yield
+        finally:
+            if not lock.locked() and not lock._waiters:  # type: ignore[attr-defined]
+                self._locks.pop(job_id, None)
+
+    async def _change_now(self, job_id: str, live: _LiveJob, values: dict[str, Any]) -> None:
+        """A command's change of status: written (or 503) before the command answers."""
+        status_id = live.next_id()
+
+        def write(session: Session) -> list[Event]:
+            job = crud.get_job(session, job_id=job_id)
+            if job is None:
+                raise JobNotFound(job_id)
+            for key, value in values.items():
+                setattr(job, key, value)
+            session.add(job)
+            data = self.public(job).model_dump(mode="json")
+            crud.add_event(session, job_id=job_id, event_id=status_id, type=EventType.STATUS, data=data)
+            return [Event(status_id, EventType.STATUS, data)]
+
+        self._publish(job_id, await self.writer.run(write))
+
+    def _count_points(self, job_id: str, after_step: int, through_step: int) -> int:
+        with self._session() as session:
+            return crud.count_metrics_between(session, job_id=job_id, after_step=after_step, through_step=through_step)
+
+    def _points_through(self, job_id: str, step: int) -> tuple[int, int]:
+        """(all the job's points, those with step <= ``step``)."""
+        with self._session() as session:
+            total = crud.count_metrics(session, job_id=job_id)
+            return total, total - crud.count_metrics_between(session, job_id=job_id, after_step=step, through_step=None)
+
+    def _last_stored_step(self, job_id: str) -> int:
+        with self._session() as session:
+            return crud.last_metric_step(session, job_id=job_id)
+
     def _check_limits(self, params: Any) -> None:
         epochs = getattr(params, "epochs", None)
         if epochs is not None and epochs > self.settings.max_epochs:
@@ -514,4 +873,20 @@ class JobService:
         )
 
 
-_ = (OPEN_STATUSES, contextlib)
+
+
+def _original_params(job: Job) -> dict[str, Any]:
+    """The parameters the job started with: its current ones with every change undone."""
+    params = dict(job.params)
+    for change in reversed(job.changes):
+        params.update(change.get("before", {}))
+    return params
+
+
+def _params_at(original: dict[str, Any], changes: list[dict[str, Any]], step: int) -> dict[str, Any]:
+    """The parameters in effect after step ``step`` (changes made at that step's boundary included)."""
+    params = dict(original)
+    for change in changes:
+        if change["step"] <= step:
+            params.update(change["params"])
+    return params

@@ -32,8 +32,9 @@ from typing import Any, Protocol
 from app.config import Settings
 from app.errors import PlaygroundError
 from app.experiments.base import MetricPoint
+from app.jobs.control import JobControl
 from app.jobs.executor import JobFinished, JobMetrics, JobSpec, model_path
-from app.jobs.messages import CancelJob, PredictReply, PredictRequest, RemoteError, RunJob, WorkerHello
+from app.jobs.messages import CancelJob, ControlJob, PredictReply, PredictRequest, RemoteError, RunJob, WorkerHello
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +195,13 @@ class MetricBatcher:
                 self._send_locked()
             self._closed = True
 
+    def send_after_points(self, message: Any) -> None:
+        """Send ``message`` after every point emitted so far (a change or a checkpoint at a step)."""
+        with self._lock:
+            if self._points:
+                self._send_locked()
+            self._sender.send(message)
+
     def _send_locked(self) -> None:
         points, self._points = self._points, []
         self._due = time.monotonic() + self._interval
@@ -237,10 +245,11 @@ class _TrainingWorker:
         self.name = name
         self.sender = sender
         self.settings = settings
-        self.jobs: queue.SimpleQueue[RunJob] = queue.SimpleQueue()
-        # Job ids the web process cancelled; a job's should_stop() is a set lookup. Written by the
-        # reader thread, read by the main thread (set operations are atomic under the GIL).
-        self.cancelled: set[str] = set()
+        self.jobs: queue.SimpleQueue[tuple[RunJob, JobControl, MetricBatcher]] = queue.SimpleQueue()
+        # The control of each job received and not finished, by id: the reader thread passes the
+        # server's commands to it (a cancel, a pause, a change), the training thread reads them at
+        # the job's step boundaries.
+        self.controls: dict[str, JobControl] = {}
         self.flusher = Flusher()
 
     def read_commands(self, conn: Connection) -> None:
@@ -250,9 +259,20 @@ class _TrainingWorker:
             except (EOFError, OSError):  # the web process stopped us or died: no one to report to
                 os._exit(0)
             if isinstance(message, RunJob):
-                self.jobs.put(message)
+                spec = message.spec
+                batcher = MetricBatcher(spec.job_id, self.sender, self.flusher)
+                control = JobControl(spec.job_id, spec.kind, spec.plan, batcher.send_after_points, self.sender.send)
+                self.controls[spec.job_id] = control
+                self.jobs.put((message, control, batcher))
             elif isinstance(message, CancelJob):
-                self.cancelled.add(message.job_id)
+                if (control := self.controls.get(message.job_id)) is not None:
+                    control.cancel()
+            elif isinstance(message, ControlJob):
+                if (control := self.controls.get(message.job_id)) is not None:
+                    if message.patch:
+                        control.patch(message.patch)
+                    if message.pause:
+                        control.pause()
 
     def preload_experiments(self) -> None:
         """Import the experiment modules now, so the first job of each kind does not pay for it."""
@@ -268,38 +288,32 @@ class _TrainingWorker:
         import torch
 
         while True:
-            command = self.jobs.get()
+            command, control, batcher = self.jobs.get()
             if torch.get_num_threads() != command.threads:
                 torch.set_num_threads(command.threads)
-            finished = self.run(command.spec)
+            finished = run_job(command.spec, self.settings, batcher, control, worker=self.name)
             try:
                 self.sender.send(finished)
             except Exception as exc:  # a result that does not pickle; the pipe is still clean
                 log.exception("%s: cannot send the result of job %s", self.name, command.spec.job_id)
                 error = f"The job's result could not be sent to the server: {type(exc).__name__}: {exc}"
                 self.sender.send(JobFinished(command.spec.job_id, "failed", error=error))
-            self.cancelled.discard(command.spec.job_id)
+            self.controls.pop(command.spec.job_id, None)
             if finished.status == "failed" and "CUDA error" in (finished.error or ""):
                 # A CUDA error (unlike running out of memory) leaves this process's CUDA context
                 # unusable: exit, and the executor starts a fresh worker in this slot.
                 log.error("%s: exiting after a CUDA error so a fresh worker replaces it", self.name)
                 os._exit(3)
 
-    def run(self, spec: JobSpec) -> JobFinished:
-        cancelled, job_id = self.cancelled, spec.job_id
-        batcher = MetricBatcher(job_id, self.sender, self.flusher)
-        return run_job(spec, self.settings, batcher, should_stop=lambda: job_id in cancelled, worker=self.name)
 
 
-def run_job(
-    spec: JobSpec, settings: Settings, batcher: MetricBatcher, should_stop: Callable[[], bool], worker: str
-) -> JobFinished:
+def run_job(spec: JobSpec, settings: Settings, batcher: MetricBatcher, control: JobControl, worker: str) -> JobFinished:
     """Train one job where torch is imported; every point sent (``batcher`` closed) before it returns.
 
-    Not tied to the pool's processes: a Ray task can call it with its own sender and stop check.
+    Not tied to the pool's processes: a Ray task calls it with its own sender and control.
     """
     try:
-        outcome = _train(spec, settings, batcher, should_stop)
+        outcome = _train(spec, settings, batcher, control)
     except PlaygroundError as exc:  # ours: the message is written for the user
         return JobFinished(spec.job_id, "failed", error=str(exc))
     except Exception as exc:  # a bug or an unexpected condition (CUDA out of memory, ...)
@@ -324,7 +338,7 @@ def run_job(
     )
 
 
-def _train(spec: JobSpec, settings: Settings, batcher: MetricBatcher, should_stop: Callable[[], bool]) -> Any:
+def _train(spec: JobSpec, settings: Settings, batcher: MetricBatcher, control: JobControl) -> Any:
     import torch
 
     from app.experiments.base import RunContext
@@ -338,8 +352,10 @@ def _train(spec: JobSpec, settings: Settings, batcher: MetricBatcher, should_sto
     ctx = RunContext(
         seed=spec.seed,
         device=spec.device,
-        emit=batcher.emit,
-        should_stop=should_stop,
+        emit=control.emit_filter(batcher.emit),
+        should_stop=control.should_stop,
+        control=control,
+        resume=control.resume_checkpoint(),
         data_dir=settings.data_dir,
         allow_download=settings.allow_download,
         cache_dir=settings.home / "cache",

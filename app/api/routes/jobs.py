@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import FileResponse, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app import crud
 from app.api.deps import MAX_INDEX, JobId, ReadAccess, ServiceDep, SessionDep, WriteAccess
@@ -68,6 +68,54 @@ async def cancel_job(job_id: JobId, service: ServiceDep) -> JobPublic:
     return await service.cancel(job_id)
 
 
+class StepRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int | None = Field(None, ge=1, le=100_000, description="Epochs to run (linear, mlp: one step each).")
+    steps: int | None = Field(None, ge=1, le=10_000_000, description="Optimisation steps to run (cifar: batches).")
+
+    @model_validator(mode="after")
+    def _one_of(self) -> StepRequest:
+        if self.epochs is not None and self.steps is not None:
+            raise ValueError("give epochs or steps, not both")
+        return self
+
+
+class ParamsPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    params: dict[str, Any] = Field(description="Live parameters (x-live in the kind's schema) and their new values.")
+
+
+@router.post("/{job_id}/pause", status_code=status.HTTP_202_ACCEPTED, dependencies=[WriteAccess])
+async def pause_job(job_id: JobId, service: ServiceDep) -> JobPublic:
+    """A running job stops at its next step boundary (linear, mlp: an epoch; cifar: a batch) with a
+    checkpoint and becomes `paused`, freeing its worker; a queued job does not start until resumed."""
+    return await service.pause(job_id)
+
+
+@router.post("/{job_id}/resume", status_code=status.HTTP_202_ACCEPTED, dependencies=[WriteAccess])
+async def resume_job(job_id: JobId, service: ServiceDep) -> JobPublic:
+    """A paused job goes on (queued, then running on any free worker) from its checkpoint; so does an
+    `interrupted` or `failed` one that is `resumable`. Its events go on with the next id and step."""
+    return await service.resume(job_id)
+
+
+@router.post("/{job_id}/step", status_code=status.HTTP_202_ACCEPTED, dependencies=[WriteAccess])
+async def step_job(job_id: JobId, service: ServiceDep, body: StepRequest | None = None) -> JobPublic:
+    """A paused job runs exactly `epochs` epochs or `steps` steps (default: one epoch), then pauses again."""
+    body = body or StepRequest()
+    epochs = body.epochs if body.epochs is not None or body.steps is not None else 1
+    return await service.resume(job_id, steps=body.steps, epochs=epochs, action="step")
+
+
+@router.patch("/{job_id}", status_code=status.HTTP_202_ACCEPTED, dependencies=[WriteAccess])
+async def patch_job(job_id: JobId, body: ParamsPatch, service: ServiceDep) -> JobPublic:
+    """Change live parameters of a queued, running or paused job, from its next step on. A running
+    job takes them at its next step boundary: a `control` event `{"step", "params"}` says where."""
+    return await service.patch(job_id, body.params)
+
+
 @router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[WriteAccess])
 async def delete_job(job_id: JobId, service: ServiceDep) -> None:
     """Remove a finished job with its metrics and its model file."""
@@ -87,8 +135,11 @@ async def read_metrics(
     max_points: int | None = Query(
         None, ge=2, le=1_000_000, description="At most this many rows; each bucket keeps its minimum and maximum."
     ),
+    with_parent: bool = Query(
+        False, description="A fork: its parent's rows up to the fork step first (and theirs, up the line)."
+    ),
 ) -> Any:
-    body = await service.metrics_body(job_id, format, max_points)
+    body = await service.metrics_body(job_id, format, max_points, with_parent=with_parent)
     if format == "csv":
         return StreamingResponse(
             chunks(body),
