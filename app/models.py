@@ -148,7 +148,9 @@ class JobPublic(JobBase, _JobId):  # the id comes first in the JSON
         if data is not None:
             fields["params"] = {**fields["params"], "data": data}
         fields["progress"] = progress or Progress(epoch=job.epoch, epochs=job.epochs, step=job.step)
-        fields["resumable"] = job.checkpoint_step is not None and job.status in RESUMABLE_STATUSES
+        fields["resumable"] = job.status == JobStatus.PAUSED or (
+            job.checkpoint_step is not None and job.status in RESUMABLE_STATUSES
+        )
         return cls.model_validate(fields)
 
 

@@ -30,7 +30,7 @@ import shutil
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, Literal
 
 from anyio import to_thread
@@ -361,7 +361,9 @@ class JobService:
             job = self.get_job(job_id)
             status = self._status(job)
             if status == JobStatus.PAUSED:  # holds no worker: over here and now
-                self._finish(JobFinished(job_id, "cancelled", result=job.result, has_model=job.has_model))
+                await self._finish(
+                    JobFinished(job_id, "cancelled", result=job.result, has_model=job.has_model), now=True
+                )
                 return self.public(self.get_job(job_id))
             if status not in ACTIVE_STATUSES:
                 raise JobConflict(job_id, status, "cancel", [*ACTIVE_STATUSES, JobStatus.PAUSED])
@@ -370,7 +372,8 @@ class JobService:
                 if job_id not in self._live:
                     with self._session() as session:
                         self._adopt(session, job)
-                self._finish(JobFinished(job_id, "cancelled", error="Cancelled (the executor had no record of it)."))
+                error = "Cancelled (the executor had no record of it)."
+                await self._finish(JobFinished(job_id, "cancelled", error=error), now=True)
             return self.public(self.get_job(job_id))
 
     async def pause(self, job_id: str) -> JobPublic:
@@ -591,11 +594,12 @@ class JobService:
             live.waiting_checkpoint = None
             self._checkpoint(waiting)
 
-    def _finish(self, event: JobFinished) -> None:
+    def _finish(self, event: JobFinished, now: bool = False) -> Coroutine[Any, Any, None] | None:
         live = self._live[event.job_id]
         live.status = JobStatus(event.status)
         paused = live.status == JobStatus.PAUSED  # not over: no done, the job stays live here
-        self._change(
+        live.ending = not paused
+        return self._change(
             event.job_id,
             live,
             {
@@ -606,8 +610,8 @@ class JobService:
                 "has_model": event.has_model,
             },
             done=not paused,
+            now=now,
         )
-        live.ending = not paused
 
     def _checkpoint(self, event: JobCheckpoint) -> None:
         """Keep the checkpoint under PLAYGROUND_HOME (in the writer's thread, in order with the job's
@@ -646,7 +650,9 @@ class JobService:
             live.epochs = changes["epochs"]
         self.metrics.forget(job_id)
 
-    def _change(self, job_id: str, live: _LiveJob, values: dict[str, Any], done: bool = False) -> None:
+    def _change(
+        self, job_id: str, live: _LiveJob, values: dict[str, Any], done: bool = False, now: bool = False
+    ) -> Coroutine[Any, Any, None] | None:
         """Record a change of the job with its ``status`` event (and ``done``); publish them once stored."""
         status_id = live.next_id()
         done_id = live.next_id() if done else None
@@ -674,7 +680,14 @@ class JobService:
             if done:
                 self._live.pop(job_id, None)
 
-        self.writer.submit(write, then=stored)
+        if not now:
+            self.writer.submit(write, then=stored)
+            return None
+
+        async def written() -> None:  # a command's change: stored (or 503) before it answers
+            stored(await self.writer.run(write))
+
+        return written()
 
     def _publish(self, job_id: str, events: list[Event]) -> None:
         for e in events:
@@ -821,20 +834,7 @@ class JobService:
 
     async def _change_now(self, job_id: str, live: _LiveJob, values: dict[str, Any]) -> None:
         """A command's change of status: written (or 503) before the command answers."""
-        status_id = live.next_id()
-
-        def write(session: Session) -> list[Event]:
-            job = crud.get_job(session, job_id=job_id)
-            if job is None:
-                raise JobNotFound(job_id)
-            for key, value in values.items():
-                setattr(job, key, value)
-            session.add(job)
-            data = self.public(job).model_dump(mode="json")
-            crud.add_event(session, job_id=job_id, event_id=status_id, type=EventType.STATUS, data=data)
-            return [Event(status_id, EventType.STATUS, data)]
-
-        self._publish(job_id, await self.writer.run(write))
+        await self._change(job_id, live, values, now=True)  # type: ignore[misc]
 
     def _count_points(self, job_id: str, after_step: int, through_step: int) -> int:
         with self._session() as session:
