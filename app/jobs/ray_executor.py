@@ -24,6 +24,8 @@ import dataclasses
 import logging
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -82,6 +84,7 @@ class RayExecutor(Executor):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__()
+        self._watchdog: subprocess.Popen[bytes] | None = None
         self.settings = settings
         self._lock = threading.RLock()
         self._jobs: dict[str, _RayJob] = {}
@@ -122,7 +125,7 @@ class RayExecutor(Executor):
         _probe_gcs(address)
         app_dir = str(Path(app.__file__).parent)
         try:
-            ray.init(
+            context = ray.init(
                 address=address,
                 # The cluster runs the code of this web process, whatever the nodes have installed.
                 runtime_env={"py_modules": [app_dir]},
@@ -137,6 +140,8 @@ class RayExecutor(Executor):
                 f"Cannot connect to the Ray cluster ({self._address_text()}): {type(exc).__name__}: {exc}"
             ) from exc
         self._ray = ray
+        if address is None:
+            self._watch_local_ray(context.address_info.get("session_dir"))
         # max_retries=0: a job that dies with its worker or node fails (and says so); running it again
         # from the start would repeat metric points the web process already stored.
         self._run_task = ray.remote(max_retries=0, num_returns="streaming")(ray_tasks.run_job)
@@ -164,6 +169,26 @@ class RayExecutor(Executor):
         log.info("ray cluster runs torch %s (checked by %d worker(s): %s)", warms[0].torch_version, len(warms),
                  ", ".join(f"{w.node} pid {w.pid}" for w in warms))
 
+    def _watch_local_ray(self, session_dir: str | None) -> None:
+        """A local Ray of ours must not outlive the server, even a ``kill -9`` of it (ray_watchdog)."""
+        if not session_dir:
+            log.warning("the local Ray has no session folder to watch: a kill -9 may leave its processes")
+            return
+        self._watchdog = subprocess.Popen(
+            [sys.executable, "-m", "app.jobs.ray_watchdog", session_dir],
+            stdin=subprocess.PIPE,
+            cwd=str(Path(app.__file__).parent.parent),
+            start_new_session=True,  # not in the server's process group: it must see the server go
+        )
+
+    def _end_watchdog(self) -> None:
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None:
+            with contextlib.suppress(OSError):
+                watchdog.stdin.close()  # type: ignore[union-attr]  # EOF: it tidies up (nothing left) and exits
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                watchdog.wait(10)
+
     async def stop(self) -> None:
         with self._lock:
             self._stopping = True
@@ -186,6 +211,7 @@ class RayExecutor(Executor):
                 job.reader.join(max(0.0, deadline - time.monotonic()))
         # Disconnects; a local Ray that ray.init started is stopped with it.
         self._ray.shutdown()
+        self._end_watchdog()
 
     # ------------------------------------------------------------------------------------------
     # Jobs

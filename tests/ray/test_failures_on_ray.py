@@ -5,17 +5,21 @@ killed one; a second server makes Ray retire idle workers beyond the CPU count).
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
 import importlib.util
 import os
+import shutil
 import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.ray.conftest import RayCluster, ray_server_env
+from tests.ray.conftest import RAY_ENV, RayCluster, ray_server_env
 from tests.service.helpers import LONG_LINEAR, post_job, wait_for, wait_until_step, worker_pid
-from tests.service.server_process import Server, alive, free_port
+from tests.service.server_process import Server, _cmdline, alive, descendants, free_port
 
 
 def test_an_unreachable_cluster_stops_the_server_at_once_naming_the_address(tmp_path) -> None:
@@ -72,3 +76,26 @@ def test_stopping_the_server_ends_its_running_ray_tasks(server_without_data: Ser
     while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not alive(pid)
+
+
+def test_kill_9_of_a_server_that_started_its_own_ray_leaves_no_ray_process(tmp_path) -> None:
+    # Issue 10, item 12: a SIGKILL of the server left ray::DashboardAgent and ray::RuntimeEnvAgent
+    # running (a SIGTERM was clean). The server's watchdog (app/jobs/ray_watchdog.py) ends them.
+    ray_temp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # Ray's unix socket paths must stay short
+    srv = Server(
+        tmp_path / "home",
+        env={"PLAYGROUND_EXECUTOR": "ray", "RAY_TMPDIR": str(ray_temp), **RAY_ENV},
+    ).start()
+    ray_processes = [pid for pid in descendants(srv.proc.pid) if "ray_watchdog" not in _cmdline(pid)]
+    assert any("raylet" in _cmdline(pid) for pid in ray_processes), "premise: the server started a local Ray"
+    srv.proc.send_signal(signal.SIGKILL)
+    srv.proc.wait(30)
+    deadline = time.monotonic() + 20
+    while any(alive(pid) for pid in ray_processes) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = {pid: _cmdline(pid) for pid in ray_processes if alive(pid)}
+    for pid in left:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    shutil.rmtree(ray_temp, ignore_errors=True)
+    assert not left, f"Ray processes outlived the server: {left}"
