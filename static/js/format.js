@@ -1,7 +1,7 @@
 // How numbers, times and job facts are written on the pages.
 
 export const TERMINAL = new Set(["succeeded", "failed", "cancelled", "diverged", "interrupted"]);
-export const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled", "diverged", "interrupted"];
+export const STATUSES = ["queued", "running", "paused", "succeeded", "failed", "cancelled", "diverged", "interrupted"];
 
 export function isTerminal(status) {
   return TERMINAL.has(status);
