@@ -41,6 +41,42 @@ def wait_for_job(api: httpx.Client, job_id: str, timeout: float = 180) -> dict[s
     raise AssertionError(f"job {job_id} still {job['status']} after {timeout} s")
 
 
+def wait_for_api_status(api: httpx.Client, job_id: str, status: str, timeout: float = 180) -> dict[str, Any]:
+    """Polls until the job has ``status`` (e.g. ``paused``, which ``wait_for_job`` takes for an end)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = api.get(f"/api/jobs/{job_id}").json()
+        if job["status"] == status:
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} is {job['status']} after {timeout} s, not {status}: {job}")
+
+
+# No test races a job to its end with a click: a long job is held with pause as soon as it is made,
+# moved on with step (which runs that much, short of the job's end, and pauses again by itself), and
+# paused again before the page clicks Cancel. A paused job is never over by itself; Cancel ends it.
+
+
+def hold_job(api: httpx.Client, job_id: str) -> dict[str, Any]:
+    """Pause a long job just made: a queued one at once, a running one at its next step boundary."""
+    response = api.post(f"/api/jobs/{job_id}/pause")
+    assert response.status_code == 202, f"premise: a long job just made is not over yet: {response.text}"
+    return wait_for_api_status(api, job_id, "paused")
+
+
+def step_job(api: httpx.Client, job_id: str, **amount: int) -> None:
+    """Run a paused job on for ``steps=n`` or ``epochs=n``; it pauses again by itself after that."""
+    response = api.post(f"/api/jobs/{job_id}/step", json=amount)
+    assert response.status_code == 202, response.text
+
+
+def pause_job(api: httpx.Client, job_id: str) -> dict[str, Any]:
+    """Pause a job that runs a step; a 409 says it has paused by itself already (or is about to)."""
+    response = api.post(f"/api/jobs/{job_id}/pause")
+    assert response.status_code in (202, 409), response.text
+    return wait_for_api_status(api, job_id, "paused")
+
+
 def metric_rows(api: httpx.Client, job_id: str) -> list[dict[str, Any]]:
     table = api.get(f"/api/jobs/{job_id}/metrics", params={"format": "json"}).json()
     return [dict(zip(table["columns"], row)) for row in table["rows"]]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.helpers import screenshot
+from tests.browser.helpers import hold_job, pause_job, screenshot, step_job
 
 pytestmark = pytest.mark.browser
 
@@ -103,12 +103,16 @@ def test_a_cifar_run_redraws_its_confusion_matrix_after_each_epoch(page, api, ci
         "/api/jobs",
         json={"kind": "cifar", "params": {"model": "fc", "epochs": 200, "batch_size": 16, "augment": False}},
     ).json()
+    # Held, so that the page's Cancel lands on a run that is not over (tests/browser/helpers.py's
+    # hold_job): stepped 150 epochs, short of its 200, then paused before the click.
+    hold_job(api, job["id"])
     page.goto(f"/jobs/{job['id']}")
     page.wait_for_selector("#job-view[data-ready=true]")
+    step_job(api, job["id"], epochs=150)
     caption = page.locator("[data-snapshot-caption]")
     caption.wait_for(timeout=120_000)
     page.wait_for_function("/After epoch [2-9]/.test(document.querySelector('[data-snapshot-caption]').textContent)")
-    assert page.locator("#job-view").get_attribute("data-status") == "running"
+    assert page.locator("#job-view").get_attribute("data-status") == "running", "premise: 150 epochs take seconds"
     assert "of 200" in caption.inner_text()
     matrix = page.locator("table.confusion")
     assert matrix.locator("tbody tr").count() == 10
@@ -116,5 +120,7 @@ def test_a_cifar_run_redraws_its_confusion_matrix_after_each_epoch(page, api, ci
     assert [sum(row) for row in rows] == [8] * 10  # every test image of the tiny set (8 a class), every epoch
     assert page.locator("table.per-class tr").count() == 10
     screenshot(page, "job-cifar-live")
+    pause_job(api, job["id"])
+    page.wait_for_selector("#job-view[data-status=paused]", timeout=30_000)
     page.get_by_role("button", name="Cancel").click()
     page.wait_for_selector("#job-view[data-status=cancelled]", timeout=30_000)

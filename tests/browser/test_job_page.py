@@ -12,9 +12,13 @@ import pytest
 from tests.browser.helpers import (
     CuttableProxy,
     create_job,
+    hold_job,
     metric_rows,
+    pause_job,
     screenshot,
+    step_job,
     unlabelled_inputs,
+    wait_for_api_status,
     wait_for_job,
     watched_tab,
 )
@@ -117,17 +121,22 @@ def test_a_linear_run_from_the_form_streams_its_curve_and_succeeds(page, api):
 
 
 def test_points_arrive_live_and_cancel_stops_the_run(page, api):
+    # Held, so that the page's Cancel lands on a run that is not over (see hold_job): opened mid-run
+    # at step 3000, then stepped on (it pauses again by itself long before its end), paused, cancelled.
     job = create_job(api, "linear", {"epochs": 100_000, "lr": 0.001}, seed=1, name="to cancel")
-    while (api.get(f"/api/jobs/{job['id']}").json()["progress"]["step"] or 0) < 3000:  # opened mid-run
-        time.sleep(0.05)
+    hold_job(api, job["id"])
+    step_job(api, job["id"], steps=3000)
+    wait_for_api_status(api, job["id"], "paused")
     open_job(page, job["id"])
     # The history came from /metrics; the stream starts after its last event instead of replaying it.
     assert page.evaluate("window.playgroundJob.stream.startedAfter") > 3
     page.wait_for_function("Number(document.querySelector('[data-loss-chart]').dataset.points) > 0")
     first = chart_points(page)
+    assert first >= 3000
+    step_job(api, job["id"], steps=90_000)
     page.wait_for_function(f"Number(document.querySelector('[data-loss-chart]').dataset.points) > {first}")
     assert page.locator("[data-connection]").get_attribute("data-state") == "live"
-    assert page.locator("#job-view").get_attribute("data-status") == "running"
+    assert page.locator("#job-view").get_attribute("data-status") == "running", "premise: 90,000 steps take seconds"
     # The book's 11 points and the loss surface are drawn while the run goes, not only at the end.
     assert page.locator("[data-fit-chart]").get_attribute("data-points") == "11"
     assert page.locator("[data-fit-placeholder]").is_hidden()
@@ -144,6 +153,8 @@ def test_points_arrive_live_and_cancel_stops_the_run(page, api):
     )
     screenshot(page, "job-running")
 
+    pause_job(api, job["id"])
+    wait_for_status(page, "paused", timeout_ms=30_000)
     page.get_by_role("button", name="Cancel").click()
     wait_for_status(page, "cancelled", timeout_ms=30_000)
     assert page.locator("[data-cancel]").is_hidden()
@@ -166,14 +177,20 @@ def test_a_cut_connection_resumes_with_last_event_id_and_no_gap(browser, server,
     proxy = CuttableProxy(server.port)
     try:
         with watched_tab(browser, proxy.url) as page:
+            # Held (see hold_job), so that the cuts land on a run that is not over: stepped to 5000
+            # before the first cut, to 10,000 while cut off, resumed to its end after the second.
             epochs = 20_000
             job = create_job(api, "linear", {"epochs": epochs, "lr": 0.001}, seed=2, name="hiccups")
+            hold_job(api, job["id"])
             open_job(page, job["id"])
             # Cut once the stream itself has delivered events (the first points may come from the
             # metrics history), so that there is a last event id to resume after.
+            step_job(api, job["id"], steps=5000)
             page.wait_for_function("window.playgroundJob.stream && window.playgroundJob.stream.received > 5")
-            assert page.locator("#job-view").get_attribute("data-status") == "running"
+            held = wait_for_api_status(api, job["id"], "paused")
+            page.wait_for_function(f"window.playgroundJob.store.steps.length === {held['progress']['step']}")
             assert proxy.cut() >= 1
+            step_job(api, job["id"], steps=5000)  # the points the page misses while it is cut off
             page.wait_for_function("window.playgroundJob.stream.reconnects >= 1")
             # EventSource's own retry (after about 3 s) asks to resume after the last event it had.
             deadline = time.monotonic() + 30
@@ -184,7 +201,10 @@ def test_a_cut_connection_resumes_with_last_event_id_and_no_gap(browser, server,
             # The first connection started after the history the page had loaded, not from event 1.
             first_events = next(r for r in proxy.requests if "/events" in r.partition("\r\n")[0])
             assert re.search(r"/events\?last_event_id=[1-9]", first_events), first_events
+            held = wait_for_api_status(api, job["id"], "paused")
+            page.wait_for_function(f"window.playgroundJob.store.steps.length === {held['progress']['step']}")
             page.evaluate("window.playgroundJob.stream.drop()")
+            assert api.post(f"/api/jobs/{job['id']}/resume").status_code == 202  # runs while it reopens
             wait_for_status(page, "succeeded", timeout_ms=240_000)
             page.wait_for_function(f"window.playgroundJob.store.steps.length === {epochs}")
             assert store_steps(page) == list(range(1, epochs + 1))
@@ -280,9 +300,11 @@ def test_an_mlp_run_shows_the_networks_curve_and_predicts(page, api):
 
 
 def test_an_mlp_run_shows_its_curve_bending_to_the_data_while_it_trains(page, api):
+    # Held (see hold_job): opened at epoch 2500 (a picture at 2000), stepped on, paused, cancelled.
     job = create_job(api, "mlp", {"epochs": 100_000}, seed=2, name="watch it bend")
-    while (api.get(f"/api/jobs/{job['id']}").json()["progress"]["step"] or 0) < 2500:  # a picture at 2000
-        time.sleep(0.05)
+    hold_job(api, job["id"])
+    step_job(api, job["id"], steps=2500)
+    wait_for_api_status(api, job["id"], "paused")
     open_job(page, job["id"])
     caption = page.locator("[data-fit-caption]")
     # The book's 11 points (the split is known at the end: "data points" until then), and the
@@ -293,9 +315,12 @@ def test_an_mlp_run_shows_its_curve_bending_to_the_data_while_it_trains(page, ap
     first = re.search(r"at epoch ([0-9,]+)", caption.inner_text()).group(1)
     assert int(first.replace(",", "")) >= 2000
     assert int(fit.get_attribute("data-points")) == 11 + 64  # the points and the network's 64-point curve
+    step_job(api, job["id"], steps=90_000)
     page.wait_for_function(f"!document.querySelector('[data-fit-caption]').textContent.includes('epoch {first} ')")
-    assert page.locator("#job-view").get_attribute("data-status") == "running"
+    assert page.locator("#job-view").get_attribute("data-status") == "running", "premise: 90,000 steps take seconds"
     screenshot(page, "job-mlp-live")
+    pause_job(api, job["id"])
+    wait_for_status(page, "paused", timeout_ms=30_000)
     page.get_by_role("button", name="Cancel").click()
     wait_for_status(page, "cancelled", timeout_ms=30_000)
 

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.helpers import create_job, screenshot, unlabelled_inputs, wait_for_job
+from tests.browser.helpers import (
+    create_job,
+    hold_job,
+    pause_job,
+    screenshot,
+    step_job,
+    unlabelled_inputs,
+    wait_for_api_status,
+    wait_for_job,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -17,10 +26,16 @@ def test_the_job_list_updates_without_a_reload_filters_cancels_and_deletes(page,
     page.goto("/jobs")
     page.wait_for_selector("[data-job-count]:not(:empty)")
     # A run started elsewhere (a script, another tab) shows up by itself.
+    # Held, so that the Cancel click lands on a run that is not over (helpers.py's hold_job): stepped
+    # on (it pauses again by itself, short of its end) to be seen running, paused before the click.
     running = create_job(api, "linear", {"epochs": 100_000, "lr": 0.001}, seed=1, name="long in the list")
+    hold_job(api, running["id"])
     row(page, running["id"]).wait_for()
     assert "long in the list" in row(page, running["id"]).inner_text()
+    step_job(api, running["id"], steps=90_000)
     row(page, running["id"]).locator(".badge", has_text="running").wait_for()
+    pause_job(api, running["id"])
+    row(page, running["id"]).locator(".badge", has_text="paused").wait_for()
 
     row(page, running["id"]).get_by_role("button", name="Cancel long in the list").click()
     row(page, running["id"]).locator(".badge", has_text="cancelled").wait_for(timeout=30_000)
@@ -105,10 +120,15 @@ def test_also_try_starts_a_run_per_value_and_compares_them_as_they_train(page, a
     assert len({job["seed"] for job in jobs}) == 1, "one seed for all: only lr differs"
     assert [job["name"] for job in jobs] == ["linear · lr=0.001", "linear · lr=0.0001", "linear · lr=0.01"]
 
-    # While they train (2 workers: one waits in the queue), the view says so and keeps updating.
+    # While they are not over, the view says so and keeps updating: held with pause at once (each is
+    # 20,000 epochs: seconds), so that the view cannot race them to their ends; then let go.
+    for job_id in ids:
+        hold_job(api, job_id)
     page.wait_for_selector("#compare-view[data-ready=true]")
     live = page.locator("[data-compare-live]")
-    assert "still going" in live.inner_text()
+    assert "3 of these runs are still going" in live.inner_text()
+    for job_id in ids:
+        assert api.post(f"/api/jobs/{job_id}/resume").status_code == 202
     for job_id in ids:
         assert wait_for_job(api, job_id)["status"] == "succeeded"
     live.wait_for(state="hidden", timeout=30_000)

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.browser.helpers import screenshot, unlabelled_inputs, watched_tab
+from tests.browser.helpers import hold_job, pause_job, screenshot, step_job, unlabelled_inputs, watched_tab
 
 pytestmark = pytest.mark.browser
 
@@ -190,11 +190,18 @@ def test_with_reads_protected_too_the_run_page_still_streams_live(browser, serve
         assert page.evaluate("window.laterRead.then((jobs) => Array.isArray(jobs.items))")
         page.locator("#train-form button[type=submit]").click()
         page.wait_for_url(re.compile(r"/jobs/[0-9a-f]{32}$"))
-        page.wait_for_function("Number(document.querySelector('[data-loss-chart]').dataset.points) > 0")
-        first = int(page.locator("[data-loss-chart]").get_attribute("data-points"))
-        page.wait_for_function(f"Number(document.querySelector('[data-loss-chart]').dataset.points) > {first}")
-        assert page.locator("[data-connection]").get_attribute("data-state") == "live"
-        cookie = [c for c in page.context.cookies() if c["name"] == "playground_token"]
-        assert cookie and cookie[0]["sameSite"] == "Strict" and cookie[0]["path"] == "/api"
+        # Held, so that the page's Cancel lands on a run that is not over (helpers.py's hold_job).
+        job_id = page.url.rsplit("/", 1)[1]
+        with token_server.client(headers={"Authorization": "Bearer s3cret-token"}) as api:
+            hold_job(api, job_id)
+            page.wait_for_selector("#job-view[data-ready=true][data-status=paused]")
+            first = int(page.locator("[data-loss-chart]").get_attribute("data-points") or 0)
+            step_job(api, job_id, steps=90_000)
+            page.wait_for_function(f"Number(document.querySelector('[data-loss-chart]').dataset.points) > {first}")
+            assert page.locator("[data-connection]").get_attribute("data-state") == "live"
+            cookie = [c for c in page.context.cookies() if c["name"] == "playground_token"]
+            assert cookie and cookie[0]["sameSite"] == "Strict" and cookie[0]["path"] == "/api"
+            pause_job(api, job_id)
+        page.wait_for_selector("#job-view[data-status=paused]", timeout=30_000)
         page.get_by_role("button", name="Cancel").click()
         page.wait_for_selector("#job-view[data-status=cancelled]", timeout=30_000)

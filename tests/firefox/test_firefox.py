@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from tests.browser.helpers import create_job, metric_rows, wait_for_job
+from tests.browser.helpers import create_job, hold_job, metric_rows, pause_job, step_job, wait_for_job
 
 pytestmark = pytest.mark.browser
 
@@ -35,13 +35,19 @@ def test_the_book_fit_from_the_form_streams_every_point_and_succeeds(firefox, ap
 
 
 def test_a_running_job_streams_live_and_cancel_stops_it(firefox, api):
+    # Held, so that the page's Cancel lands on a run that is not over (tests/browser/helpers.py's
+    # hold_job): stepped on (it pauses again by itself, short of its end), paused before the click.
     job = create_job(api, "linear", {"epochs": 100_000, "lr": 0.001}, seed=1, name="firefox cancel")
+    hold_job(api, job["id"])
     firefox.open(f"/jobs/{job['id']}")
     firefox.wait_for("return document.querySelector('#job-view')?.dataset.ready === 'true'")
-    first = int(firefox.wait_for("return Number(document.querySelector('[data-loss-chart]').dataset.points)"))
+    first = int(firefox.js("return Number(document.querySelector('[data-loss-chart]').dataset.points || 0)"))
+    step_job(api, job["id"], steps=90_000)
     firefox.wait_for(f"return Number(document.querySelector('[data-loss-chart]').dataset.points) > {first}")
     assert firefox.js("return document.querySelector('[data-connection]').dataset.state") == "live"
     assert firefox.js("return window.playgroundJob.stream.received") > 0  # EventSource, not polling
+    pause_job(api, job["id"])
+    firefox.wait_for("return document.querySelector('#job-view').dataset.status === 'paused'", timeout=30)
     firefox.find("[data-cancel]").click()
     firefox.wait_for("return document.querySelector('#job-view').dataset.status === 'cancelled'", timeout=30)
     steps = [row["step"] for row in metric_rows(api, job["id"])]
