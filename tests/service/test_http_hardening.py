@@ -251,4 +251,4 @@ def test_the_token_is_required_in_the_description_only_where_the_server_requires
 def test_405_names_every_method_of_the_path(client, finished_job):
     response = client.put(f"/api/jobs/{finished_job['id']}")
     assert response.status_code == 405
-    assert set(response.headers["allow"].split(", ")) == {"GET", "DELETE"}
+    assert set(response.headers["allow"].split(", ")) == {"GET", "PATCH", "DELETE"}

@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from app import crud
 from app.api.deps import MAX_INDEX, JobId, ReadAccess, ServiceDep, SessionDep, WriteAccess
 from app.errors import JobNotFound
+from app.experiments.params import live_params
+from app.experiments.registry import EXPERIMENTS
 from app.jobs.history import chunks
 from app.models import JobCreate, JobPublic, JobsPublic, JobStatus
 
@@ -69,7 +71,7 @@ async def cancel_job(job_id: JobId, service: ServiceDep) -> JobPublic:
 
 
 class StepRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"not": {"required": ["epochs", "steps"]}})
 
     epochs: int | None = Field(None, ge=1, le=100_000, description="Epochs to run (linear, mlp: one step each).")
     steps: int | None = Field(None, ge=1, le=10_000_000, description="Optimisation steps to run (cifar: batches).")
@@ -81,10 +83,25 @@ class StepRequest(BaseModel):
         return self
 
 
+def _live_params_schema() -> dict[str, Any]:
+    """The live parameters of every kind (which of them a job takes depends on its kind)."""
+    properties: dict[str, Any] = {}
+    for spec in EXPERIMENTS.values():
+        schema = spec.params_model.model_json_schema()["properties"]
+        for name in live_params(spec.params_model):
+            properties.setdefault(name, schema[name])
+    return {"properties": properties, "additionalProperties": False, "minProperties": 1}
+
+
 class ParamsPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    params: dict[str, Any] = Field(description="Live parameters (x-live in the kind's schema) and their new values.")
+    # Validated by the service against the job's own kind, so that a parameter that is not live is
+    # refused with the list of those that are; the schema lists every kind's live ones.
+    params: dict[str, Any] = Field(
+        description="Live parameters (x-live in the kind's schema) and their new values.",
+        json_schema_extra=_live_params_schema(),
+    )
 
 
 @router.post("/{job_id}/pause", status_code=status.HTTP_202_ACCEPTED, dependencies=[WriteAccess])
