@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import random
 import signal
 import time
@@ -21,7 +22,7 @@ import httpx
 import pytest
 
 from tests.conftest import tiny_cifar_env
-from tests.service.helpers import FINAL, LONG_LINEAR, post_job, wait_for, wait_until_step
+from tests.service.helpers import FINAL, LONG_LINEAR, post_job, wait_for, wait_until_step, worker_pid
 from tests.service.server_process import Server
 from tests.service.sse import iter_sse
 
@@ -368,3 +369,33 @@ def test_pause_and_cancel_racing_end_in_one_state(client):
         events = list(iter_sse(stream))
     assert [e.data["status"] for e in events if e.event == "status"][-1] == "cancelled"
     assert events[-1].event == "done"
+
+
+def test_a_change_to_a_queued_job_applies_from_its_first_step(client):
+    with blocked(client):
+        job = post_job(client, "linear", {**LINEAR, "optimizer": "sgd"}, seed=13)
+        response = client.patch(f"/api/jobs/{job['id']}", json={"params": {"lr": 0.02, "epochs": 40}})
+        assert response.status_code == 202, response.text
+        assert response.json()["status"] == "queued" and response.json()["params"]["lr"] == 0.02
+    done = wait_for(client, job["id"])
+    assert done["status"] == "succeeded", done
+    table, columns = rows(client, job["id"])
+    assert len(table) == 40 and {r[columns.index("lr")] for r in table} == {0.02}
+
+
+def test_a_job_whose_worker_was_killed_resumes_from_its_checkpoint(client, one_worker):
+    params, seed = {"epochs": 60_000, "optimizer": "adam", "lr": 0.01}, 14
+    expected = reference(client, "linear", params, seed)
+    job = post_job(client, "linear", params, seed=seed)
+    wait_until_step(client, job["id"], 1)
+    while (running := client.get(f"/api/jobs/{job['id']}").json())["checkpoint_step"] is None:
+        assert running["status"] == "running", f"premise: still running at its first checkpoint: {running}"
+        time.sleep(0.02)
+    assert running["status"] == "running", f"premise: still running when its worker is killed: {running}"
+    os.kill(worker_pid(running), signal.SIGKILL)
+    failed = wait_for(client, job["id"])
+    assert failed["status"] == "failed" and "died" in failed["error"] and failed["resumable"], failed
+    finish(client, job["id"])
+    assert_same_weights(weights(client, job["id"]), expected["weights"])
+    got, _ = rows(client, job["id"])
+    assert got == expected["rows"][0]
