@@ -49,6 +49,7 @@ from app.errors import (
     LimitExceeded,
     ModelUnavailable,
     NoCheckpoint,
+    PlaygroundError,
     QueueFull,
 )
 from app.experiments.base import METRIC_FIELDS, SNAPSHOT_FIELDS, MetricPoint
@@ -138,6 +139,7 @@ class _LiveJob:
     epoch: int | None = None
     step: int | None = None
     ending: bool = False  # its end is on its way to the database
+    cancelling: bool = False  # a cancel went to the executor: a pause that lands first ends it too
     # A checkpoint that arrived before the points it follows (they wait in the worker's batch):
     # recorded once they are, so a stored checkpoint never lies ahead of the stored points.
     waiting_checkpoint: JobCheckpoint | None = None
@@ -178,11 +180,18 @@ class JobService:
             queued = crud.jobs_with_status(session, status=JobStatus.QUEUED)
             for job in [*queued, *crud.jobs_with_status(session, status=JobStatus.PAUSED)]:
                 self._adopt(session, job)
-            specs = [self._spec(session, job) for job in queued]
+            specs, unable = [], []
+            for job in queued:
+                try:
+                    specs.append(self._spec(session, job))
+                except PlaygroundError as exc:  # e.g. a fork whose parent was deleted meanwhile
+                    unable.append(JobFinished(job.id, "failed", error=f"Could not start it again: {exc}"))
         self.writer.start()
         await self.executor.start(self.on_event)
         for spec in specs:
             self.executor.submit(spec)
+        for finished in unable:
+            self._finish(finished)
         if queued:
             log.info("queued %d job(s) again after the restart", len(queued))
 
@@ -325,25 +334,7 @@ class JobService:
         plan = self._policy(parent.kind, child)
         run_params = None
         if k > 0:
-            checkpoint = await to_thread.run_sync(self.checkpoints.at_or_before, parent.id, k)
-            if checkpoint is None:
-                stored = await to_thread.run_sync(self.checkpoints.list, parent.id)
-                raise NoCheckpoint(parent.id, k, stored[0].step if stored else None)
-            payload = await to_thread.run_sync(self.checkpoints.read, checkpoint)
-            replayed = await to_thread.run_sync(self._count_points, parent.id, checkpoint.step, k)
-            c = checkpoint.step
-            scheduled = [(ch["step"], ch["params"]) for ch in parent.changes if c <= ch["step"] <= k]
-            overrides = child.model_dump(mode="json")
-            scheduled.append((k, {name: overrides[name] for name in request.params}))
-            plan = dataclasses.replace(
-                plan,
-                resume=payload,
-                resume_step=c,
-                replay_to_step=k,
-                skip_points=replayed,
-                scheduled=tuple(scheduled),
-            )
-            run_params = _params_at(original, parent.changes, c)
+            plan, run_params = await to_thread.run_sync(self._fork_plan, parent, k, child, plan)
         return await self._record_and_submit(
             spec.kind,
             child,
@@ -367,7 +358,10 @@ class JobService:
                 return self.public(self.get_job(job_id))
             if status not in ACTIVE_STATUSES:
                 raise JobConflict(job_id, status, "cancel", [*ACTIVE_STATUSES, JobStatus.PAUSED])
-            if not self.executor.cancel(job_id):
+            if self.executor.cancel(job_id):
+                if (live := self._live.get(job_id)) is not None:
+                    live.cancelling = True
+            else:
                 # The executor has never heard of it (it lost it): finish it here so it does not hang.
                 if job_id not in self._live:
                     with self._session() as session:
@@ -406,30 +400,9 @@ class JobService:
                 raise JobConflict(
                     job_id, status, action, [JobStatus.PAUSED, "interrupted or failed with a checkpoint"]
                 )
-            params = self._validate(job.kind, self._full_params(job, await to_thread.run_sync(self.job_data, job_id)))
-            plan = self._policy(job.kind, params)
-            position = (0, 0, True)  # step, epoch, at an epoch's end
-            # The newest checkpoint the database knows of: a file a crash left ahead of it follows
-            # points that were never stored.
-            newest = None
-            if job.checkpoint_step is not None:
-                newest = await to_thread.run_sync(self.checkpoints.at_or_before, job_id, job.checkpoint_step)
-            if newest is not None:
-                position = (newest.step, newest.epoch, newest.epoch_end)
-                payload = await to_thread.run_sync(self.checkpoints.read, newest)
-                total, through = await to_thread.run_sync(self._points_through, job_id, newest.step)
-                last_stored = await to_thread.run_sync(self._last_stored_step, job_id)
-                plan = dataclasses.replace(
-                    plan,
-                    resume=payload,
-                    resume_step=newest.step,
-                    # A crashed job's points after its checkpoint are stored: the run goes through
-                    # them again (bit-identical) without sending them twice.
-                    replay_to_step=max(newest.step, last_stored),
-                    skip_points=total - through,
-                    base_points=total,
-                    scheduled=tuple((max(ch["step"], newest.step), ch["params"]) for ch in job.changes if ch["step"] >= newest.step),
-                )
+            data = await to_thread.run_sync(self.job_data, job_id) if job.data_points else None
+            params = self._validate(job.kind, self._full_params(job, data))
+            plan, run_params, position = await to_thread.run_sync(self._build_plan, job, params)
             if steps is not None:
                 plan = dataclasses.replace(plan, pause_at_step=position[0] + steps)
             elif epochs is not None:
@@ -449,10 +422,7 @@ class JobService:
                 job_id, live, {"status": JobStatus.QUEUED, "finished_at": None, "error": None}
             )
             self.metrics.forget(job_id)
-            self.executor.submit(
-                JobSpec(job_id=job.id, kind=job.kind, params=params.model_dump(mode="json"), seed=job.seed,
-                        device=job.device, plan=plan)
-            )
+            self.executor.submit(self._job_spec(job, params, plan, run_params))
             return self.public(self.get_job(job_id))
 
     async def patch(self, job_id: str, changes: dict[str, Any]) -> JobPublic:
@@ -475,17 +445,15 @@ class JobService:
                 if self.executor.control(job_id, patch=clean):  # it has just started
                     return self.public(job)
                 raise JobConflict(job_id, status, "change", list(OPEN_STATUSES))
-            step = job.checkpoint_step or 0
+            step = job.checkpoint_step if job.checkpoint_step is not None else (job.fork_step or 0)
             await self.writer.run(self._change_op(job_id, step, clean))
             self._changed(job_id, step, clean)
             job = self.get_job(job_id)
             if status == JobStatus.QUEUED:  # taken back above: queued again with the new values
                 data = await to_thread.run_sync(self.job_data, job_id) if job.data_points else None
                 params = self._validate(job.kind, self._full_params(job, data))
-                self.executor.submit(
-                    JobSpec(job_id=job.id, kind=job.kind, params=params.model_dump(mode="json"), seed=job.seed,
-                            device=job.device, plan=self._policy(job.kind, params))
-                )
+                plan, run_params, _ = await to_thread.run_sync(self._build_plan, job, params)
+                self.executor.submit(self._job_spec(job, params, plan, run_params))
             return self.public(job)
 
     async def delete(self, job_id: str) -> None:
@@ -596,6 +564,8 @@ class JobService:
 
     def _finish(self, event: JobFinished, now: bool = False) -> Coroutine[Any, Any, None] | None:
         live = self._live[event.job_id]
+        if event.status == "paused" and live.cancelling:  # paused at the boundary the cancel missed
+            event = dataclasses.replace(event, status="cancelled")
         live.status = JobStatus(event.status)
         paused = live.status == JobStatus.PAUSED  # not over: no done, the job stays live here
         live.ending = not paused
@@ -777,6 +747,83 @@ class JobService:
 
     # ------------------------------------------------------------------------------------------
 
+    def _build_plan(self, job: Job, params: Any) -> tuple[ControlPlan, dict[str, Any] | None, tuple[int, int, bool]]:
+        """How a job (about to be queued) starts: from its own newest checkpoint (paused, or resumed
+        after a crash), from its parent's (a fork that has not run yet), or from the beginning.
+
+        Returns the plan, the parameters the run starts with when they are not the job's (a fork
+        replays its parent's), and where it starts: (step, epoch, at an epoch's end).
+        """
+        plan = self._policy(job.kind, params)
+        # The newest checkpoint the database knows of: a file a crash left ahead of it follows
+        # points that were never stored.
+        newest = None
+        if job.checkpoint_step is not None:
+            newest = self.checkpoints.at_or_before(job.id, job.checkpoint_step)
+        if newest is not None:
+            total, through = self._points_through(job.id, newest.step)
+            plan = dataclasses.replace(
+                plan,
+                resume=self.checkpoints.read(newest),
+                resume_step=newest.step,
+                # A crashed job's points after its checkpoint are stored: the run goes through them
+                # again (bit-identical) without sending them twice.
+                replay_to_step=max(newest.step, self._last_stored_step(job.id)),
+                skip_points=total - through,
+                base_points=total,
+                # Changes after the checkpoint (live ones before a crash, those made while paused).
+                scheduled=tuple(
+                    (max(ch["step"], newest.step), ch["params"]) for ch in job.changes if ch["step"] >= newest.step
+                ),
+            )
+            return plan, None, (newest.step, newest.epoch, newest.epoch_end)
+        if job.parent_id is not None and job.fork_step:
+            with self._session() as session:
+                parent = crud.get_job(session, job_id=job.parent_id)
+            if parent is None:
+                raise JobNotFound(job.parent_id)
+            plan, run_params = self._fork_plan(parent, job.fork_step, params, plan)
+            assert plan.resume_step is not None
+            checkpoint = self.checkpoints.at_or_before(parent.id, plan.resume_step)
+            epoch = checkpoint.epoch if checkpoint is not None else 0
+            return plan, run_params, (job.fork_step, epoch, checkpoint.epoch_end if checkpoint else True)
+        return plan, None, (0, 0, True)
+
+    def _fork_plan(self, parent: Job, k: int, child: Any, plan: ControlPlan) -> tuple[ControlPlan, dict[str, Any]]:
+        """A fork at step ``k`` > 0: the parent's nearest checkpoint at or before ``k``, its changes up to
+        ``k`` replayed without sending a point, then the child's live parameters from ``k`` on."""
+        checkpoint = self.checkpoints.at_or_before(parent.id, k)
+        if checkpoint is None:
+            stored = self.checkpoints.list(parent.id)
+            raise NoCheckpoint(parent.id, k, stored[0].step if stored else None)
+        c = checkpoint.step
+        values = child.model_dump(mode="json")
+        own = {name: values[name] for name in live_params(type(child))}
+        scheduled = [(ch["step"], ch["params"]) for ch in parent.changes if c <= ch["step"] <= k]
+        scheduled.append((k, own))
+        plan = dataclasses.replace(
+            plan,
+            resume=self.checkpoints.read(checkpoint),
+            resume_step=c,
+            replay_to_step=k,
+            skip_points=self._count_points(parent.id, c, k),
+            scheduled=tuple(scheduled),
+        )
+        run_params = _params_at(_original_params(parent), parent.changes, c)
+        if "data" in values:
+            run_params["data"] = values["data"]
+        return plan, run_params
+
+    def _job_spec(self, job: Job, params: Any, plan: ControlPlan, run_params: dict[str, Any] | None) -> JobSpec:
+        return JobSpec(
+            job_id=job.id,
+            kind=job.kind,
+            params=run_params if run_params is not None else params.model_dump(mode="json"),
+            seed=job.seed,
+            device=job.device,
+            plan=plan,
+        )
+
     def _validate(self, kind: str, values: dict[str, Any]) -> Any:
         spec = get_experiment(kind)
         try:
@@ -867,10 +914,11 @@ class JobService:
         return {**job.params, "data": data} if data is not None else dict(job.params)
 
     def _spec(self, session: Session, job: Job) -> JobSpec:
+        """A queued job's spec after a restart: from its checkpoint, or its parent's, if it has one."""
         data = crud.get_job_data(session, job_id=job.id) if job.data_points else None
-        return JobSpec(
-            job_id=job.id, kind=job.kind, params=self._full_params(job, data), seed=job.seed, device=job.device
-        )
+        params = get_experiment(job.kind).params_model.model_validate(self._full_params(job, data))
+        plan, run_params, _ = self._build_plan(job, params)
+        return self._job_spec(job, params, plan, run_params)
 
 
 
