@@ -399,3 +399,22 @@ def test_a_job_whose_worker_was_killed_resumes_from_its_checkpoint(client, one_w
     assert_same_weights(weights(client, job["id"]), expected["weights"])
     got, _ = rows(client, job["id"])
     assert got == expected["rows"][0]
+
+
+def test_a_resumed_job_still_queued_at_a_restart_goes_on_from_its_checkpoint(server_factory):
+    params, seed, k = {**LINEAR, "optimizer": "adam", "lr": 0.1}, 15, 100
+    srv = server_factory(workers=1)
+    with srv.client() as c:
+        expected = reference(c, "linear", params, seed)
+        job = held_job(c, "linear", params, seed)
+        step(c, job["id"], steps=k)
+        blocker = post_job(c, "linear", LONG_LINEAR)
+        wait_for(c, blocker["id"], "running")
+        assert c.post(f"/api/jobs/{job['id']}/resume").json()["status"] == "queued"
+    srv.restart()  # a graceful stop: the blocker is interrupted, the resumed job is queued again
+    with srv.client() as c:
+        done = wait_for(c, job["id"], timeout=120)
+        assert done["status"] == "succeeded", done
+        got, _ = rows(c, job["id"])
+        assert got == expected["rows"][0], "it went on from step k, not from the start"
+        assert_same_weights(weights(c, job["id"]), expected["weights"])
