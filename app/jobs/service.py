@@ -6,7 +6,15 @@ executor, and turns what the executor reports into database rows and SSE events:
     executor event     database (writer thread)                  broker (SSE), after the commit
     JobStarted         job: running, started_at, worker          status
     JobMetrics         metric rows, job progress                 metric (at most MAX_EVENT_POINTS each)
-    JobFinished        job: final, result; status, done events   status, done
+    JobControlApplied  job: params, changes; control event       control
+    JobCheckpoint      a file under PLAYGROUND_HOME/checkpoints   (none)
+    JobFinished        job: final (or paused), result            status, done (none when paused)
+
+Commands: create (and fork), cancel, delete, and the playable ones -- pause, resume (and step),
+patch. Each job takes one command at a time (``_command``); a command's own writes are awaited
+(stored, or 503 after the writer's deadline) before it answers. How a job starts -- from the
+beginning, from its newest checkpoint, or from its parent's (a fork) -- is ``_build_plan``'s one
+decision, for a new job, a resumed one and a restart alike.
 
 The promise: what a client was sent is what is stored. Event ids are handed out on the event
 loop's thread, in order, when the executor's event arrives; the rows go to the database writer
