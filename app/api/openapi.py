@@ -53,6 +53,7 @@ OPERATION_ERRORS: dict[tuple[str, str], set[int]] = {
     ("delete", "/api/jobs/{job_id}"): {409, 503},
     ("get", "/api/jobs/{job_id}/events"): {503},
     ("get", "/api/jobs/{job_id}/model"): {409},
+    ("get", "/api/jobs/{job_id}/script"): {409},  # a fork whose parent is gone or has another seed
     ("post", "/api/jobs/{job_id}/predict"): {400, 409, 413, 503},
 }
 
