@@ -33,6 +33,10 @@ from app.models import EventType
 
 # Events a watcher's queue holds before the watcher is sent back to the database.
 QUEUE_EVENTS = 256
+# Pages of history read from the database at once, by all watchers together. Each read is a thread
+# of the pool and a connection: unbounded, 100 clients replaying a long job kept 40 threads busy,
+# and their contention for the GIL made every other request (``/api/health``) wait over a second.
+PAGE_READS = 4
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,7 @@ class EventBroker:
         self._streams = 0
         self._streams_per_job: dict[str, int] = {}
         self._closed = False
+        self._reads = asyncio.Semaphore(PAGE_READS)
 
     # ------------------------------------------------------------------------------------------
     # Publishing (the service, after each commit)
@@ -168,9 +173,11 @@ class EventBroker:
                 # 1-2. The history from the database, page by page.
                 ended = False
                 while True:
-                    page, more = await self._read_page(job_id, last)
+                    async with self._reads:
+                        page, more = await self._read_page(job_id, last)
                     if first_page and not page and last > 0:
-                        latest, newest = await self._read_latest(job_id)
+                        async with self._reads:
+                            latest, newest = await self._read_latest(job_id)
                         if last > newest:
                             # A Last-Event-ID beyond the job's events (made up, or from a server
                             # that lost them): say where the job is now, and go on from there.
