@@ -148,7 +148,7 @@ def _metric_event(values: tuple[Any, ...]) -> dict[str, Any]:
 
 
 def read_events_page(
-    session: Session, *, job_id: str, after: int, max_rows: int = 1000, max_events: int = 200
+    session: Session, *, job_id: str, after: int, max_rows: int = 250, max_events: int = 100
 ) -> tuple[list[tuple[int, EventType, Any]], bool]:
     """The job's next events with id > ``after``, a page of at most about ``max_rows`` points and
     ``max_events`` other events, whole events only; and whether more follow.

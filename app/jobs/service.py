@@ -96,7 +96,7 @@ log = logging.getLogger(__name__)
 
 # A metric event carries at most this many points: a stream's page of history is whole events, so
 # this bounds what one watcher holds (a worker's batch of a fast job can hold thousands).
-MAX_EVENT_POINTS = 500
+MAX_EVENT_POINTS = 250
 
 
 def choose_device(requested: str, available: list[str]) -> str:
@@ -712,6 +712,7 @@ class JobService:
         return await self.metrics.body(job_id, fmt, max_points, final=job_id not in self._live, with_parent=with_parent)
 
     def disk_free_mb(self) -> float | None:
+        """Free space where the database lives (PLAYGROUND_HOME)."""
         try:
             return round(shutil.disk_usage(self.settings.home).free / 1e6, 1)
         except OSError:
@@ -720,12 +721,23 @@ class JobService:
     def problems(self) -> list[str]:
         """What /api/health reports as wrong, in words (empty: all is well)."""
         problems = []
-        free = self.disk_free_mb()
-        if free is not None and free < self.settings.min_free_disk_mb:
-            problems.append(
-                f"low disk space: {free:.0f} MB free in {str(self.settings.home)!r} "
-                f"(PLAYGROUND_MIN_FREE_DISK_MB={self.settings.min_free_disk_mb})"
-            )
+        # The database, the weights and the checkpoints may sit on different disks (a volume per
+        # folder): each disk once, named by the first folder of ours on it.
+        seen: set[int] = set()
+        for folder in (self.settings.home, self.settings.models_dir, self.settings.checkpoints_dir):
+            try:
+                device = folder.stat().st_dev
+                free = shutil.disk_usage(folder).free / 1e6
+            except OSError:
+                continue
+            if device in seen:
+                continue
+            seen.add(device)
+            if free < self.settings.min_free_disk_mb:
+                problems.append(
+                    f"low disk space: {free:.0f} MB free in {str(folder)!r} "
+                    f"(PLAYGROUND_MIN_FREE_DISK_MB={self.settings.min_free_disk_mb})"
+                )
         if self.writer.failing_since is not None:
             problems.append(
                 f"the database refuses writes ({self.writer.last_error}); {self.writer.pending()} write(s) "

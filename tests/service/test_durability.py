@@ -550,12 +550,8 @@ def test_a_full_disk_fails_the_job_with_the_space_left_and_keeps_the_worker(serv
             srv.stop()  # before the unmount: it holds nothing there, but it writes its database
 
 
-# Found while writing the test above: /api/health measures only PLAYGROUND_HOME's disk, so a full
-# disk under the models directory (a mount of its own) is not reported. Strict: it fails the day
-# health reports it, so the marker comes off then.
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError, reason="/api/health checks PLAYGROUND_HOME's disk, not the models directory's"
-)
+# Found while writing the test above: /api/health measured only PLAYGROUND_HOME's disk, so a full
+# disk under the models directory (a mount of its own) was not reported.
 def test_health_reports_a_full_disk_under_the_models_directory(server_factory, tmp_path) -> None:
     home = tmp_path / "models-disk-home"
     home.mkdir()
