@@ -67,7 +67,7 @@ def header(history: RunHistory, context: dict, script_name: str, notebook: bool)
     """The first markdown cell: what the run was, how to run it, and how close it comes."""
     job = history.job
     spec = get_experiment(job.kind)
-    named = f' ("{job.name}")' if job.name else ""
+    named = f' ("{" ".join(job.name.split())}")' if job.name else ""  # one line, whatever it holds
     run = (
         "Run the cells from top to bottom"
         if notebook
@@ -81,7 +81,7 @@ def header(history: RunHistory, context: dict, script_name: str, notebook: bool)
         "schedule, and every live change at the step it was made.",
         f"{run}. {promise(job.kind)} The last line it prints gives the final numbers at full precision; "
         f"then it saves the weights to `{context['weights_file']}`, a state_dict like the job's model download.",
-        "Parameters: " + ", ".join(f"{k}={v!r}" for k, v in history.params.model_dump(exclude={"data"}).items()),
+        "Parameters at the start: " + ", ".join(f"{k}={v!r}" for k, v in history.params.model_dump(exclude={"data"}).items()),
     ]
     if history.changes:
         paragraphs.append(
