@@ -147,11 +147,21 @@ export const api = {
   createJob: (spec) => request("POST", "/api/jobs", { body: spec }),
   getJob: (id) => request("GET", `/api/jobs/${encodeURIComponent(id)}`),
   cancelJob: (id) => request("POST", `/api/jobs/${encodeURIComponent(id)}/cancel`),
+  // Playing with a run: each answers 202 with the job as the command found it; the status it
+  // leads to (paused, queued, running) comes over the event stream.
+  pauseJob: (id) => request("POST", `/api/jobs/${encodeURIComponent(id)}/pause`),
+  resumeJob: (id) => request("POST", `/api/jobs/${encodeURIComponent(id)}/resume`),
+  // amount: {epochs: n} or {steps: n}; {} is one epoch.
+  stepJob: (id, amount = {}) => request("POST", `/api/jobs/${encodeURIComponent(id)}/step`, { body: amount }),
+  // Live parameters (x-live in the kind's schema), from the job's next step on.
+  patchJob: (id, params) => request("PATCH", `/api/jobs/${encodeURIComponent(id)}`, { body: { params } }),
   deleteJob: (id) => request("DELETE", `/api/jobs/${encodeURIComponent(id)}`),
-  // {columns, rows}; maxPoints asks for a min/max-downsampled history.
-  metrics: (id, { maxPoints } = {}) => {
+  // {columns, rows}; maxPoints asks for a min/max-downsampled history; withParent (a fork) puts
+  // its parent's rows up to the fork step first.
+  metrics: (id, { maxPoints, withParent = false } = {}) => {
     const query = new URLSearchParams({ format: "json" });
     if (maxPoints) query.set("max_points", String(maxPoints));
+    if (withParent) query.set("with_parent", "true");
     return request("GET", `/api/jobs/${encodeURIComponent(id)}/metrics?${query}`);
   },
   predictNumbers: (id, inputs) => request("POST", `/api/jobs/${encodeURIComponent(id)}/predict`, { body: { inputs } }),

@@ -8,7 +8,8 @@
 // after a pause, asking for the events after the last one seen; any at or below it are dropped here.
 
 export class JobStream {
-  // handlers: {status(job), metric(points), snapshot(picture), done(job), connection(state)}; state is one of
+  // handlers: {status(job), metric(points), snapshot(picture), control(change), done(job), connection(state)};
+  // control is a live parameter change, {step, params}. state is one of
   // "connecting", "live", "reconnecting" (the browser retries), "reopening" (a new EventSource), "closed".
   // after: the id of the newest event the caller has already (null: none, from the start).
   constructor(url, handlers, after = null) {
@@ -53,7 +54,7 @@ export class JobStream {
       setTimeout(() => !this.closed && this.open(), this.retryMs);
       this.retryMs = Math.min(this.retryMs * 2, 15000);
     });
-    for (const type of ["status", "metric", "snapshot", "done"]) {
+    for (const type of ["status", "metric", "snapshot", "control", "done"]) {
       source.addEventListener(type, (event) => this.dispatch(type, event));
     }
   }
