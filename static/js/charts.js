@@ -39,8 +39,11 @@ function formatValue(value) {
 
 // A chart whose options can change (log scale, which series exist) by rebuilding the uPlot.
 //   spec(): {series: [{label, stroke, dash, width, points}], xLabel, yLabel, yRange}
+//   onPick(x): called with the x of the data point nearest a click or tap (not a drag-to-zoom).
+// setMarkers([{x, label, color, dash}]) draws labelled vertical lines (a change of a live
+// parameter, a fork, a picked step) over the plot.
 export class LineChart {
-  constructor(container, { height = 300, spec, log = false, xLabel = "step", yLabel = "", wholeX = true }) {
+  constructor(container, { height = 300, spec, log = false, xLabel = "step", yLabel = "", wholeX = true, onPick = null }) {
     this.container = container;
     this.wholeX = wholeX;
     this.height = height;
@@ -52,6 +55,9 @@ export class LineChart {
     this.zoomed = false;
     this.pending = null;
     this.plot = null;
+    this.markers = [];
+    this.markerFrame = null;
+    this.onPick = onPick;
     this.resizeObserver = new ResizeObserver(() => this.fitWidth());
     this.resizeObserver.observe(container);
   }
@@ -115,9 +121,11 @@ export class LineChart {
             this.container.dispatchEvent(new CustomEvent("zoomchange", { detail: this.zoomed }));
           },
         ],
+        draw: [(u) => drawMarkers(u, this.markers)],
       },
     };
     this.plot = new uPlot(opts, this.prepare(this.data ?? [[], ...spec.series.map(() => [])]), this.container);
+    if (this.onPick) this.wirePick(this.plot);
     this.container.dataset.points = String(this.data ? this.data[0].length : 0);
   }
 
@@ -149,10 +157,76 @@ export class LineChart {
     this.build();
   }
 
+  setMarkers(markers) {
+    const key = JSON.stringify(markers.map(({ x, label }) => ({ x, label })));
+    if (key === this.container.dataset.markers) return;
+    this.markers = markers;
+    this.container.dataset.markers = key; // for the tests
+    // Redrawn on the next frame, by which a plot just built has drawn once (a redraw before its
+    // first draw finds its axes unmeasured); a plot without points draws them with its points.
+    if (this.markerFrame) return;
+    this.markerFrame = requestAnimationFrame(() => {
+      this.markerFrame = null;
+      if (this.plot?.data?.[0]?.length) this.plot.redraw(false);
+    });
+  }
+
+  // A click (or a tap) that is not the end of a drag picks the nearest data point's x.
+  wirePick(plot) {
+    let down = null;
+    plot.over.addEventListener("pointerdown", (event) => (down = [event.clientX, event.clientY]));
+    plot.over.addEventListener("click", (event) => {
+      if (down && Math.hypot(event.clientX - down[0], event.clientY - down[1]) > 4) return;
+      const xs = plot.data[0];
+      if (!xs.length) return;
+      const left = event.clientX - plot.over.getBoundingClientRect().left;
+      const index = plot.posToIdx(left);
+      if (xs[index] !== undefined) this.onPick(xs[index]);
+    });
+  }
+
   resetZoom() {
     this.zoomed = false;
     if (this.plot && this.data) this.plot.setData(this.prepare(this.data), true);
   }
+}
+
+// Vertical lines at marker.x across the plot, labelled at the top (staggered when they crowd).
+function drawMarkers(u, markers) {
+  if (!markers.length) return;
+  const ctx = u.ctx;
+  const ratio = uPlot.pxRatio || 1;
+  const { left, top, width, height } = u.bbox;
+  ctx.save();
+  ctx.font = `${Math.round(11 * ratio)}px system-ui, sans-serif`;
+  ctx.textBaseline = "top";
+  let lastRight = -Infinity;
+  let row = 0;
+  for (const marker of [...markers].sort((a, b) => a.x - b.x)) {
+    const x = Math.round(u.valToPos(marker.x, "x", true));
+    if (!(x >= left && x <= left + width)) continue;
+    const color = marker.color ?? "#444";
+    ctx.strokeStyle = color;
+    ctx.lineWidth = 1.5 * ratio;
+    ctx.setLineDash((marker.dash ?? [4, 3]).map((d) => d * ratio));
+    ctx.beginPath();
+    ctx.moveTo(x + 0.5, top);
+    ctx.lineTo(x + 0.5, top + height);
+    ctx.stroke();
+    if (!marker.label) continue;
+    const textWidth = ctx.measureText(marker.label).width;
+    const onLeft = x + 4 * ratio + textWidth > left + width;
+    const tx = onLeft ? x - 4 * ratio - textWidth : x + 4 * ratio;
+    row = tx < lastRight + 4 * ratio ? (row + 1) % 4 : 0;
+    lastRight = Math.max(lastRight, tx + textWidth);
+    const ty = top + (2 + row * 14) * ratio;
+    ctx.setLineDash([]);
+    ctx.fillStyle = "rgba(255, 255, 255, 0.85)";
+    ctx.fillRect(tx - 2 * ratio, ty - 1 * ratio, textWidth + 4 * ratio, 13 * ratio);
+    ctx.fillStyle = color;
+    ctx.fillText(marker.label, tx, ty);
+  }
+  ctx.restore();
 }
 
 // x sorted ascending with its y arrays permuted the same way (uPlot wants sorted x).

@@ -89,6 +89,7 @@ export class LossSurfaceMap {
     this.surface = null;
     this.ws = [];
     this.bs = [];
+    this.kinks = []; // [{w, b, label}]: where a live parameter changed on the path
     this.view = null;
     this.viewHasPath = false;
     this.background = null;
@@ -115,6 +116,15 @@ export class LossSurfaceMap {
     // window framed before the path began (the data came first) is framed again to take in its start.
     if (!this.surface || (!this.viewHasPath && ws.length)) this.view = null;
     if (!this.view) this.background = null;
+    this.schedule();
+  }
+
+  // Kink markers on the path: the (w, b) where a live change (a new lr) took effect.
+  setMarkers(kinks) {
+    const same = kinks.length === this.kinks.length && kinks.every((k, i) => k.w === this.kinks[i].w && k.b === this.kinks[i].b && k.label === this.kinks[i].label);
+    if (same) return;
+    this.kinks = kinks;
+    this.container.dataset.kinks = String(kinks.length); // for the tests
     this.schedule();
   }
 
@@ -321,6 +331,11 @@ export class LossSurfaceMap {
       const m = this.toPx(this.surface.minimum.w, this.surface.minimum.b);
       if (inside(m)) marker(ctx, m, "cross", "minimum");
     }
+    for (const kink of this.kinks) {
+      if (!Number.isFinite(kink.w) || !Number.isFinite(kink.b)) continue;
+      const p = this.toPx(kink.w, kink.b);
+      if (inside(p)) marker(ctx, p, "diamond", kink.label);
+    }
     ctx.restore();
   }
 
@@ -350,6 +365,14 @@ function marker(ctx, [x, y], shape, label) {
   ctx.beginPath();
   if (shape === "circle") ctx.arc(x, y, 5, 0, 2 * Math.PI);
   else if (shape === "square") ctx.rect(x - 5, y - 5, 10, 10);
+  else if (shape === "diamond") {
+    ctx.moveTo(x, y - 6);
+    ctx.lineTo(x + 6, y);
+    ctx.lineTo(x, y + 6);
+    ctx.lineTo(x - 6, y);
+    ctx.closePath();
+    ctx.fillStyle = "#E69F00"; // Okabe-Ito orange: a change, not the start or the end
+  }
   if (shape === "cross") {
     ctx.moveTo(x - 6, y - 6);
     ctx.lineTo(x + 6, y + 6);
