@@ -1,16 +1,20 @@
 // The live view of one run (/jobs/{id}): status and progress, the loss (and accuracy) curves as
 // points arrive over SSE, why it diverged and a one-click retry, what the model learned, a
-// prediction box, and the downloads.
+// prediction box, and the downloads. Beside the charts, the run's controls (pause, resume, step,
+// cancel, its live parameters, each change marked on the charts) and a fork from any step.
 
 import { api, ApiError, wireDownload } from "./api.js";
 import { COLORS, LineChart, VAL_DASH, withAlpha } from "./charts.js";
 import { renderConfusion, renderPerClass, renderSamples } from "./cifarview.js";
 import { LossSurfaceMap } from "./contour.js";
 import { FitChart } from "./fitview.js";
+import { ForkPanel } from "./forkform.js";
+import { changeLabel, indexAtStep, loadParentLine, mergeChanges, withParentColumns } from "./lineage.js";
 import { shareQuery } from "./form.js";
 import { duration, el, elapsedMs, isTerminal, jobLabel, num, percent, statusBadge } from "./format.js";
 import "./header.js";
 import { MetricStore, rowsToPoints } from "./metrics.js";
+import { RunControls } from "./runcontrols.js";
 import { JobStream } from "./stream.js";
 import { mountImagePredict, mountNumberPredict } from "./tryit.js";
 
@@ -35,6 +39,12 @@ let fitChart = null;
 let surface = null;
 let resultShown = false;
 let tick = null;
+let stream = null;
+let covered = null; // the id of the newest event the page has (history or stream)
+let controls = null;
+let fork = null;
+let received = []; // live changes from `control` events, until the job's `changes` list them
+let parent = null; // a fork's parent line up to the fork step: {steps, train, val}
 
 // ---- header ---------------------------------------------------------------------------------
 
@@ -45,8 +55,21 @@ function renderHeader() {
   $("[data-status]").replaceChildren(badge);
   root.dataset.status = job.status;
   $("[data-job-meta]").textContent = `${job.kind} · device ${job.device ?? "auto"} · seed ${job.seed ?? "–"} · id ${job.id}`;
-  $("[data-cancel]").hidden = isTerminal(job.status);
+  renderLineage();
+  controls?.update(job);
+  fork?.update(job);
   renderProgress();
+}
+
+function renderLineage() {
+  const node = $("[data-lineage]");
+  if (!job.parent_id) return;
+  node.replaceChildren(
+    "Continued from ",
+    el("a", { href: `/jobs/${job.parent_id}`, dataset: { parentLink: "" } }, `run ${job.parent_id.slice(0, 8)}`),
+    ` at step ${(job.fork_step ?? 0).toLocaleString()}; its curve up to there is drawn faintly.`,
+  );
+  node.hidden = false;
 }
 
 function renderProgress() {
@@ -64,6 +87,7 @@ function renderProgress() {
   const elapsed = elapsedMs(job);
   const parts = [];
   if (job.status === "queued") parts.push("waiting for a worker");
+  else if (job.status === "paused" && epochs) parts.push(`paused at epoch ${shownEpoch} of ${epochs}`);
   else if (epochs) parts.push(`epoch ${shownEpoch} of ${epochs}`);
   if (elapsed !== null) parts.push(`${duration(elapsed)} elapsed`);
   if (elapsed && step) parts.push(`${num(step / (elapsed / 1000), 3)} steps/s`);
@@ -131,7 +155,9 @@ function renderProblem() {
   } else if (job.status === "failed" || job.status === "interrupted") {
     $("[data-problem-title]").textContent = job.status === "failed" ? "The run failed" : "The run was interrupted";
     $("[data-problem-message]").textContent = job.error || (job.status === "interrupted" ? "The server stopped while it ran." : "");
-    $("[data-problem-advice]").textContent = "";
+    $("[data-problem-advice]").textContent = job.resumable
+      ? `It kept a checkpoint at step ${(job.checkpoint_step ?? 0).toLocaleString()}: "Resume from step ${(job.checkpoint_step ?? 0).toLocaleString()}" beside the chart goes on from there.`
+      : "";
     buttons.replaceChildren(retryButton("Run it again", {}));
     box.hidden = false;
   } else {
@@ -146,6 +172,11 @@ function lossSpec() {
     { label: "train loss", stroke: smoothingOn ? withAlpha(COLORS.train, 0.3) : COLORS.train, width: smoothingOn ? 1 : 2 },
   ];
   const hasVal = store.hasVal();
+  if (parent) {
+    // The run this one was forked from, up to the fork step: faint, thin, after the own curves in the legend.
+    series.push({ label: "parent train", stroke: withAlpha(COLORS.train, 0.35), width: 1.5 });
+    if (parent.hasVal) series.push({ label: "parent val", stroke: withAlpha(COLORS.val, 0.35), width: 1.5, dash: VAL_DASH });
+  }
   if (hasVal) {
     series.push({ label: "val loss", stroke: smoothingOn ? withAlpha(COLORS.val, 0.35) : COLORS.val, width: smoothingOn ? 1 : 2, dash: VAL_DASH });
   }
@@ -164,7 +195,7 @@ function lossData() {
     columns.push(store.smoothTrain);
     if (hasVal) columns.push(store.smoothVal);
   }
-  return columns;
+  return parent ? withParentColumns(columns, parent) : columns;
 }
 
 let chartHasVal = false;
@@ -195,6 +226,8 @@ function updateCharts() {
     accuracyChart.setData([store.accEpochs, store.trainAcc, store.valAcc]);
   }
   if (surface && store.hasW) surface.setPath(store.w, store.b);
+  renderMarkers();
+  fork?.update(job); // the newest step moved
   if (fitChart && job.kind === "linear" && !resultShown) {
     const wb = store.latestWB();
     const scale = job.params?.input_scale ?? 1;
@@ -252,6 +285,64 @@ async function loadFullHistory() {
   lossChart.data = lossData();
   lossChart.rebuild();
   updateCharts();
+}
+
+// ---- markers: live changes, where a fork began, the picked step --------------------------------
+
+function renderMarkers() {
+  if (!lossChart) return;
+  const changes = mergeChanges(job.changes || [], received);
+  const markers = changes.map((change) => ({ x: change.step, label: changeLabel(change.params), color: "#8a5a00" }));
+  if (job.parent_id && job.fork_step != null) markers.push({ x: job.fork_step, label: "forked here", color: "#57606a", dash: [2, 3] });
+  if (fork?.picked != null) markers.push({ x: fork.picked, label: `step ${fork.picked.toLocaleString()}`, color: "#009E73", dash: [] });
+  lossChart.setMarkers(markers);
+  if (surface) {
+    // A kink on the (w, b) path where a new learning rate took over.
+    const kinks = [];
+    for (const change of changes) {
+      if (Object.keys(change.params).every((name) => name === "epochs")) continue; // the path goes on straight
+      const i = indexAtStep(store.steps, change.step);
+      if (i >= 0 && store.w[i] !== null && store.b[i] !== null) kinks.push({ w: store.w[i], b: store.b[i], label: changeLabel(change.params) });
+    }
+    surface.setMarkers(kinks);
+  }
+}
+
+// A `control` event: live parameters changed after `step`.
+function onControl(change) {
+  const before = Object.fromEntries(Object.keys(change.params).map((name) => [name, job.params?.[name]]));
+  received.push({ ...change, before });
+  job = { ...job, params: { ...job.params, ...change.params } };
+  if (change.params.epochs !== undefined && job.progress) job.progress = { ...job.progress, epochs: change.params.epochs };
+  controls.applied(change);
+  renderSettings();
+  renderMarkers();
+  renderProgress();
+}
+
+// The answer to a PATCH. A paused or queued job records the change at once and the answer lists
+// it; a running one records it at its next step boundary, and says so with a `control` event.
+// (The server does not send the `control` event of a paused or queued job to open streams, only
+// to later readers: the answer is what tells this page.)
+function onPatched(reply) {
+  if ((reply.changes?.length ?? 0) <= (job.changes?.length ?? 0)) return;
+  const change = reply.changes.at(-1);
+  job = { ...job, params: { ...job.params, ...change.params }, changes: reply.changes };
+  if (change.params.epochs !== undefined && job.progress) job.progress = { ...job.progress, epochs: change.params.epochs };
+  controls.applied(change);
+  renderSettings();
+  renderMarkers();
+  renderProgress();
+}
+
+// A click on the loss chart picks the step a fork starts from.
+function onPick(step) {
+  if (job.parent_id && job.fork_step != null && step <= job.fork_step) {
+    controls.say("That part of the curve is the parent run's: open it (the link at the top) to continue from there.");
+    return;
+  }
+  fork.setStep(step);
+  renderMarkers();
 }
 
 // ---- what the model learned -----------------------------------------------------------------
@@ -401,6 +492,13 @@ function onJob(updated) {
   // finished job back to life: a run's status only moves forward.
   if (job && isTerminal(job.status) && !isTerminal(updated.status)) return;
   const statusChanged = !job || updated.status !== job.status;
+  // A status event sent before a change the page already knows of (from the PATCH's answer) must
+  // not take it back.
+  const known = job?.changes ?? [];
+  if ((updated.changes?.length ?? 0) < known.length) {
+    const newer = known.slice(updated.changes?.length ?? 0);
+    updated = { ...updated, changes: known, params: Object.assign({ ...updated.params }, ...newer.map((c) => c.params)) };
+  }
   job = { ...job, ...updated };
   renderHeader();
   if (statusChanged) {
@@ -411,11 +509,43 @@ function onJob(updated) {
       lossChart.setLog(true);
     }
   }
-  if (isTerminal(job.status)) {
+  // The elapsed time and the speed change only while it runs: nothing ticks while it waits.
+  if (job.status === "running" && !tick) tick = setInterval(renderProgress, 1000);
+  else if (job.status !== "running" && tick) {
     clearInterval(tick);
+    tick = null;
+  }
+  if (isTerminal(job.status)) {
     showResult();
     mountTryIt();
   }
+}
+
+// The server took a resume of an ended run (interrupted, or failed with its worker): its events
+// go on with the next id, so the page listens again from the last one it has.
+function onRevived(reply) {
+  job = { ...job, ...reply };
+  resultShown = false;
+  renderHeader();
+  renderProblem();
+  openStream(stream?.lastId ?? covered);
+}
+
+function openStream(after) {
+  stream?.close();
+  stream = new JobStream(api.eventsUrl(jobId), {
+    status: onJob,
+    metric: (points) => {
+      if (store.append(points)) updateCharts(); // duplicates (by step) are dropped
+    },
+    snapshot: showSnapshot,
+    control: onControl,
+    done: (final) => {
+      onJob(final);
+      updateCharts();
+    },
+    connection: showConnection,
+  }, after);
 }
 
 // The points so far, from /metrics; returns the id of the newest event they include.
@@ -444,8 +574,13 @@ async function main() {
     root.replaceChildren(el("h1", {}, "Run not found"), el("p", {}, message), el("p", {}, el("a", { href: "/" }, "Start a new run")));
     return;
   }
+  controls = new RunControls(root, { jobId, getJob: () => job, onRevived, onPatched });
+  fork = new ForkPanel(root, { getJob: () => job, lastStep: () => store.steps.at(-1) ?? null });
   api.kinds().then((list) => {
     kinds = list;
+    const kindInfo = kinds.find((k) => k.kind === job.kind);
+    controls.mountLiveParams(kindInfo);
+    fork.mount(kindInfo);
     renderSettings();
     showDataPoints();
   }, () => renderSettings());
@@ -455,12 +590,12 @@ async function main() {
   // A diverged loss spans dozens of orders of magnitude: only a log axis shows its growth.
   const startLog = job.status === "diverged";
   $("[data-log]").checked = startLog;
-  lossChart = new LineChart($("[data-loss-chart]"), { height: 320, xLabel: "step", yLabel: "loss", spec: lossSpec, log: startLog });
+  lossChart = new LineChart($("[data-loss-chart]"), { height: 320, xLabel: "step", yLabel: "loss", spec: lossSpec, log: startLog, onPick });
   wireChartControls();
   mountLearned();
 
   // The history first, then the live events after its last one: a long run's points come once.
-  let covered = await loadHistory();
+  covered = await loadHistory();
   if (!isTerminal(job.status)) {
     // The job as of that history (a status it reached meanwhile is not in the events after it);
     // one that ended meanwhile gets its last points too, and no stream.
@@ -471,39 +606,28 @@ async function main() {
     }
     onJob(now);
   }
-  let stream = null;
-  if (!isTerminal(job.status)) {
-    stream = new JobStream(api.eventsUrl(jobId), {
-      status: onJob,
-      metric: (points) => {
-        if (store.append(points)) updateCharts(); // duplicates (by step) are dropped
-      },
-      snapshot: showSnapshot,
-      done: (final) => {
-        onJob(final);
-        updateCharts();
-      },
-      connection: showConnection,
-    }, covered);
-    $("[data-cancel]").addEventListener("click", async (event) => {
-      event.target.disabled = true;
-      try {
-        // The stream brings the cancelled status; the reply only says the request was taken.
-        await api.cancelJob(jobId);
-      } catch (error) {
-        $("[data-progress-text]").textContent = error.message;
-      }
-      event.target.disabled = false;
-    });
-    tick = setInterval(renderProgress, 1000);
+  if (job.parent_id && job.fork_step != null) {
+    try {
+      // The parent's line, faint under this run's own; downsampled when the two are long.
+      const long = job.fork_step + (job.progress?.step ?? 0) > FULL_HISTORY_LIMIT;
+      parent = await loadParentLine(jobId, job.fork_step, { maxPoints: long ? HISTORY_POINTS : undefined });
+    } catch {
+      parent = null; // the parent was deleted: its curve is not drawn
+    }
   }
+  // A paused run keeps its stream open: resume (here or anywhere) goes on on this page.
+  if (!isTerminal(job.status)) openStream(covered);
   chartHasVal = store.hasVal();
   lossChart.data = lossData();
   lossChart.rebuild();
   updateCharts();
   if (isTerminal(job.status)) onJob(job);
+  // Back to a page the browser kept (bfcache) whose stream it closed: load it afresh.
+  window.addEventListener("pageshow", (event) => {
+    if (event.persisted && stream && !stream.closed) location.reload();
+  });
   // Hooks for the browser tests (and the curious): the store, the stream, the charts.
-  window.playgroundJob = { store, stream, lossChart, get job() { return job; } };
+  window.playgroundJob = { store, lossChart, surface, controls, fork, get stream() { return stream; }, get job() { return job; }, get parent() { return parent; }, get changesReceived() { return received; } };
   root.dataset.ready = "true";
 }
 
