@@ -68,11 +68,13 @@ def header(history: RunHistory, context: dict, script_name: str, notebook: bool)
     job = history.job
     spec = get_experiment(job.kind)
     named = f' ("{" ".join(job.name.split())}")' if job.name else ""  # one line, whatever it holds
-    run = (
-        "Run the cells from top to bottom"
-        if notebook
-        else f"Run it with `python {script_name}{' DATA_DIR' if job.kind == 'cifar' else ''}`"
-    )
+    cifar = job.kind == "cifar"
+    if notebook:
+        run = ("Set `CIFAR10_DATA` to the data folder (or edit `data_path`), then run" if cifar else "Run") + (
+            " the cells from top to bottom"
+        )
+    else:
+        run = f"Run it with `python {script_name}{' DATA_DIR' if cifar else ''}`"
     paragraphs = [
         f"# {spec.title}: job {job.id[:8]}",
         f"Job `{job.id}`{named}, exported from the PyTorch Playground. Nothing here imports the playground: "
