@@ -319,7 +319,11 @@ model
 #
 # The book's loop over batches (forward, loss, `zero_grad()`, `backward()`, `step()`), then the
 # accuracy on the test images each epoch. The batches are index tensors drawn from `generator`
-# (the book's `DataLoader(shuffle=True)`){% if hp.augment == "True" or augment_changes %}, flipped and shifted as whole batches{% endif %}.
+{% if hp.augment == "True" or augment_changes %}
+# (the book's `DataLoader(shuffle=True)`), flipped and shifted as whole batches.
+{% else %}
+# (the book's `DataLoader(shuffle=True)`).
+{% endif %}
 {% if changes %}
 # `changes` are the live changes the job had: after step k (a batch), these values in `hp`.
 {% endif %}
@@ -355,7 +359,9 @@ def order_batches(order, batch_size):
 
 {% if onecycle %}
 steps_per_epoch = len(order_batches(torch.arange(n_train), hp["batch_size"]))
-schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: one_cycle(step, hp["epochs"] * steps_per_epoch))
+schedule = torch.optim.lr_scheduler.LambdaLR(
+    optimizer, lambda step: one_cycle(step, hp["epochs"] * steps_per_epoch)  # hp["epochs"] may change live
+)
 {% endif %}
 
 

@@ -79,7 +79,10 @@ def _own_changes(job: Job) -> list[Change]:
     return [Change(int(c["step"]), dict(c["params"])) for c in job.changes]
 
 
-def _history_of(session: Session, job: Job, depth: int = 0) -> tuple[dict[str, Any], list[Change], list[tuple[str, int]]]:
+Lineage = list[tuple[str, int]]  # (ancestor id, fork step), the oldest first
+
+
+def _history_of(session: Session, job: Job, depth: int = 0) -> tuple[dict[str, Any], list[Change], Lineage]:
     """(the parameters at step 0, every change after that, the forks on the way) of ``job``."""
     own = _own_changes(job)
     if job.parent_id is None or not job.fork_step:  # a fork at step 0 starts from scratch

@@ -26,7 +26,11 @@ import torch
 import torch.optim as optim
 {% endif %}
 
-torch.manual_seed({{ seed }})  # the run's seed{% if not val %} (nothing below draws from it: the fit is deterministic){% endif %}
+{% if val %}
+torch.manual_seed({{ seed }})  # the run's seed
+{% else %}
+torch.manual_seed({{ seed }})  # the run's seed (nothing below draws from it: the fit is deterministic)
+{% endif %}
 
 
 # %% [markdown]
@@ -58,7 +62,7 @@ train_t_c = t_c[train_indices]
 val_t_un = {{ input_scale }} * t_u[val_indices]
 val_t_c = t_c[val_indices]
 {% else %}
-t_un = {{ input_scale }} * t_u  # what the model sees{% if input_scale == "0.1" %}: the book's normalisation{% elif input_scale == "1.0" %}: the raw readings{% endif %}
+t_un = {{ input_scale }} * t_u  # what the model sees{{ scale_note }}
 
 {% endif %}
 
@@ -124,11 +128,16 @@ changes = {{ changes }}
 
 
 {% endif %}
+{% set rate = "optimizer" if optim else "learning_rate" %}
 {% set x = "train_t_u" if val else "t_u" %}
 {% set y = "train_t_c" if val else "t_c" %}
 {% set tp = "train_t_p" if val else "t_p" %}
 {% set loss = "train_loss" if val else "loss" %}
-def training_loop(n_epochs, {{ "optimizer" if optim else "learning_rate" }}, params, {{ x }}, {% if val %}val_t_u, {% endif %}{{ y }}{% if val %}, val_t_c{% endif %}):
+{% if val %}
+def training_loop(n_epochs, {{ rate }}, params, train_t_u, val_t_u, train_t_c, val_t_c):
+{% else %}
+def training_loop(n_epochs, {{ rate }}, params, t_u, t_c):
+{% endif %}
 {% if change_epochs %}
     epoch = 0
     while epoch < n_epochs:  # n_epochs changes with a live change
@@ -227,6 +236,9 @@ torch.save({"w": torch.tensor(w), "b": torch.tensor(b)}, "{{ weights_file }}")
 '''
 
 
+SCALE_NOTES = {0.1: ": the book's normalisation", 1.0: ": the raw readings"}
+
+
 def context(history: RunHistory) -> dict[str, Any]:
     params = history.params
     assert isinstance(params, LinearParams)
@@ -247,6 +259,7 @@ def context(history: RunHistory) -> dict[str, Any]:
         "n_val": n_val,  # at most half the points (val_fraction <= 0.5): always some left to train on
         "n_val_expr": f"int({fraction} * n_samples)",
         "input_scale": py(params.input_scale),
+        "scale_note": SCALE_NOTES.get(params.input_scale, ""),
         "manual": params.optimizer == "manual",
         "autograd": params.optimizer == "autograd",
         "optim": {"sgd": "SGD", "adam": "Adam"}.get(params.optimizer),

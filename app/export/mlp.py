@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.export.history import RunHistory
+from app.export.linear import SCALE_NOTES
 from app.export.literals import changes_literal, float_list, py
 from app.experiments.book_data import BOOK_T_C, BOOK_T_U
 from app.experiments.params import MlpParams
@@ -63,7 +64,7 @@ t_c_val = t_c[val_indices]
 t_un_train = {{ input_scale }} * t_u_train
 t_un_val = {{ input_scale }} * t_u_val
 {% else %}
-t_un = {{ input_scale }} * t_u  # what the network sees{% if input_scale == "0.1" %}: the book's normalisation{% elif input_scale == "1.0" %}: the raw readings{% endif %}
+t_un = {{ input_scale }} * t_u  # what the network sees{{ scale_note }}
 
 {% endif %}
 
@@ -196,6 +197,7 @@ def context(history: RunHistory) -> dict[str, Any]:
         "n_val": n_val,  # at most half the points (val_fraction <= 0.5): always some left to train on
         "n_val_expr": f"int({fraction} * n_samples)",
         "input_scale": py(params.input_scale),
+        "scale_note": SCALE_NOTES.get(params.input_scale, ""),
         "hidden": params.hidden,
         "activation": ACTIVATIONS[params.activation],
         "optim": {"sgd": "SGD", "adam": "Adam"}[params.optimizer],

@@ -83,7 +83,8 @@ def header(history: RunHistory, context: dict, script_name: str, notebook: bool)
         "schedule, and every live change at the step it was made.",
         f"{run}. {promise(job.kind)} The last line it prints gives the final numbers at full precision; "
         f"then it saves the weights to `{context['weights_file']}`, a state_dict like the job's model download.",
-        "Parameters at the start: " + ", ".join(f"{k}={v!r}" for k, v in history.params.model_dump(exclude={"data"}).items()),
+        "Parameters at the start: "
+        + ", ".join(f"{k}={v!r}" for k, v in history.params.model_dump(exclude={"data"}).items()),
     ]
     if history.changes:
         paragraphs.append(
