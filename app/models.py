@@ -132,6 +132,13 @@ class JobPublic(JobBase, _JobId):  # the id comes first in the JSON
     resumable: bool = Field(
         False, description="`POST /resume` continues it from `checkpoint_step` (paused, interrupted, or its worker died)."
     )
+    result_abridged: bool = Field(
+        False,
+        description=(
+            "The `result` here leaves out its samples of points and pictures (lists, events, commands' answers); "
+            "`GET /api/jobs/{id}` has the whole result."
+        ),
+    )
 
     @field_validator("created_at", "started_at", "finished_at")
     @classmethod
@@ -142,11 +149,22 @@ class JobPublic(JobBase, _JobId):  # the id comes first in the JSON
         return value
 
     @classmethod
-    def from_job(cls, job: Job, progress: Progress | None = None, data: list[list[float]] | None = None) -> JobPublic:
-        """``data``: the job's own points, put back into ``params`` (only the job's own read sends them)."""
+    def from_job(
+        cls,
+        job: Job,
+        progress: Progress | None = None,
+        data: list[list[float]] | None = None,
+        abridged: bool = False,
+    ) -> JobPublic:
+        """``data``: the job's own points, put back into ``params``; ``abridged``: the result without
+        its samples (only the job's own read sends the points and the whole result)."""
         fields = job.model_dump(exclude={"number", "epoch", "epochs", "step"})
         if data is not None:
             fields["params"] = {**fields["params"], "data": data}
+        result = fields.get("result")
+        if abridged and result and any(key in result for key in HEAVY_RESULT_KEYS):
+            fields["result"] = {k: v for k, v in result.items() if k not in HEAVY_RESULT_KEYS}
+            fields["result_abridged"] = True
         fields["progress"] = progress or Progress(epoch=job.epoch, epochs=job.epochs, step=job.step)
         fields["resumable"] = job.status == JobStatus.PAUSED or (
             job.checkpoint_step is not None and job.status in RESUMABLE_STATUSES
@@ -155,6 +173,9 @@ class JobPublic(JobBase, _JobId):  # the id comes first in the JSON
 
 
 RESUMABLE_STATUSES = (JobStatus.PAUSED, JobStatus.INTERRUPTED, JobStatus.FAILED)
+# What a result holds for the pictures (up to 1,000 [x, y] pairs each, the network's curve, example
+# images): tens of KB a job, which lists and events leave out (see JobPublic.result_abridged).
+HEAVY_RESULT_KEYS = frozenset({"train_points", "val_points", "curve", "confusion_examples", "samples"})
 
 
 class JobsPublic(SQLModel):

@@ -148,6 +148,7 @@ class _LiveJob:
     step: int | None = None
     ending: bool = False  # its end is on its way to the database
     cancelling: bool = False  # a cancel went to the executor: a pause that lands first ends it too
+    started: bool = False  # it has run before (started_at is set)
     # A checkpoint that arrived before the points it follows (they wait in the worker's batch):
     # recorded once they are, so a stored checkpoint never lies ahead of the stored points.
     waiting_checkpoint: JobCheckpoint | None = None
@@ -208,6 +209,7 @@ class JobService:
         self._live[job.id] = _LiveJob(
             last_event_id=crud.last_event_id(session, job_id=job.id),
             status=job.status,
+            started=job.started_at is not None,
             points=crud.count_metrics(session, job_id=job.id),
             epochs=job.epochs,
             epoch=job.epoch,
@@ -332,11 +334,12 @@ class JobService:
                 last_step=last,
             )
         spec = get_experiment(parent.kind)
-        self._only_live(parent.kind, request.params)
         data = await to_thread.run_sync(self.job_data, parent.id) if parent.data_points else None
         original = _original_params(parent)
         at_fork = _params_at(original, parent.changes, k)
-        child = self._validate(parent.kind, {**at_fork, **request.params, "data": data})
+        overrides = self._only_live(parent.kind, request.params, at_fork)
+        child = self._validate(parent.kind, {**at_fork, **overrides, "data": data})
+        self._check_epochs(parent.kind, child, k, None)
         device, _ = self._placement(request)
         seed = request.seed if request.seed is not None else parent.seed
         plan = self._policy(parent.kind, child)
@@ -443,10 +446,13 @@ class JobService:
                 raise JobConflict(job_id, status, "change", list(OPEN_STATUSES))
             if not changes:
                 raise InvalidField(["body", "params"], "No parameter to change: give at least one.", changes)
-            self._only_live(job.kind, changes)
+            changes = self._only_live(job.kind, changes, job.params)
             merged = self._validate(job.kind, {**job.params, **changes})
+            self._check_epochs(job.kind, merged, self._progress_step(job), self._progress_epoch(job))
             values = merged.model_dump(mode="json")
             clean = {name: values[name] for name in changes}
+            if not clean:
+                return self.public(job)  # nothing differs from what it has
             if status == JobStatus.RUNNING and self.executor.control(job_id, patch=clean):
                 return self.public(job)  # recorded when it takes effect (a `control` event)
             if status == JobStatus.QUEUED and not self.executor.withdraw(job_id):
@@ -454,7 +460,7 @@ class JobService:
                     return self.public(job)
                 raise JobConflict(job_id, status, "change", list(OPEN_STATUSES))
             step = job.checkpoint_step if job.checkpoint_step is not None else (job.fork_step or 0)
-            await self.writer.run(self._change_op(job_id, step, clean))
+            self._publish(job_id, await self.writer.run(self._change_op(job_id, step, clean)))
             self._changed(job_id, step, clean)
             job = self.get_job(job_id)
             if status == JobStatus.QUEUED:  # taken back above: queued again with the new values
@@ -523,11 +529,11 @@ class JobService:
 
     def _started(self, event: JobStarted, live: _LiveJob) -> None:
         live.status = JobStatus.RUNNING
-        self._change(
-            event.job_id,
-            live,
-            {"status": JobStatus.RUNNING, "started_at": utcnow(), "device": event.device, "worker": event.worker},
-        )
+        values: dict[str, Any] = {"status": JobStatus.RUNNING, "device": event.device, "worker": event.worker}
+        if not live.started:  # a resumed job keeps the time it first started
+            values["started_at"] = utcnow()
+            live.started = True
+        self._change(event.job_id, live, values)
 
     def _metrics(self, event: JobMetrics, live: _LiveJob) -> None:
         job_id = event.job_id
@@ -643,9 +649,8 @@ class JobService:
             for key, value in {**values, **progress}.items():
                 setattr(job, key, value)
             session.add(job)
-            data = JobPublic.from_job(job, Progress(epoch=live.epoch, epochs=live.epochs, step=live.step)).model_dump(
-                mode="json"
-            )
+            shown = Progress(epoch=live.epoch, epochs=live.epochs, step=live.step)
+            data = JobPublic.from_job(job, shown, abridged=True).model_dump(mode="json")
             events = [Event(status_id, EventType.STATUS, data)]
             if done_id is not None:
                 events.append(Event(done_id, EventType.DONE, data))
@@ -674,14 +679,15 @@ class JobService:
     # ------------------------------------------------------------------------------------------
     # Reads (any thread)
 
-    def public(self, job: Job, data: list[list[float]] | None = None) -> JobPublic:
-        """The job as the API shows it, with the live progress of a running job."""
+    def public(self, job: Job, data: list[list[float]] | None = None, abridged: bool = True) -> JobPublic:
+        """The job as the API shows it, with the live progress of a running job; ``abridged``: its
+        result without the samples of points and pictures (all but the job's own read)."""
         live = self._live.get(job.id)
         if live is not None:
             progress = Progress(epoch=live.epoch, epochs=live.epochs, step=live.step)
         else:
             progress = Progress(epoch=job.epoch, epochs=job.epochs, step=job.step)
-        return JobPublic.from_job(job, progress, data=data)
+        return JobPublic.from_job(job, progress, data=data, abridged=abridged)
 
     def get_job(self, job_id: str) -> Job:
         with self._session() as session:
@@ -697,7 +703,7 @@ class JobService:
             if job is None:
                 raise JobNotFound(job_id)
             data = crud.get_job_data(session, job_id=job_id) if job.data_points else None
-        return self.public(job, data=data)
+        return self.public(job, data=data, abridged=False)
 
     def job_data(self, job_id: str) -> list[list[float]] | None:
         with self._session() as session:
@@ -853,16 +859,45 @@ class JobService:
         self._check_limits(params)
         return params
 
-    def _only_live(self, kind: str, changes: dict[str, Any]) -> None:
+    def _only_live(self, kind: str, changes: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+        """``changes`` without the parameters given at the value they have; 422 for one that is not
+        live and would change (a client may send a whole form back)."""
         live = live_params(get_experiment(kind).params_model)
+        kept = {}
         for name, value in changes.items():
-            if name not in live:
+            if name in live:
+                kept[name] = value
+            elif name == "data" or value != current.get(name):
                 raise InvalidField(
                     ["body", "params", name],
                     f"{name!r} cannot change during a {kind} run; the live parameters are: {', '.join(live)}.",
                     value,
                     live=live,
                 )
+        return kept
+
+    def _check_epochs(self, kind: str, params: Any, step: int, epoch: int | None) -> None:
+        """A run can be shortened, not to before where it is (linear, mlp: an epoch is a step)."""
+        epochs = getattr(params, "epochs", None)
+        done = step if kind in ("linear", "mlp") else (epoch or 0)
+        if epochs is not None and done and epochs <= done and kind in ("linear", "mlp"):
+            raise InvalidField(
+                ["body", "params", "epochs"],
+                f"epochs={epochs}: the run is at step {step} already; give more than {done}.",
+                epochs,
+                done=done,
+            )
+        if epochs is not None and epoch and epochs < epoch:
+            raise InvalidField(
+                ["body", "params", "epochs"],
+                f"epochs={epochs}: the run is in epoch {epoch} already; give at least {epoch}.",
+                epochs,
+                done=epoch,
+            )
+
+    def _progress_epoch(self, job: Job) -> int | None:
+        live = self._live.get(job.id)
+        return live.epoch if live is not None else job.epoch
 
     def _placement(self, request: JobCreate) -> tuple[str, int]:
         info = self.executor.info()

@@ -499,6 +499,14 @@ function onJob(updated) {
     const newer = known.slice(updated.changes?.length ?? 0);
     updated = { ...updated, changes: known, params: Object.assign({ ...updated.params }, ...newer.map((c) => c.params)) };
   }
+  // Events and lists carry the job without its own data points (`data_points` says how many) and
+  // with an abridged result: keep what the page read from the job itself.
+  if (updated.params && updated.params.data == null && job?.params?.data) {
+    updated = { ...updated, params: { ...updated.params, data: job.params.data } };
+  }
+  if (updated.result_abridged && job?.result && !job.result_abridged) {
+    updated = { ...updated, result: { ...job.result, ...updated.result }, result_abridged: false };
+  }
   job = { ...job, ...updated };
   renderHeader();
   if (statusChanged) {
@@ -516,6 +524,11 @@ function onJob(updated) {
     tick = null;
   }
   if (isTerminal(job.status)) {
+    if (job.result_abridged) {
+      // The final event's result leaves out the samples the pictures need: read the whole job once.
+      api.getJob(jobId).then((whole) => onJob({ ...whole, status: job.status }), () => showResult());
+      return;
+    }
     showResult();
     mountTryIt();
   }

@@ -329,13 +329,8 @@ def test_a_jobs_own_data_is_stored_once_and_sent_only_where_asked(
 
 
 # Found while writing the test above: a finished job's ``result`` holds a sample of its points
-# (``train_points`` and ``val_points``, up to 1,000 pairs each, ~40-80 KB), and the result is in
-# every list item, in the final status and done events, and in the job's row: 25 such jobs make a
-# list of 1-2 MB, and the sample is stored three times. These are the bounds the issue asks for;
-# strict: it fails the day they hold, so the marker comes off then.
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError, reason="the result's train_points/val_points sample is in lists and events"
-)
+# (``train_points`` and ``val_points``, up to 1,000 pairs each, ~40-80 KB), which was in every list
+# item and in the final status and done events; they now carry it abridged (``result_abridged``).
 def test_lists_and_events_of_a_job_with_its_own_data_are_small(
     server: Server, client: httpx.Client, own_data_job: dict[str, Any]
 ) -> None:

@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from app.jobs.service import MAX_EVENT_POINTS
+from app.models import HEAVY_RESULT_KEYS
 
 from tests.service.helpers import (
     BOOK_B,
@@ -80,7 +81,11 @@ def test_the_stream_goes_from_the_first_event_to_done_with_every_point(book_job)
     statuses = [e.data["status"] for e in events if e.event == "status"]
     assert statuses == ["queued", "running", "succeeded"]
     assert events[-1].event == "done" and events[-1].data["status"] == "succeeded"
-    assert events[-1].data["result"] == book_job["job"]["result"]
+    # Events carry the result without its samples of points (result_abridged); the job's read has it all.
+    whole = book_job["job"]["result"]
+    assert events[-1].data["result"] == {k: v for k, v in whole.items() if k not in HEAVY_RESULT_KEYS}
+    assert events[-1].data["result_abridged"] and not book_job["job"]["result_abridged"]
+    assert whole["train_points"]
     points = metric_points(events)
     assert [p["step"] for p in points] == list(range(1, 5001)), "every point, once, in order"
     assert round(points[-1]["train_loss"], 6) == BOOK_LOSS
