@@ -43,7 +43,8 @@ class Settings(BaseSettings):
         100,
         ge=2,
         description=(
-            "Checkpoints kept per job besides its newest (linear/mlp: about this many evenly spaced; "
+            "Checkpoints kept per job besides its newest (linear/mlp: about this many evenly spaced, "
+            "at least 500 steps apart; "
             "cifar: every epoch end); older ones are thinned out evenly."
         ),
     )
