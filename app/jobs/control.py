@@ -62,7 +62,8 @@ class JobControl(RunControl):
         # it), or the step where the plan next wants something, or an epoch end that matters.
         self._attention = False
         self._epoch_ends_matter = plan.checkpoint_epoch_ends or plan.pause_at_epoch is not None
-        self._due = self._next_due(-1)
+        self._last_step: int | None = None  # linear, mlp: the run's last step (epochs), once known
+        self._due = 0  # the first boundary looks at everything (and learns the last step)
 
     # ------------------------------------------------------------------------------------------
     # Commands (the executor's reader thread)
@@ -107,7 +108,6 @@ class JobControl(RunControl):
         if not self._attention and step < self._due and not (epoch_end and self._epoch_ends_matter):
             return params, None
         self._attention = False  # cleared before reading the commands: one arriving now sets it again
-        self._due = self._next_due(step)
         if self._commands.cancel:
             return params, RunStatus.CANCELLED
         replaying = step < self.plan.replay_to_step
@@ -129,8 +129,14 @@ class JobControl(RunControl):
             or (self.plan.pause_at_step is not None and step >= self.plan.pause_at_step)
             or (self.plan.pause_at_epoch is not None and epoch_end and epoch >= self.plan.pause_at_epoch)
         )
-        if not replaying and (pausing or self._checkpoint_due(step, epoch_end)):
+        # The run's last state is kept too: "train longer" forks a finished run at its last step.
+        epochs = getattr(params, "epochs", None)
+        last = epochs is not None and epoch_end and epoch >= epochs
+        if self.kind in ("linear", "mlp") and epochs is not None:
+            self._last_step = epochs
+        if not replaying and (pausing or last or self._checkpoint_due(step, epoch_end)):
             self._checkpoint(step, epoch, epoch_end, params, save)
+        self._due = self._next_due(step)
         if pausing:
             return params, RunStatus.PAUSED
         return params, None
@@ -146,6 +152,8 @@ class JobControl(RunControl):
         every = self.plan.checkpoint_every
         if every > 0:
             candidates.append((step // every + 1) * every)
+        if self._last_step is not None:
+            candidates.append(self._last_step)
         later = [c for c in candidates if c > step]
         if self._scheduled and self._scheduled[0][0] <= step:
             return step + 1  # changes left for this step (a restored boundary): look again next step

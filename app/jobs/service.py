@@ -349,6 +349,12 @@ class JobService:
         self._check_epochs(parent.kind, child, k, None)
         device, _ = self._placement(request)
         seed = request.seed if request.seed is not None else parent.seed
+        if k > 0 and seed != parent.seed:
+            raise InvalidField(
+                ["body", "seed"],
+                f"A fork at step {k} keeps its parent's seed, {parent.seed}: its state up to there comes from it.",
+                seed,
+            )
         plan = self._policy(parent.kind, child)
         run_params = None
         if k > 0:
@@ -833,8 +839,7 @@ class JobService:
             if parent is None:
                 raise JobNotFound(job.parent_id)
             plan, run_params = self._fork_plan(parent, job.fork_step, params, plan)
-            assert plan.resume_step is not None
-            checkpoint = self.checkpoints.at_or_before(parent.id, plan.resume_step)
+            checkpoint = self.checkpoints.at_or_before(parent.id, plan.resume_step or 0)
             epoch = checkpoint.epoch if checkpoint is not None else 0
             return plan, run_params, (job.fork_step, epoch, checkpoint.epoch_end if checkpoint else True)
         return plan, None, (0, 0, True)
@@ -842,19 +847,18 @@ class JobService:
     def _fork_plan(self, parent: Job, k: int, child: Any, plan: ControlPlan) -> tuple[ControlPlan, dict[str, Any]]:
         """A fork at step ``k`` > 0: the parent's nearest checkpoint at or before ``k``, its changes up to
         ``k`` replayed without sending a point, then the child's live parameters from ``k`` on."""
+        # Before the parent's first checkpoint, the start is the checkpoint: the same seed replays
+        # the parent from step 1 exactly.
         checkpoint = self.checkpoints.at_or_before(parent.id, k)
-        if checkpoint is None:
-            stored = self.checkpoints.list(parent.id)
-            raise NoCheckpoint(parent.id, k, stored[0].step if stored else None)
-        c = checkpoint.step
+        c = checkpoint.step if checkpoint is not None else 0
         values = child.model_dump(mode="json")
         own = {name: values[name] for name in live_params(type(child))}
         scheduled = [(ch["step"], ch["params"]) for ch in parent.changes if c <= ch["step"] <= k]
         scheduled.append((k, own))
         plan = dataclasses.replace(
             plan,
-            resume=self.checkpoints.read(checkpoint),
-            resume_step=c,
+            resume=self.checkpoints.read(checkpoint) if checkpoint is not None else None,
+            resume_step=c if checkpoint is not None else None,
             replay_to_step=k,
             skip_points=self._count_points(parent.id, c, k),
             scheduled=tuple(scheduled),
