@@ -43,8 +43,7 @@ class Settings(BaseSettings):
         100,
         ge=2,
         description=(
-            "Checkpoints kept per job besides its newest (linear/mlp: about this many evenly spaced, "
-            "at least 500 steps apart; "
+            "Checkpoints kept per job besides its newest (linear/mlp take one a second of training; "
             "cifar: every epoch end); older ones are thinned out evenly."
         ),
     )

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import queue
@@ -326,13 +325,14 @@ def bench_overhead(rounds: int, threads: int) -> dict[str, Any]:
     from tests.fixtures.tiny_cifar import write_tiny_cifar_image_folder
 
     torch.set_num_threads(threads)
-    checkpoints_per_job = 100  # the service's default (PLAYGROUND_CHECKPOINTS_PER_JOB)
 
     def job_plan(kind: str, epochs: int) -> ControlPlan:
         """The service's policy (JobService._policy)."""
+        from app.jobs.service import CHECKPOINT_EVERY_S
+
         if kind == "cifar":
             return ControlPlan(checkpoint_epoch_ends=True)
-        return ControlPlan(checkpoint_every=max(1, math.ceil(epochs / checkpoints_per_job)))
+        return ControlPlan(checkpoint_every_s=CHECKPOINT_EVERY_S)
 
     class TimedControl(JobControl):
         """The job's control; counts and times the checkpoints it takes."""

@@ -22,6 +22,7 @@ Torch is imported only to serialise a checkpoint, in the process that trains.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,6 +65,11 @@ class JobControl(RunControl):
         self._epoch_ends_matter = plan.checkpoint_epoch_ends or plan.pause_at_epoch is not None
         self._last_step: int | None = None  # linear, mlp: the run's last step (epochs), once known
         self._due = 0  # the first boundary looks at everything (and learns the last step)
+        # Checkpoints by training time (linear, mlp): the clock is read only at the step where the
+        # interval is expected to end, estimated from the steps per second so far.
+        self._clock = (0, time.monotonic())  # (step, time) of the last look at the clock
+        self._last_checkpoint_time = self._clock[1]
+        self._time_due = 1
 
     # ------------------------------------------------------------------------------------------
     # Commands (the executor's reader thread)
@@ -152,6 +158,8 @@ class JobControl(RunControl):
         every = self.plan.checkpoint_every
         if every > 0:
             candidates.append((step // every + 1) * every)
+        if self.plan.checkpoint_every_s > 0:
+            candidates.append(self._time_due)
         if self._last_step is not None:
             candidates.append(self._last_step)
         later = [c for c in candidates if c > step]
@@ -160,14 +168,32 @@ class JobControl(RunControl):
         return min(later) if later else 2**62
 
     def _checkpoint_due(self, step: int, epoch_end: bool) -> bool:
+        time_says = self._look_at_the_clock(step)
         if step == self.last_checkpoint_step:
             return False
+        if time_says:
+            return True
         if step == self.plan.replay_to_step and step > 0:
             return True  # a fork's (or a resumed job's) first state: its own from now on
         if self.plan.checkpoint_epoch_ends and epoch_end:
             return True
         every = self.plan.checkpoint_every
         return every > 0 and step % every == 0
+
+    def _look_at_the_clock(self, step: int) -> bool:
+        """With ``checkpoint_every_s``: whether that much training time has passed since the last
+        checkpoint; and the step to look again at (where the interval should end)."""
+        interval = self.plan.checkpoint_every_s
+        if interval <= 0 or step < self._time_due:
+            return False
+        now = time.monotonic()
+        last_step, last_time = self._clock
+        rate = (step - last_step) / max(now - last_time, 1e-6)  # steps per second, lately
+        self._clock = (step, now)
+        due = now - self._last_checkpoint_time >= interval
+        left = interval if due else interval - (now - self._last_checkpoint_time)
+        self._time_due = step + max(1, min(int(rate * left), 1_000_000))
+        return due
 
     def _checkpoint(self, step: int, epoch: int, epoch_end: bool, params: Any, save: SaveState) -> None:
         from app.experiments.checkpoints import checkpoint_to_bytes
@@ -183,6 +209,7 @@ class JobControl(RunControl):
         points = self.plan.base_points + self._sent
         self._send_now(JobCheckpoint(self.job_id, step, epoch, epoch_end, checkpoint_to_bytes(checkpoint), points))
         self.last_checkpoint_step = step
+        self._last_checkpoint_time = time.monotonic()
 
     def resume_checkpoint(self) -> Checkpoint | None:
         if self.plan.resume is None:

@@ -43,6 +43,7 @@ class ControlPlan:
     pause_at_step: int | None = None  # pause at the first boundary at or after this step
     pause_at_epoch: int | None = None  # pause at the end of this epoch (its epoch-end boundary)
     checkpoint_every: int = 0  # steps between periodic checkpoints; 0: none
+    checkpoint_every_s: float = 0.0  # or seconds of training between them (linear, mlp); 0: none
     checkpoint_epoch_ends: bool = False  # at every epoch end (cifar)
     base_points: int = 0  # the job's points stored before this run (a resumed job's)
 

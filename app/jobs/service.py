@@ -97,9 +97,9 @@ log = logging.getLogger(__name__)
 # A metric event carries at most this many points: a stream's page of history is whole events, so
 # this bounds what one watcher holds (a worker's batch of a fast job can hold thousands).
 MAX_EVENT_POINTS = 250
-# linear and mlp checkpoint at most every this many steps: a checkpoint costs ~0.3 ms, as much as
-# ten of the book's steps, while replaying 500 steps to a fork point costs ~20 ms once.
-MIN_CHECKPOINT_SPACING = 500
+# linear and mlp checkpoint after each this many seconds of training (and at the end): a checkpoint
+# costs ~0.5-2 ms, ten to fifty of the book's steps, and a fork replays at most this long to its step.
+CHECKPOINT_EVERY_S = 1.0
 
 
 def choose_device(requested: str, available: list[str]) -> str:
@@ -936,12 +936,10 @@ class JobService:
 
     def _policy(self, kind: str, params: Any) -> ControlPlan:
         """When a job checkpoints: cifar at every epoch end (an epoch is minutes); linear and mlp
-        (thousands of one-step epochs) about ``checkpoints_per_job`` times, evenly."""
+        (thousands of one-step epochs) after each second of training; all at their last step."""
         if kind == "cifar":
             return ControlPlan(checkpoint_epoch_ends=True)
-        epochs = getattr(params, "epochs", 1)
-        spacing = max(MIN_CHECKPOINT_SPACING, math.ceil(epochs / self.settings.checkpoints_per_job))
-        return ControlPlan(checkpoint_every=spacing)
+        return ControlPlan(checkpoint_every_s=CHECKPOINT_EVERY_S)
 
     def _status(self, job: Job) -> JobStatus:
         live = self._live.get(job.id)

@@ -110,13 +110,15 @@ def weights(client: httpx.Client, job_id: str) -> dict[str, Any]:
     return torch.load(io.BytesIO(response.content), weights_only=True)
 
 
-def running_with_a_checkpoint(client: httpx.Client, job_id: str) -> dict[str, Any]:
-    """The job once it has a checkpoint, asserted still running (the premise of a crash test)."""
-    wait_until_step(client, job_id, 1)
-    while (running := client.get(f"/api/jobs/{job_id}").json())["checkpoint_step"] is None:
-        assert running["status"] == "running", f"premise: still running at its first checkpoint: {running}"
-        time.sleep(0.02)
-    assert running["status"] == "running", f"premise: still running when it crashes: {running}"
+def running_past_a_checkpoint(client: httpx.Client, params: dict[str, Any], seed: int) -> dict[str, Any]:
+    """A linear job with a checkpoint at step 1000 (held, stepped), resumed and running past it:
+    the premise of a crash test, asserted."""
+    job = held_job(client, "linear", params, seed)
+    step(client, job["id"], steps=1000)
+    assert client.post(f"/api/jobs/{job['id']}/resume").status_code == 202
+    wait_until_step(client, job["id"], 1001)
+    running = wait_for(client, job["id"], {"running", *FINAL})  # its status is stored a moment after its first points
+    assert running["status"] == "running" and running["checkpoint_step"] >= 1000, f"premise: {running}"
     return running
 
 
@@ -290,8 +292,7 @@ def test_kill_9_of_the_server_then_resume_finishes_with_the_weights_of_a_run_nev
         expected = wait_for(c, expected["id"], timeout=180)
         expected_weights = weights(c, expected["id"])
         expected_rows, _ = rows(c, expected["id"])
-        job = post_job(c, "linear", params, seed=seed)
-        running_with_a_checkpoint(c, job["id"])
+        job = running_past_a_checkpoint(c, params, seed)
     srv.proc.send_signal(signal.SIGKILL)
     srv.proc.wait(30)
     srv.restart()
@@ -392,8 +393,7 @@ def test_a_change_to_a_queued_job_applies_from_its_first_step(client):
 def test_a_job_whose_worker_was_killed_resumes_from_its_checkpoint(client, one_worker):
     params, seed = {"epochs": 30_000, "optimizer": "adam", "lr": 0.01}, 14
     expected = reference(client, "linear", params, seed)
-    job = post_job(client, "linear", params, seed=seed)
-    running = running_with_a_checkpoint(client, job["id"])
+    job = running = running_past_a_checkpoint(client, params, seed)
     os.kill(worker_pid(running), signal.SIGKILL)
     failed = wait_for(client, job["id"])
     assert failed["status"] == "failed" and "died" in failed["error"] and failed["resumable"], failed
