@@ -320,7 +320,7 @@ def bench_overhead(rounds: int, threads: int) -> dict[str, Any]:
     from app.experiments.base import RunContext, RunControl, RunStatus
     from app.experiments.params import CifarParams, LinearParams
     from app.jobs.control import JobControl
-    from app.jobs.executor import ControlPlan, JobCheckpoint
+    from app.jobs.executor import ControlPlan
     from bench.control_overhead import SEED, control_point_ns
     from tests.fixtures.tiny_cifar import write_tiny_cifar_image_folder
 

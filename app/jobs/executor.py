@@ -11,6 +11,10 @@ Contract
   no ``JobFinished``; the service marks those ``interrupted``.
 - ``JobMetrics`` carries the points produced since the previous batch; an executor sends at most
   about 20 batches a second per job, so each batch can become one SSE ``metric`` event.
+- ``JobCheckpoint`` (the run's state, as bytes, at a step boundary: the job's plan decides when, and
+  its last state always) and ``JobControlApplied`` (a live change took effect) come from the job's
+  ``app.jobs.control.JobControl``, between its ``JobStarted`` and its ``JobFinished``; a paused
+  run ends with ``JobFinished(status="paused")`` and its worker takes the next job.
 - ``on_event`` is called on the event loop's thread, in the order the events happened per job.
 - A job that ends ``succeeded`` (or ``diverged``/``cancelled`` with weights) has its trained
   weights (``torch.save`` of the state_dict) at ``model_path(models_dir, job_id)`` when its

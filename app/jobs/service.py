@@ -13,7 +13,7 @@ executor, and turns what the executor reports into database rows and SSE events:
 Commands: create (and fork), cancel, delete, and the playable ones -- pause, resume (and step),
 patch. Each job takes one command at a time (``_command``); a command's own writes are awaited
 (stored, or 503 after the writer's deadline) before it answers. How a job starts -- from the
-beginning, from its newest checkpoint, or from its parent's (a fork) -- is ``_build_plan``'s one
+beginning, from its newest checkpoint, or from its parent's (a fork) -- is ``app.jobs.plans``'s one
 decision, for a new job, a resumed one and a restart alike.
 
 The promise: what a client was sent is what is stored. Event ids are handed out on the event
@@ -36,9 +36,9 @@ import math
 import secrets
 import shutil
 import uuid
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, Literal
 
 from anyio import to_thread
@@ -56,7 +56,6 @@ from app.errors import (
     InvalidField,
     LimitExceeded,
     ModelUnavailable,
-    NoCheckpoint,
     PlaygroundError,
     QueueFull,
 )
@@ -78,6 +77,7 @@ from app.jobs.executor import (
     model_path,
 )
 from app.jobs.history import MetricsReader
+from app.jobs.plans import Plans, original_params, params_at
 from app.jobs.writer import DatabaseWriter
 from app.models import (
     ACTIVE_STATUSES,
@@ -97,11 +97,6 @@ log = logging.getLogger(__name__)
 # A metric event carries at most this many points: a stream's page of history is whole events, so
 # this bounds what one watcher holds (a worker's batch of a fast job can hold thousands).
 MAX_EVENT_POINTS = 250
-# linear and mlp checkpoint after each this many seconds of training (and at the end): a checkpoint
-# costs ~0.5-2 ms, ten to fifty of the book's steps, and a fork replays at most this long to its step.
-CHECKPOINT_EVERY_S = 1.0
-
-
 def choose_device(requested: str, available: list[str]) -> str:
     """``auto`` → ``cuda:0`` when the server has a GPU, else ``cpu``; ``cuda`` → ``cuda:0``."""
     if requested == "auto":
@@ -181,6 +176,7 @@ class JobService:
         )
         self.metrics = MetricsReader(engine)
         self.checkpoints = CheckpointStore(settings.checkpoints_dir, keep=settings.checkpoints_per_job)
+        self.plans = Plans(engine, self.checkpoints)
         self._live: dict[str, _LiveJob] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -262,7 +258,7 @@ class JobService:
         params = self._validate(request.kind, request.params)
         device, seed = self._placement(request)
         return await self._record_and_submit(
-            spec.kind, params, device=device, seed=seed, name=request.name, plan=self._policy(spec.kind, params)
+            spec.kind, params, device=device, seed=seed, name=request.name, plan=self.plans.policy(spec.kind, params)
         )
 
     async def _record_and_submit(
@@ -342,8 +338,8 @@ class JobService:
             )
         spec = get_experiment(parent.kind)
         data = await to_thread.run_sync(self.job_data, parent.id) if parent.data_points else None
-        original = _original_params(parent)
-        at_fork = _params_at(original, parent.changes, k)
+        original = original_params(parent)
+        at_fork = params_at(original, parent.changes, k)
         overrides = self._only_live(parent.kind, request.params, at_fork)
         child = self._validate(parent.kind, {**at_fork, **overrides, "data": data})
         self._check_epochs(parent.kind, child, k, None)
@@ -355,10 +351,10 @@ class JobService:
                 f"A fork at step {k} keeps its parent's seed, {parent.seed}: its state up to there comes from it.",
                 seed,
             )
-        plan = self._policy(parent.kind, child)
+        plan = self.plans.policy(parent.kind, child)
         run_params = None
         if k > 0:
-            plan, run_params = await to_thread.run_sync(self._fork_plan, parent, k, child, plan)
+            plan, run_params = await to_thread.run_sync(self.plans.for_fork, parent, k, child, plan)
         return await self._record_and_submit(
             spec.kind,
             child,
@@ -426,7 +422,7 @@ class JobService:
                 )
             data = await to_thread.run_sync(self.job_data, job_id) if job.data_points else None
             params = self._validate(job.kind, self._full_params(job, data))
-            plan, run_params, position = await to_thread.run_sync(self._build_plan, job, params)
+            plan, run_params, position = await to_thread.run_sync(self.plans.for_job, job, params)
             if steps is not None:
                 plan = dataclasses.replace(plan, pause_at_step=position[0] + steps)
             elif epochs is not None:
@@ -481,7 +477,7 @@ class JobService:
             if status == JobStatus.QUEUED:  # taken back above: queued again with the new values
                 data = await to_thread.run_sync(self.job_data, job_id) if job.data_points else None
                 params = self._validate(job.kind, self._full_params(job, data))
-                plan, run_params, _ = await to_thread.run_sync(self._build_plan, job, params)
+                plan, run_params, _ = await to_thread.run_sync(self.plans.for_job, job, params)
                 self.executor.submit(self._job_spec(job, params, plan, run_params))
             return self.public(job)
 
@@ -803,71 +799,6 @@ class JobService:
 
     # ------------------------------------------------------------------------------------------
 
-    def _build_plan(self, job: Job, params: Any) -> tuple[ControlPlan, dict[str, Any] | None, tuple[int, int, bool]]:
-        """How a job (about to be queued) starts: from its own newest checkpoint (paused, or resumed
-        after a crash), from its parent's (a fork that has not run yet), or from the beginning.
-
-        Returns the plan, the parameters the run starts with when they are not the job's (a fork
-        replays its parent's), and where it starts: (step, epoch, at an epoch's end).
-        """
-        plan = self._policy(job.kind, params)
-        # The newest checkpoint the database knows of: a file a crash left ahead of it follows
-        # points that were never stored.
-        newest = None
-        if job.checkpoint_step is not None:
-            newest = self.checkpoints.at_or_before(job.id, job.checkpoint_step)
-        if newest is not None:
-            total, through = self._points_through(job.id, newest.step)
-            plan = dataclasses.replace(
-                plan,
-                resume=self.checkpoints.read(newest),
-                resume_step=newest.step,
-                # A crashed job's points after its checkpoint are stored: the run goes through them
-                # again (bit-identical) without sending them twice.
-                replay_to_step=max(newest.step, self._last_stored_step(job.id)),
-                skip_points=total - through,
-                base_points=total,
-                # Changes after the checkpoint (live ones before a crash, those made while paused).
-                scheduled=tuple(
-                    (max(ch["step"], newest.step), ch["params"]) for ch in job.changes if ch["step"] >= newest.step
-                ),
-            )
-            return plan, None, (newest.step, newest.epoch, newest.epoch_end)
-        if job.parent_id is not None and job.fork_step:
-            with self._session() as session:
-                parent = crud.get_job(session, job_id=job.parent_id)
-            if parent is None:
-                raise JobNotFound(job.parent_id)
-            plan, run_params = self._fork_plan(parent, job.fork_step, params, plan)
-            checkpoint = self.checkpoints.at_or_before(parent.id, plan.resume_step or 0)
-            epoch = checkpoint.epoch if checkpoint is not None else 0
-            return plan, run_params, (job.fork_step, epoch, checkpoint.epoch_end if checkpoint else True)
-        return plan, None, (0, 0, True)
-
-    def _fork_plan(self, parent: Job, k: int, child: Any, plan: ControlPlan) -> tuple[ControlPlan, dict[str, Any]]:
-        """A fork at step ``k`` > 0: the parent's nearest checkpoint at or before ``k``, its changes up to
-        ``k`` replayed without sending a point, then the child's live parameters from ``k`` on."""
-        # Before the parent's first checkpoint, the start is the checkpoint: the same seed replays
-        # the parent from step 1 exactly.
-        checkpoint = self.checkpoints.at_or_before(parent.id, k)
-        c = checkpoint.step if checkpoint is not None else 0
-        values = child.model_dump(mode="json")
-        own = {name: values[name] for name in live_params(type(child))}
-        scheduled = [(ch["step"], ch["params"]) for ch in parent.changes if c <= ch["step"] <= k]
-        scheduled.append((k, own))
-        plan = dataclasses.replace(
-            plan,
-            resume=self.checkpoints.read(checkpoint) if checkpoint is not None else None,
-            resume_step=c if checkpoint is not None else None,
-            replay_to_step=k,
-            skip_points=self._count_points(parent.id, c, k),
-            scheduled=tuple(scheduled),
-        )
-        run_params = _params_at(_original_params(parent), parent.changes, c)
-        if "data" in values:
-            run_params["data"] = values["data"]
-        return plan, run_params
-
     def _job_spec(self, job: Job, params: Any, plan: ControlPlan, run_params: dict[str, Any] | None) -> JobSpec:
         return JobSpec(
             job_id=job.id,
@@ -934,13 +865,6 @@ class JobService:
             raise QueueFull(info.queued, self.settings.max_queued)
         return device, request.seed if request.seed is not None else secrets.randbelow(2**31)
 
-    def _policy(self, kind: str, params: Any) -> ControlPlan:
-        """When a job checkpoints: cifar at every epoch end (an epoch is minutes); linear and mlp
-        (thousands of one-step epochs) after each second of training; all at their last step."""
-        if kind == "cifar":
-            return ControlPlan(checkpoint_epoch_ends=True)
-        return ControlPlan(checkpoint_every_s=CHECKPOINT_EVERY_S)
-
     def _status(self, job: Job) -> JobStatus:
         live = self._live.get(job.id)
         return live.status if live is not None else job.status
@@ -965,20 +889,6 @@ class JobService:
         """A command's change of status: written (or 503) before the command answers."""
         await self._change(job_id, live, values, now=True)  # type: ignore[misc]
 
-    def _count_points(self, job_id: str, after_step: int, through_step: int) -> int:
-        with self._session() as session:
-            return crud.count_metrics_between(session, job_id=job_id, after_step=after_step, through_step=through_step)
-
-    def _points_through(self, job_id: str, step: int) -> tuple[int, int]:
-        """(all the job's points, those with step <= ``step``)."""
-        with self._session() as session:
-            total = crud.count_metrics(session, job_id=job_id)
-            return total, total - crud.count_metrics_between(session, job_id=job_id, after_step=step, through_step=None)
-
-    def _last_stored_step(self, job_id: str) -> int:
-        with self._session() as session:
-            return crud.last_metric_step(session, job_id=job_id)
-
     def _check_limits(self, params: Any) -> None:
         epochs = getattr(params, "epochs", None)
         if epochs is not None and epochs > self.settings.max_epochs:
@@ -999,24 +909,8 @@ class JobService:
         """A queued job's spec after a restart: from its checkpoint, or its parent's, if it has one."""
         data = crud.get_job_data(session, job_id=job.id) if job.data_points else None
         params = get_experiment(job.kind).params_model.model_validate(self._full_params(job, data))
-        plan, run_params, _ = self._build_plan(job, params)
+        plan, run_params, _ = self.plans.for_job(job, params)
         return self._job_spec(job, params, plan, run_params)
 
 
 
-
-def _original_params(job: Job) -> dict[str, Any]:
-    """The parameters the job started with: its current ones with every change undone."""
-    params = dict(job.params)
-    for change in reversed(job.changes):
-        params.update(change.get("before", {}))
-    return params
-
-
-def _params_at(original: dict[str, Any], changes: list[dict[str, Any]], step: int) -> dict[str, Any]:
-    """The parameters in effect after step ``step`` (changes made at that step's boundary included)."""
-    params = dict(original)
-    for change in changes:
-        if change["step"] <= step:
-            params.update(change["params"])
-    return params

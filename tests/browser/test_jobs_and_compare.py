@@ -11,7 +11,6 @@ from tests.browser.helpers import (
     screenshot,
     step_job,
     unlabelled_inputs,
-    wait_for_api_status,
     wait_for_job,
 )
 

@@ -28,7 +28,7 @@ import pytest
 
 from app.config import Settings
 from app.errors import ModelUnavailable, UnknownKind
-from app.jobs.executor import JobFinished, JobMetrics, JobSpec, JobStarted, model_path
+from app.jobs.executor import JobCheckpoint, JobFinished, JobMetrics, JobSpec, JobStarted, model_path
 from app.jobs.local import LocalExecutor, _pick_worker, describe_exit
 from app.jobs.messages import RemoteError, RemoteFailure
 from app.jobs.worker import Flusher, MetricBatcher
@@ -168,7 +168,9 @@ def test_job_reports_started_then_every_point_in_order_then_finished_with_its_we
 
     assert isinstance(events[0], JobStarted) and events[0].device == "cpu"
     assert re.fullmatch(r"local-[12] \(pid \d+\)", events[0].worker)
-    assert all(isinstance(e, JobMetrics) for e in events[1:-1])
+    # Between: the points, and the run's checkpoints (its last state at least: "train longer").
+    assert all(isinstance(e, (JobMetrics, JobCheckpoint)) for e in events[1:-1])
+    assert [e.step for e in events[1:-1] if isinstance(e, JobCheckpoint)][-1] == 3000
     assert finished.status == "succeeded" and finished.error is None
     assert [p["step"] for p in pool.recorder.points(job_id)] == list(range(1, 3001))
     # Batched: the first point alone at once, then one batch per 50 ms at most -- not 3000 events.

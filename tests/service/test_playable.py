@@ -14,7 +14,6 @@ import io
 import os
 import random
 import signal
-import time
 from collections.abc import Iterator
 from typing import Any
 
