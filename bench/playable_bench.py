@@ -328,7 +328,7 @@ def bench_overhead(rounds: int, threads: int) -> dict[str, Any]:
 
     def job_plan(kind: str, epochs: int) -> ControlPlan:
         """The service's policy (JobService._policy)."""
-        from app.jobs.service import CHECKPOINT_EVERY_S
+        from app.jobs.plans import CHECKPOINT_EVERY_S
 
         if kind == "cifar":
             return ControlPlan(checkpoint_epoch_ends=True)
