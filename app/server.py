@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import sys
@@ -21,6 +22,8 @@ from app.main import create_app
 # Seconds uvicorn waits for open connections before it cancels them. The SSE streams are ended
 # before that (see PlaygroundServer.shutdown); this bounds a slow download or a stuck request.
 GRACEFUL_SHUTDOWN_S = 3
+# Each connection's kernel send buffer (Linux doubles it): see HeaderTimeoutProtocol.connection_made.
+SEND_BUFFER_BYTES = 128 * 1024
 
 
 class HeaderTimeoutProtocol(HttpToolsProtocol):
@@ -41,6 +44,14 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        # A client that stops reading (an event stream of a long history left open in a background
+        # tab) fills its socket's kernel buffer before the server feels any back-pressure; Linux
+        # grows that buffer by itself to megabytes, which the server encodes and the kernel keeps,
+        # per client. A fixed buffer bounds it (plenty for this app's answers on any link).
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
         self._start_header_timer()
 
     def on_message_begin(self) -> None:
