@@ -76,6 +76,13 @@ class JobCreate(SQLModel):
             "`params` may change its live parameters (x-live in the kind's schema) and epochs."
         ),
     )
+    paused: bool = Field(
+        False,
+        description=(
+            "Create it paused, at step 0 (or at its fork step): it holds no worker and waits for "
+            "POST /api/jobs/{id}/resume, or /step to run a few steps and pause again."
+        ),
+    )
 
 
 class JobBase(SQLModel):

@@ -258,7 +258,13 @@ class JobService:
         params = self._validate(request.kind, request.params)
         device, seed = self._placement(request)
         return await self._record_and_submit(
-            spec.kind, params, device=device, seed=seed, name=request.name, plan=self.plans.policy(spec.kind, params)
+            spec.kind,
+            params,
+            device=device,
+            seed=seed,
+            name=request.name,
+            plan=self.plans.policy(spec.kind, params),
+            paused=request.paused,
         )
 
     async def _record_and_submit(
@@ -273,8 +279,10 @@ class JobService:
         run_params: dict[str, Any] | None = None,
         parent_id: str | None = None,
         fork_step: int | None = None,
+        paused: bool = False,
     ) -> JobPublic:
-        """Write a new queued job (its points once, its first event), then hand it to the executor.
+        """Write a new queued job (its points once, its first event), then hand it to the executor;
+        a job created ``paused`` waits for resume or step instead (they plan its start then).
 
         ``run_params``: what the run starts with, when not ``params`` (a fork replays its parent's
         parameters from the checkpoint up to the fork step, then changes to its own).
@@ -292,7 +300,7 @@ class JobService:
             params=stored,
             device=device,
             seed=seed,
-            status=JobStatus.QUEUED,
+            status=JobStatus.PAUSED if paused else JobStatus.QUEUED,
             created_at=utcnow(),
             epochs=getattr(params, "epochs", None),
             step=fork_step,
@@ -311,8 +319,10 @@ class JobService:
             crud.add_event(session, job_id=job.id, event_id=1, type=EventType.STATUS, data=status_data)
 
         await self.writer.run(write)
-        self._live[job.id] = _LiveJob(last_event_id=1, epochs=job.epochs, step=fork_step)
+        self._live[job.id] = _LiveJob(last_event_id=1, status=job.status, epochs=job.epochs, step=fork_step)
         self.broker.publish(job.id, Event(1, EventType.STATUS, status_data))
+        if paused:
+            return self.public(job, data=data)
         spec_params = {**(run_params or stored), "data": data} if "data" in stored else dict(run_params or stored)
         self.executor.submit(
             JobSpec(job_id=job.id, kind=kind, params=spec_params, seed=seed, device=device, plan=plan)
@@ -365,6 +375,7 @@ class JobService:
             run_params=run_params,
             parent_id=parent.id,
             fork_step=k,
+            paused=request.paused,
         )
 
     async def cancel(self, job_id: str) -> JobPublic:

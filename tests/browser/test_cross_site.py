@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.helpers import UI_TIMEOUT_MS, create_job, hold_job, wait_for_job, watched_tab
+from tests.browser.helpers import UI_TIMEOUT_MS, create_job, wait_for_job, watched_tab
 
 pytestmark = pytest.mark.browser
 
@@ -49,8 +49,7 @@ def other_origin(html: str) -> Iterator[str]:
 
 
 def test_a_form_on_another_origin_cannot_cancel_a_job(browser, server, api):
-    job = create_job(api, "linear", LONG)
-    hold_job(api, job["id"])  # paused: it cannot end by itself while the other origin tries
+    job = create_job(api, "linear", LONG, paused=True)  # it cannot end by itself while the other origin tries
     cancel = f"{server.url}/api/jobs/{job['id']}/cancel"
     html = f"""<!doctype html><title>Win a prize</title>
         <form method="post" action="{cancel}"><input type="hidden" name="x" value="1">

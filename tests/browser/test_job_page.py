@@ -12,7 +12,6 @@ import pytest
 from tests.browser.helpers import (
     CuttableProxy,
     create_job,
-    hold_job,
     metric_rows,
     pause_job,
     screenshot,
@@ -121,10 +120,9 @@ def test_a_linear_run_from_the_form_streams_its_curve_and_succeeds(page, api):
 
 
 def test_points_arrive_live_and_cancel_stops_the_run(page, api):
-    # Held, so that the page's Cancel lands on a run that is not over (see hold_job): opened mid-run
+    # Held, so that the page's Cancel lands on a run that is not over (created paused): opened mid-run
     # at step 3000, then stepped on (it pauses again by itself long before its end), paused, cancelled.
-    job = create_job(api, "linear", {"epochs": 100_000, "lr": 0.001}, seed=1, name="to cancel")
-    hold_job(api, job["id"])
+    job = create_job(api, "linear", {"epochs": 100_000, "lr": 0.001}, seed=1, name="to cancel", paused=True)
     step_job(api, job["id"], steps=3000)
     wait_for_api_status(api, job["id"], "paused")
     open_job(page, job["id"])
@@ -177,11 +175,10 @@ def test_a_cut_connection_resumes_with_last_event_id_and_no_gap(browser, server,
     proxy = CuttableProxy(server.port)
     try:
         with watched_tab(browser, proxy.url) as page:
-            # Held (see hold_job), so that the cuts land on a run that is not over: stepped to 5000
+            # Held (created paused), so that the cuts land on a run that is not over: stepped to 5000
             # before the first cut, to 10,000 while cut off, resumed to its end after the second.
             epochs = 20_000
-            job = create_job(api, "linear", {"epochs": epochs, "lr": 0.001}, seed=2, name="hiccups")
-            hold_job(api, job["id"])
+            job = create_job(api, "linear", {"epochs": epochs, "lr": 0.001}, seed=2, name="hiccups", paused=True)
             open_job(page, job["id"])
             # Cut once the stream itself has delivered events (the first points may come from the
             # metrics history), so that there is a last event id to resume after.
@@ -300,9 +297,8 @@ def test_an_mlp_run_shows_the_networks_curve_and_predicts(page, api):
 
 
 def test_an_mlp_run_shows_its_curve_bending_to_the_data_while_it_trains(page, api):
-    # Held (see hold_job): opened at epoch 2500 (a picture at 2000), stepped on, paused, cancelled.
-    job = create_job(api, "mlp", {"epochs": 100_000}, seed=2, name="watch it bend")
-    hold_job(api, job["id"])
+    # Held (created paused): opened at epoch 2500 (a picture at 2000), stepped on, paused, cancelled.
+    job = create_job(api, "mlp", {"epochs": 100_000}, seed=2, name="watch it bend", paused=True)
     step_job(api, job["id"], steps=2500)
     wait_for_api_status(api, job["id"], "paused")
     open_job(page, job["id"])

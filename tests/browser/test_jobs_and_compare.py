@@ -25,10 +25,9 @@ def test_the_job_list_updates_without_a_reload_filters_cancels_and_deletes(page,
     page.goto("/jobs")
     page.wait_for_selector("[data-job-count]:not(:empty)")
     # A run started elsewhere (a script, another tab) shows up by itself.
-    # Held, so that the Cancel click lands on a run that is not over (helpers.py's hold_job): stepped
+    # Held, so that the Cancel click lands on a run that is not over (created paused): stepped
     # on (it pauses again by itself, short of its end) to be seen running, paused before the click.
-    running = create_job(api, "linear", {"epochs": 100_000, "lr": 0.001}, seed=1, name="long in the list")
-    hold_job(api, running["id"])
+    running = create_job(api, "linear", {"epochs": 100_000, "lr": 0.001}, seed=1, name="long in the list", paused=True)
     row(page, running["id"]).wait_for()
     assert "long in the list" in row(page, running["id"]).inner_text()
     step_job(api, running["id"], steps=90_000)

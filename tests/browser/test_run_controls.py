@@ -16,7 +16,6 @@ import pytest
 
 from tests.browser.helpers import (
     create_job,
-    hold_job,
     metric_rows,
     pause_job,
     screenshot,
@@ -164,15 +163,10 @@ def test_pause_step_change_lr_and_resume_an_mlp_from_its_page(page, api):
 
 def test_fork_from_a_clicked_point_draws_the_parent_curve_on_the_childs_page(page, api):
     # A linear run with one live change (lr and epochs at step 500), made through the API.
-    parent = create_job(api, "linear", {"epochs": 100_000, "lr": 0.01}, seed=3, name="parent")
+    parent = create_job(api, "linear", {"epochs": 100_000, "lr": 0.01}, seed=3, name="parent", paused=True)
     parent_id = parent["id"]
-    hold_job(api, parent_id)
-    held = api.get(f"/api/jobs/{parent_id}").json()["progress"]["step"] or 0
-    # The pause lands at a step boundary a busy machine may put hundreds of steps in: the change
-    # comes at step 500, or later if the run is past it already.
-    assert held < 1300, f"premise: a run of 100,000 epochs paused within its first 1300 steps, not at {held}"
-    change_at = max(500, held + 100)
-    step_job(api, parent_id, steps=change_at - held)
+    change_at = 500
+    step_job(api, parent_id, steps=change_at)
     wait_for_api_status(api, parent_id, "paused")
     assert api.patch(f"/api/jobs/{parent_id}", json={"params": {"lr": 0.02, "epochs": 1500}}).status_code == 202
     assert api.post(f"/api/jobs/{parent_id}/resume").status_code == 202
@@ -240,8 +234,7 @@ def test_fork_from_a_clicked_point_draws_the_parent_curve_on_the_childs_page(pag
 
 
 def test_the_controls_fit_a_phone_screen(phone, api):
-    job = create_job(api, "mlp", {"epochs": 100_000}, seed=4)
-    hold_job(api, job["id"])
+    job = create_job(api, "mlp", {"epochs": 100_000}, seed=4, paused=True)
     phone.goto(f"/jobs/{job['id']}")
     phone.wait_for_selector("#job-view[data-ready=true]")
     phone.locator("#live-lr").wait_for()
@@ -256,8 +249,7 @@ def test_the_controls_fit_a_phone_screen(phone, api):
 def test_an_interrupted_run_resumes_from_its_checkpoint_on_its_page(browser, server_factory):
     srv = server_factory(workers=1)
     with srv.client() as api:
-        job = create_job(api, "mlp", {"epochs": 100_000}, seed=5, name="to interrupt")
-        hold_job(api, job["id"])
+        job = create_job(api, "mlp", {"epochs": 100_000}, seed=5, name="to interrupt", paused=True)
         step_job(api, job["id"], steps=90_000)
         running = wait_for_api_status(api, job["id"], "running")
         assert running["progress"]["step"] is None or running["progress"]["step"] < 80_000, "premise: still going"

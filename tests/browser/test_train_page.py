@@ -190,7 +190,7 @@ def test_with_reads_protected_too_the_run_page_still_streams_live(browser, serve
         assert page.evaluate("window.laterRead.then((jobs) => Array.isArray(jobs.items))")
         page.locator("#train-form button[type=submit]").click()
         page.wait_for_url(re.compile(r"/jobs/[0-9a-f]{32}$"))
-        # Held, so that the page's Cancel lands on a run that is not over (helpers.py's hold_job).
+        # Held, so that the page's Cancel lands on a run that is not over (created paused).
         job_id = page.url.rsplit("/", 1)[1]
         with token_server.client(headers={"Authorization": "Bearer s3cret-token"}) as api:
             hold_job(api, job_id)

@@ -1,10 +1,10 @@
 """Playable runs through the API on a real server with a real worker: pause, step, resume, live
 changes, fork, and resume after a crash -- each compared exactly with a run never stopped.
 
-No test races the clock: a job is held in the queue behind a long "blocker" job (one worker), paused
-there (a queued job pauses at once), and then stepped by a chosen number of steps, after which it
-pauses by itself. Where a *running* job must be paused, the job is long and the test checks that
-premise and says so if it ever fails.
+No test races the clock: a job is created paused (or held in the queue behind a long "blocker" job
+on the one worker, and paused there: a queued job pauses at once), and then stepped by a chosen
+number of steps, after which it pauses by itself. Where a *running* job must be paused, the job is
+long and the test checks that premise and says so if it ever fails.
 """
 
 from __future__ import annotations
@@ -75,12 +75,9 @@ def blocked(client: httpx.Client) -> Iterator[None]:
 
 
 def held_job(client: httpx.Client, kind: str, params: dict[str, Any], seed: int) -> dict[str, Any]:
-    """A job paused before its first step (queued behind a blocker, then paused)."""
-    with blocked(client):
-        job = post_job(client, kind, params, seed=seed)
-        response = client.post(f"/api/jobs/{job['id']}/pause")
-        assert response.status_code == 202, response.text
-        assert response.json()["status"] == "paused"
+    """A job created paused, before its first step."""
+    job = post_job(client, kind, params, seed=seed, paused=True)
+    assert job["status"] == "paused", job
     return job
 
 
@@ -375,6 +372,32 @@ def test_pause_and_cancel_racing_end_in_one_state(client):
         events = list(iter_sse(stream))
     assert [e.data["status"] for e in events if e.event == "status"][-1] == "cancelled"
     assert events[-1].event == "done"
+
+
+def test_a_job_created_paused_holds_no_worker_and_starts_when_stepped(client):
+    job = held_job(client, "linear", LINEAR, 15)
+    assert job["progress"]["step"] in (None, 0) and job["started_at"] is None
+    other = post_job(client, "linear", {"epochs": 50}, seed=3)
+    assert wait_for(client, other["id"])["status"] == "succeeded", "one worker, and it was free"
+    assert client.get(f"/api/jobs/{job['id']}").json()["status"] == "paused"
+    paused = step(client, job["id"], steps=7)
+    assert paused["status"] == "paused" and paused["progress"]["step"] == 7
+    expected = reference(client, "linear", LINEAR, 15)
+    finish(client, job["id"])
+    assert rows(client, job["id"])[0] == expected["rows"][0]
+
+
+def test_a_queued_job_paused_does_not_start_until_resumed(client):
+    with blocked(client):
+        job = post_job(client, "linear", LINEAR, seed=16)
+        response = client.post(f"/api/jobs/{job['id']}/pause")
+        assert response.status_code == 202, response.text
+        assert response.json()["status"] == "paused"
+    other = post_job(client, "linear", {"epochs": 50}, seed=3)
+    assert wait_for(client, other["id"])["status"] == "succeeded", "the blocker's worker went to the next job"
+    assert client.get(f"/api/jobs/{job['id']}").json()["status"] == "paused"
+    finish(client, job["id"])
+    assert rows(client, job["id"])[0] == reference(client, "linear", LINEAR, 16)["rows"][0]
 
 
 def test_a_change_to_a_queued_job_applies_from_its_first_step(client):
