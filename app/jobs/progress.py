@@ -19,7 +19,10 @@ class ProgressBar:
         if epoch > self._epoch:
             self._bar.update(epoch - self._epoch)
             self._epoch = epoch
-        shown = {k: f"{v:.4g}" for k, v in point.items() if k.endswith(("loss", "acc")) and v is not None}
+        # Numbers only: a point may carry a picture too (cifar's per_class_acc is a dict).
+        shown = {
+            k: f"{v:.4g}" for k, v in point.items() if k.endswith(("loss", "acc")) and isinstance(v, (int, float))
+        }
         if shown:
             self._bar.set_postfix(shown, refresh=False)
 
