@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app import __version__
+from app.api.compression import SelectiveGZip
 from app.api.csrf import CrossSiteWriteGuard
 from app.api.docs import mount_docs
 from app.api.errors import register_error_handlers
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None, executor: Executor | None = Non
     mount_pages(app)
     mount_docs(app)
     install_openapi(app, settings)
+    app.add_middleware(SelectiveGZip)  # innermost: the guard and the headers see every response
     app.add_middleware(CrossSiteWriteGuard)
     app.add_middleware(SecurityHeaders)  # the last added runs first: the guard's 403 gets the headers too
     return app

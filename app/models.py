@@ -1,7 +1,8 @@
 """Tables and API schemas: jobs, their metric points and their status events. No torch here.
 
 Families as in FastAPI's template: ``JobCreate`` (what a client posts), ``Job`` (the table),
-``JobPublic`` (what the API returns) and ``JobsPublic`` (a page of them with the total).
+``JobPublic`` (what the API returns), ``JobSummary`` (a job as the list shows it: no pictures, no
+curves) and ``JobsPublic`` (a page of summaries with the total).
 
 Every SSE event of a job has an id that increases by one per event. The ids are stored with the
 rows they came from -- ``Metric.event_id`` for the points of a ``metric`` event, ``JobEvent`` for
@@ -185,8 +186,55 @@ RESUMABLE_STATUSES = (JobStatus.PAUSED, JobStatus.INTERRUPTED, JobStatus.FAILED)
 HEAVY_RESULT_KEYS = frozenset({"train_points", "val_points", "curve", "confusion_examples", "samples"})
 
 
+# What a summary's result leaves out besides HEAVY_RESULT_KEYS: CIFAR's per-class picture of the
+# classifier (a 10 x 10 confusion matrix, the classes and their accuracies), which the run's page
+# draws and the list does not. What is left are the final metrics: losses, accuracies, w and b,
+# epochs and steps run, training seconds, images per second, the fitted line's two ends.
+SUMMARY_LEAVES_OUT = HEAVY_RESULT_KEYS | {"confusion_matrix", "per_class_acc", "classes"}
+
+
+class JobSummary(_JobId):
+    """A job as the list shows it (GET /api/jobs): its facts, parameters, progress and final
+    metrics, never its pictures or curves. ``GET /api/jobs/{id}`` has the whole job."""
+
+    kind: str
+    name: str | None = None
+    status: JobStatus
+    progress: Progress
+    result: dict[str, Any] | None = Field(
+        None, description="The final metrics (null until it ends); the pictures are left out, see `result_abridged`."
+    )
+    result_abridged: bool = Field(False, description="`result` here leaves some of the job's result out.")
+    params: dict[str, Any] = Field(description="Its parameters at the start; `data` is null (see `data_points`).")
+    data_points: int | None = None
+    device: str
+    seed: int
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: str | None = None
+    worker: str | None = None
+    has_model: bool = False
+    owner: str | None = None
+    parent_id: str | None = None
+    fork_step: int | None = None
+    checkpoint_step: int | None = None
+    resumable: bool = False
+
+    @classmethod
+    def from_public(cls, job: JobPublic) -> JobSummary:
+        fields = job.model_dump(include=set(cls.model_fields))
+        result = fields.get("result")
+        if result and any(key in result for key in SUMMARY_LEAVES_OUT):
+            fields["result"] = {k: v for k, v in result.items() if k not in SUMMARY_LEAVES_OUT}
+            fields["result_abridged"] = True
+        if fields["params"].get("data") is not None:  # never a job's own points (only its read has them)
+            fields["params"] = {**fields["params"], "data": None}
+        return cls.model_validate(fields)
+
+
 class JobsPublic(SQLModel):
-    items: list[JobPublic]
+    items: list[JobSummary]
     total: int
 
 

@@ -14,7 +14,7 @@ from app.errors import JobNotFound
 from app.experiments.params import live_params
 from app.experiments.registry import EXPERIMENTS
 from app.jobs.history import chunks
-from app.models import JobCreate, JobPublic, JobsPublic, JobStatus
+from app.models import JobCreate, JobPublic, JobsPublic, JobStatus, JobSummary
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -48,8 +48,9 @@ def list_jobs(
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0, le=MAX_INDEX),
 ) -> JobsPublic:
+    """A page of job summaries, newest first: no pictures or curves (a job's own read has them)."""
     items, total = crud.list_jobs(session, kind=kind, status=status, limit=limit, offset=offset)
-    return JobsPublic(items=[service.public(job) for job in items], total=total)
+    return JobsPublic(items=[JobSummary.from_public(service.public(job)) for job in items], total=total)
 
 
 @router.get("/{job_id}", dependencies=[ReadAccess])
