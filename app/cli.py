@@ -1,4 +1,5 @@
-"""``playground train KIND ...`` runs one experiment in the foreground; ``playground serve`` starts the server.
+"""``playground train KIND ...`` runs one experiment in the foreground; ``playground serve`` starts the server;
+``playground users add|list|remove`` manages who may use it (their tokens; see ``app.users``).
 
 ``playground train KIND ... --pause-at STEP`` stops after step STEP with a checkpoint file, and
 ``playground train --resume FILE`` goes on from it, exactly as if it had never stopped.
@@ -197,6 +198,57 @@ def serve(args: argparse.Namespace) -> int:
     return run_server(host=args.host, port=args.port, workers=args.workers)
 
 
+def users(args: argparse.Namespace) -> int:
+    """``users add NAME --role R`` prints the new token once; ``users list``; ``users remove NAME``.
+
+    They work on PLAYGROUND_HOME's database, while the server runs too: it looks tokens up per request.
+    """
+    from app.config import get_settings
+    from app.db import init_db, make_engine
+    from app.models import UserRole
+    from app.users import UserError, add_user, list_users, remove_user
+
+    settings = get_settings()
+    engine = make_engine(settings.database_path)
+    try:
+        init_db(engine)  # a new home, or one made before users existed
+        if args.users_command == "add":
+            token = add_user(engine, args.name, UserRole(args.role))
+            if args.json:
+                print(json.dumps({"name": args.name, "role": args.role, "token": token}))
+            else:
+                print(f"added {args.role} {args.name!r}; their token (shown only now, keep it):")
+                print(token)
+        elif args.users_command == "remove":
+            remove_user(engine, args.name)
+            print(f"removed {args.name!r}: their token no longer works; their runs stay, owned by the removed user")
+        else:
+            rows = [
+                {
+                    "name": user.name,
+                    "role": user.role.value,
+                    "runs": runs,
+                    "created_at": user.created_at.isoformat(timespec="seconds"),
+                    "removed_at": user.removed_at.isoformat(timespec="seconds") if user.removed_at else None,
+                }
+                for user, runs in list_users(engine)
+            ]
+            if args.json:
+                print(json.dumps(rows))
+            elif not rows:
+                print(f"no users in {settings.database_path}: the server is open (or PLAYGROUND_API_TOKEN's alone)")
+            else:
+                width = max(len(row["name"]) for row in rows)
+                for row in rows:
+                    state = f"removed {row['removed_at']}" if row["removed_at"] else f"added {row['created_at']}"
+                    print(f"{row['name']:<{width}}  {row['role']:<7}  {row['runs']:>4} run(s)  {state}")
+    except UserError as exc:
+        return fail(str(exc))
+    finally:
+        engine.dispose()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="playground", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -229,6 +281,23 @@ def build_parser() -> argparse.ArgumentParser:
     p_serve.add_argument("--port", type=int, default=8000)
     p_serve.add_argument("--workers", type=int, default=None, help="worker processes (default: PLAYGROUND_WORKERS)")
     p_serve.set_defaults(func=serve)
+
+    p_users = sub.add_parser(
+        "users", help="who may use the server: add, list, remove (in PLAYGROUND_HOME's database)"
+    )
+    users_sub = p_users.add_subparsers(dest="users_command", required=True)
+    p_add = users_sub.add_parser("add", help="add a user and print their token (once: only its hash is kept)")
+    p_add.add_argument("name", help="1 to 64 letters, digits, '.', '_' or '-'")
+    p_add.add_argument(
+        "--role", choices=["student", "teacher"], required=True,
+        help="student: changes only their own runs; teacher: every run",
+    )  # fmt: skip
+    p_add.add_argument("--json", action="store_true", help='print {"name", "role", "token"}')
+    p_list = users_sub.add_parser("list", help="the users, their roles and how many runs each owns")
+    p_list.add_argument("--json", action="store_true", help="print a JSON list")
+    p_remove = users_sub.add_parser("remove", help="the user's token stops working; their runs stay")
+    p_remove.add_argument("name")
+    p_users.set_defaults(func=users)
     return parser
 
 

@@ -33,7 +33,22 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = Field(
         None, description="When set, create/cancel/delete/predict need `Authorization: Bearer <token>`."
     )
-    auth_reads: bool = Field(False, description="Also require the token for reads.")
+    auth_reads: bool = Field(
+        False, description="Also require the token for reads (always so once `playground users` has added users)."
+    )
+    max_queued_per_user: int | None = Field(
+        None,
+        ge=1,
+        description="Jobs one user may have waiting to run; one more is answered 429. Unset: no limit.",
+    )
+    max_running_per_user: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "Jobs of one user that run at once: the queue starts no more of theirs (others' go first), and a "
+            "new one while they have that many running is answered 429. Unset: no limit."
+        ),
+    )
     cancel_grace_seconds: float = Field(
         1.0, ge=0, description="How long a cancelled job may take to stop by itself before its worker is killed."
     )

@@ -8,7 +8,16 @@ from sqlalchemy import delete, func, update
 from sqlmodel import Session, col, select
 
 from app.experiments.base import METRIC_FIELDS
-from app.models import EventType, Job, JobData, JobEvent, JobStatus, Metric
+from app.models import (
+    EventType,
+    Job,
+    JobData,
+    JobEvent,
+    JobStatus,
+    Metric,
+    User,
+    UserRole,
+)
 
 # ----------------------------------------------------------------------------------------------
 # Jobs
@@ -55,6 +64,45 @@ def delete_job(session: Session, *, job_id: str) -> None:
 def get_job_data(session: Session, *, job_id: str) -> list[list[float]] | None:
     """The job's own [x, y] points; None when it trains on the book's."""
     return session.exec(select(JobData.points).where(JobData.job_id == job_id)).first()
+
+
+def open_jobs_of(session: Session, *, owner: str) -> list[Job]:
+    """The user's queued, running and paused jobs (for the per-user limits)."""
+    query = select(Job).where(Job.owner == owner, col(Job.status).in_([JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED]))
+    return list(session.exec(query).all())
+
+
+# ----------------------------------------------------------------------------------------------
+# Users
+
+
+def get_user(session: Session, *, name: str) -> User | None:
+    return session.exec(select(User).where(User.name == name)).first()
+
+
+def user_by_token_hash(session: Session, *, token_hash: str) -> User | None:
+    """The signed-in user of that token; None for a wrong token (a removed user has none)."""
+    return session.exec(select(User).where(User.token_hash == token_hash)).first()
+
+
+def any_users(session: Session) -> bool:
+    """Whether the server has users who can sign in (a removed user cannot)."""
+    return session.exec(select(User.id).where(col(User.token_hash).is_not(None)).limit(1)).first() is not None
+
+
+def add_user(session: Session, *, name: str, role: UserRole, token_hash: str) -> User:
+    user = User(name=name, role=role, token_hash=token_hash)
+    session.add(user)
+    return user
+
+
+def list_users(session: Session) -> list[tuple[User, int]]:
+    """Every user, removed ones too, by name, with how many runs each owns."""
+    runs = dict(
+        session.exec(select(Job.owner, func.count()).where(col(Job.owner).is_not(None)).group_by(Job.owner)).all()  # type: ignore[call-overload]
+    )
+    users = session.exec(select(User).order_by(col(User.name))).all()
+    return [(user, runs.get(user.name, 0)) for user in users]
 
 
 # ----------------------------------------------------------------------------------------------

@@ -113,6 +113,11 @@ class JobBase(SQLModel):
     checkpoint_step: int | None = Field(
         default=None, description="The step of its newest checkpoint: resume (or a fork) can start there."
     )
+    owner: str | None = Field(
+        default=None,
+        index=True,
+        description="The user who created it (`playground users`); null: made without users (open or admin mode).",
+    )
 
 
 class Job(JobBase, table=True):
@@ -236,6 +241,29 @@ class JobSummary(_JobId):
 class JobsPublic(SQLModel):
     items: list[JobSummary]
     total: int
+
+
+# ----------------------------------------------------------------------------------------------
+# Users (``playground users add NAME --role student|teacher``)
+
+
+class UserRole(StrEnum):
+    STUDENT = "student"  # reads every run; changes only their own
+    TEACHER = "teacher"  # everything
+
+
+class User(SQLModel, table=True):
+    """A person with a token. Only the token's SHA-256 is kept; a removed user keeps their row (and
+    their name on their runs) with no token, so nobody signs in as them and the name is not reused."""
+
+    __tablename__ = "users"  # type: ignore[assignment]  ("user" is a reserved word in SQL)
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, index=True, max_length=64)
+    role: UserRole
+    token_hash: str | None = Field(default=None, unique=True, index=True, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    removed_at: datetime | None = None
 
 
 # ----------------------------------------------------------------------------------------------

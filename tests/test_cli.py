@@ -138,3 +138,62 @@ def test_resume_from_a_damaged_checkpoint_names_the_file(tmp_path):
     proc = playground_in(tmp_path, "train", "--resume", "broken.ckpt", "--json")
     assert proc.returncode == 2 and proc.stdout == ""
     assert "'broken.ckpt'" in proc.stderr and "not a readable checkpoint file" in proc.stderr
+
+
+# ----------------------------------------------------------------------------------------------
+# playground users
+
+
+def users(home, *args: str) -> subprocess.CompletedProcess:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLAYGROUND_")}
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", "users", *args],
+        capture_output=True, text=True, timeout=120, env={**env, "PLAYGROUND_HOME": str(home)}, check=False,
+    )  # fmt: skip
+
+
+def test_users_add_prints_the_token_once_and_stores_only_its_hash(tmp_path):
+    import hashlib
+    import sqlite3
+
+    proc = users(tmp_path, "add", "ann", "--role", "student")
+    assert proc.returncode == 0, proc.stderr
+    token = proc.stdout.strip().splitlines()[-1]
+    assert len(token) >= 40 and "ann" in proc.stdout
+    database = (tmp_path / "playground.sqlite3").read_bytes()
+    assert token.encode() not in database
+    with sqlite3.connect(tmp_path / "playground.sqlite3") as db:
+        stored = db.execute("SELECT token_hash FROM users WHERE name = 'ann'").fetchone()[0]
+    assert stored == hashlib.sha256(token.encode()).hexdigest()
+    listed = users(tmp_path, "list")
+    assert listed.returncode == 0 and "ann" in listed.stdout and "student" in listed.stdout
+    assert token not in listed.stdout  # shown once, never again
+    again = users(tmp_path, "add", "ann", "--role", "teacher")
+    assert again.returncode == 2 and "'ann' exists already" in again.stderr
+
+
+def test_users_list_and_remove(tmp_path):
+    added = json.loads(users(tmp_path, "add", "tess", "--role", "teacher", "--json").stdout)
+    assert added["name"] == "tess" and added["role"] == "teacher" and added["token"]
+    users(tmp_path, "add", "ben", "--role", "student")
+    assert [(u["name"], u["role"], u["removed_at"]) for u in json.loads(users(tmp_path, "list", "--json").stdout)] == [
+        ("ben", "student", None),
+        ("tess", "teacher", None),
+    ]
+    removed = users(tmp_path, "remove", "ben")
+    assert removed.returncode == 0 and "runs stay" in removed.stdout
+    rows = {u["name"]: u for u in json.loads(users(tmp_path, "list", "--json").stdout)}
+    assert rows["ben"]["removed_at"] is not None and rows["tess"]["removed_at"] is None
+    gone = users(tmp_path, "remove", "ben")
+    assert gone.returncode == 2 and "no user 'ben'" in gone.stderr and "tess" in gone.stderr
+    reused = users(tmp_path, "add", "ben", "--role", "student")
+    assert reused.returncode == 2 and "removed" in reused.stderr
+
+
+def test_users_add_refuses_a_bad_name_or_role(tmp_path):
+    bad = users(tmp_path, "add", "ann smith", "--role", "student")
+    assert bad.returncode == 2 and "'ann smith'" in bad.stderr
+    role = users(tmp_path, "add", "ann", "--role", "admin")
+    assert role.returncode == 2 and "student" in role.stderr and "teacher" in role.stderr

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import unquote
 
 from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
+from app import crud
+from app.api.permissions import check_may_change
 from app.config import Settings
 from app.jobs.service import JobService
+from app.users import ADMIN, OPEN, Principal, authenticate
 
 
 def get_app_settings(request: Request) -> Settings:
@@ -43,7 +46,9 @@ MAX_INDEX = 2**53 - 1
 # ----------------------------------------------------------------------------------------------
 # The API token
 
-_bearer = HTTPBearer(auto_error=False, description="PLAYGROUND_API_TOKEN, when the server has one.")
+_bearer = HTTPBearer(
+    auto_error=False, description="A user's token (playground users add), or PLAYGROUND_API_TOKEN."
+)
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 # A browser's EventSource cannot send an Authorization header, only cookies: the pages copy the
@@ -56,33 +61,76 @@ _cookie = APIKeyCookie(
 CookieToken = Annotated[str | None, Depends(_cookie)]
 
 
-def _check_token(settings: Settings, given_token: str | None) -> None:
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(
+        status_code=status.HTTP_401_UNAUTHORIZED, detail=detail, headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+def _is_admin_token(settings: Settings, given: str) -> bool:
     if settings.api_token is None:
-        return
-    expected = settings.api_token.get_secret_value().encode()
-    given = (given_token or "").encode()
+        return False
     # compare_digest takes as long whatever the first differing byte: no timing oracle.
-    if given_token is None or not secrets.compare_digest(given, expected):
-        raise HTTPException(
-            status_code=status.HTTP_401_UNAUTHORIZED,
-            detail="This server needs 'Authorization: Bearer <token>' (PLAYGROUND_API_TOKEN) for this request.",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+    return secrets.compare_digest(given.encode(), settings.api_token.get_secret_value().encode())
 
 
-def require_token(settings: SettingsDep, credentials: Credentials) -> None:
-    """For every request that changes something: create, cancel, delete, predict."""
-    _check_token(settings, credentials.credentials if credentials is not None else None)
+def identify(request: Request, settings: Settings, given_token: str | None, *, read: bool) -> Principal:
+    """Who sends this request (see ``app.users``): open server, admin token, or a user's token.
+
+    401 when the request needs a token and has none, or one that is neither the admin's nor a
+    user's. Reads need one only on a server with users, or with PLAYGROUND_AUTH_READS.
+    """
+    # A short session of its own: a stream's dependencies live as long as the stream.
+    with Session(request.app.state.engine) as session:
+        has_users = crud.any_users(session)
+        if given_token is not None:
+            if _is_admin_token(settings, given_token):
+                return ADMIN
+            user = authenticate(session, given_token) if has_users else None
+            if user is not None:
+                return Principal(user.name, user.role.value)
+    if not has_users and settings.api_token is None:
+        return OPEN  # the embedded single-user default: any token or none
+    if not has_users and read and not settings.auth_reads:
+        return OPEN  # admin mode reads are open (a wrong token on a read changes nothing, as before)
+    if has_users:
+        if given_token is None:
+            raise _unauthorized(
+                "This server has users: send 'Authorization: Bearer <token>' with your token "
+                "(a teacher gives it out: playground users add NAME)."
+            )
+        raise _unauthorized("That token is not one of this server's users' (wrong, or the user was removed).")
+    raise _unauthorized("This server needs 'Authorization: Bearer <token>' (PLAYGROUND_API_TOKEN) for this request.")
 
 
-def require_read_token(settings: SettingsDep, credentials: Credentials, cookie: CookieToken) -> None:
-    """For reads: only when PLAYGROUND_AUTH_READS is on; the header, else the cookie."""
-    if settings.auth_reads:
-        if credentials is not None:
-            _check_token(settings, credentials.credentials)
-        else:
-            _check_token(settings, unquote(cookie) if cookie is not None else None)
+def require_token(request: Request, settings: SettingsDep, credentials: Credentials) -> Principal:
+    """For every request that changes something: create, cancel, delete, predict. The header only."""
+    return identify(request, settings, credentials.credentials if credentials is not None else None, read=False)
+
+
+def require_read_token(
+    request: Request, settings: SettingsDep, credentials: Credentials, cookie: CookieToken
+) -> Principal:
+    """For reads: the header, else the cookie (an EventSource cannot send a header)."""
+    if credentials is not None:
+        given: str | None = credentials.credentials
+    else:
+        given = unquote(cookie) if cookie is not None else None
+    return identify(request, settings, given, read=True)
 
 
 WriteAccess = Depends(require_token)
 ReadAccess = Depends(require_read_token)
+Writer = Annotated[Principal, WriteAccess]  # who makes a change
+Reader = Annotated[Principal, ReadAccess]  # who reads
+
+
+def job_change(action: str) -> Any:
+    """A dependency for a route that changes a job: 404 without the job, 403 when the signed-in
+    user may not ``action`` it (``app.api.permissions``)."""
+
+    def check(job_id: JobId, who: Writer, service: ServiceDep) -> Principal:
+        check_may_change(who, service.get_job(job_id), action)
+        return who
+
+    return Depends(check)

@@ -5,8 +5,9 @@ here, once, for the server the description comes from:
 
 - the errors each operation can answer (app/api/errors.py maps the named errors to them), with
   ``{"detail": "..."}`` bodies;
-- security: the token is declared required only where this server requires it (writes when it has
-  a token, reads only with PLAYGROUND_AUTH_READS too); elsewhere it is optional (``{}``);
+- security: the token is declared required only where this server requires it (everywhere once it
+  has users; else writes when it has a token, reads only with PLAYGROUND_AUTH_READS too); elsewhere
+  it is optional (``{}``). Users can be added while it runs, so there is one description per mode;
 - a job's ``kind`` is one of the registry's, and its ``params`` follow that kind's model with this
   server's limits (the same schema as ``/api/kinds``); ``device`` is one this server has.
 """
@@ -18,7 +19,10 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session
 
+from app import crud
 from app.api.routes.meta import params_schema
 from app.config import Settings
 from app.experiments.registry import EXPERIMENTS
@@ -32,12 +36,18 @@ class ErrorMessage(BaseModel):
 
 ERROR_DESCRIPTIONS = {
     400: "The body could not be read (not JSON, a broken upload), or the job cannot run here.",
-    401: "This server needs `Authorization: Bearer <token>` (PLAYGROUND_API_TOKEN) for this request.",
-    403: "A browser sent this change from a page of another site (app/api/csrf.py).",
+    401: "This server needs `Authorization: Bearer <token>` (a user's, or PLAYGROUND_API_TOKEN) for this request.",
+    403: (
+        "A student may change only their own runs (the message names the owner and the action), or a browser "
+        "sent this change from a page of another site (app/api/csrf.py)."
+    ),
     404: "No job with that id.",
     409: "The job's status does not allow this (e.g. cancel a finished job, the model of a failed one).",
     413: "The body is over this server's limit (PLAYGROUND_MAX_DATA_POINTS, PLAYGROUND_MAX_UPLOAD_BYTES).",
-    429: "Too many jobs are waiting (PLAYGROUND_MAX_QUEUED); see `Retry-After`.",
+    429: (
+        "Too many jobs are waiting (PLAYGROUND_MAX_QUEUED), or the user has as many queued or running as one "
+        "may (PLAYGROUND_MAX_QUEUED_PER_USER, PLAYGROUND_MAX_RUNNING_PER_USER); see `Retry-After`."
+    ),
     503: "The predictor died or hung and is being replaced; see `Retry-After`.",
 }
 
@@ -47,8 +57,8 @@ OPERATION_ERRORS: dict[tuple[str, str], set[int]] = {
     ("post", "/api/jobs"): {400, 404, 409, 413, 429, 503},  # 404, 409: a fork's parent, its checkpoint
     ("post", "/api/jobs/{job_id}/cancel"): {409, 503},
     ("post", "/api/jobs/{job_id}/pause"): {409, 503},
-    ("post", "/api/jobs/{job_id}/resume"): {409, 503},
-    ("post", "/api/jobs/{job_id}/step"): {400, 409, 503},
+    ("post", "/api/jobs/{job_id}/resume"): {409, 429, 503},  # 429: the owner's per-user limits
+    ("post", "/api/jobs/{job_id}/step"): {400, 409, 429, 503},
     ("patch", "/api/jobs/{job_id}"): {400, 409, 503},
     ("delete", "/api/jobs/{job_id}"): {409, 503},
     ("get", "/api/jobs/{job_id}/events"): {503},
@@ -58,43 +68,48 @@ OPERATION_ERRORS: dict[tuple[str, str], set[int]] = {
 }
 
 
-def operation_errors(method: str, path: str, settings: Settings) -> set[int]:
+def operation_errors(method: str, path: str, settings: Settings, has_users: bool = False) -> set[int]:
     codes = set(OPERATION_ERRORS.get((method, path), set()))
     if "{job_id}" in path:
         codes.add(404)
     if method.upper() in WRITE_METHODS:
         codes.add(403)
-    if token_required(method, settings):
+    if token_required(method, settings, has_users):
         codes.add(401)
     return codes
 
 
-def token_required(method: str, settings: Settings) -> bool:
+def token_required(method: str, settings: Settings, has_users: bool = False) -> bool:
+    if has_users:
+        return True
     if settings.api_token is None:
         return False
     return method.upper() in WRITE_METHODS or settings.auth_reads
 
 
 def install_openapi(app: FastAPI, settings: Settings) -> None:
-    """Replace ``app.openapi`` by one that builds the description above (once, on the first request)."""
+    """Replace ``app.openapi`` by one that builds the description above (once per mode: with users or not)."""
+    schemas: dict[bool, dict[str, Any]] = {}
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
+        has_users = _has_users(app)
+        if has_users not in schemas:
             schema = get_openapi(
                 title=app.title, version=app.version, description=app.description, routes=app.routes
             )
             schema["components"]["schemas"]["ErrorMessage"] = ErrorMessage.model_json_schema()
             for path, operations in schema["paths"].items():
                 for method, operation in operations.items():
-                    for code in sorted(operation_errors(method, path, settings)):
+                    for code in sorted(operation_errors(method, path, settings, has_users)):
                         operation["responses"].setdefault(str(code), _error_response(code))
-                    if "security" in operation and not token_required(method, settings):
+                    if "security" in operation and not token_required(method, settings, has_users):
                         operation["security"].append({})  # {}: no credentials is fine too
             _predict_detail_may_be_a_message(schema)
             _job_create_by_kind(schema, settings, _devices(app))
             _parameters_without_null(schema)
             _links_from_a_created_job(schema)
-            app.openapi_schema = schema
+            schemas[has_users] = schema
+        app.openapi_schema = schemas[has_users]
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -105,6 +120,17 @@ def _error_response(code: int) -> dict[str, Any]:
         "description": ERROR_DESCRIPTIONS[code],
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorMessage"}}},
     }
+
+
+def _has_users(app: FastAPI) -> bool:
+    engine = getattr(app.state, "engine", None)
+    if engine is None:
+        return False
+    with Session(engine) as session:
+        try:
+            return crud.any_users(session)
+        except OperationalError:  # before init_db made the table
+            return False
 
 
 def _devices(app: FastAPI) -> list[str]:

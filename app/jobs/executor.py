@@ -5,7 +5,8 @@ reports back through events. Two implementations: ``app.jobs.local.LocalExecutor
 spawned worker processes on this machine) and ``app.jobs.ray_executor.RayExecutor`` (a Ray cluster).
 
 Contract
-- ``submit`` queues a job; jobs start first-in first-out as capacity frees up. A job is reported
+- ``submit`` queues a job; jobs start as capacity frees up, users in turn (round robin over the
+  owners with queued jobs) and first-in first-out within a user (``app.jobs.fair_queue``). A job is reported
   by exactly one ``JobStarted`` (unless cancelled while queued), any number of ``JobMetrics``, and
   exactly one ``JobFinished`` -- except for jobs still running when ``stop()`` is called, which get
   no ``JobFinished``; the service marks those ``interrupted``.
@@ -60,6 +61,7 @@ class JobSpec:
     seed: int
     device: str  # resolved: "cpu", "cuda:0", ...
     plan: ControlPlan = field(default_factory=ControlPlan)
+    owner: str | None = None  # the user it runs for: the queue serves users in turn (app.jobs.fair_queue)
 
 
 @dataclass(frozen=True)
@@ -143,7 +145,7 @@ class Executor(abc.ABC):
 
     @abc.abstractmethod
     def submit(self, spec: JobSpec) -> None:
-        """Queue a job (FIFO)."""
+        """Queue a job (users in turn, FIFO within a user)."""
 
     @abc.abstractmethod
     def cancel(self, job_id: str) -> bool:

@@ -13,7 +13,9 @@ Children are spawned only by the event loop's thread and the monitor thread: on 
 with the thread that spawned it (PR_SET_PDEATHSIG, see ``app.jobs.worker``), and both of those live as
 long as the pool.
 
-Scheduling: jobs start first-in first-out. A CUDA job needs a worker whose GPU no other job is using
+Scheduling: users take turns (``app.jobs.fair_queue``: round robin over the owners with queued jobs,
+first-in first-out within an owner), and an owner with PLAYGROUND_MAX_RUNNING_PER_USER jobs running
+waits for one of them to end. A CUDA job needs a worker whose GPU no other job is using
 (workers are pinned round-robin to the GPUs); a CPU job takes any idle worker, preferring one whose
 GPU is busy or that has none, so a free GPU stays free for CUDA jobs. A job that cannot start yet
 does not hold back a later job that can.
@@ -32,7 +34,7 @@ import signal
 import threading
 import time
 import weakref
-from collections import deque
+from collections import Counter
 from multiprocessing import get_context
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
@@ -53,7 +55,15 @@ from app.jobs.executor import (
     OnEvent,
     model_path,
 )
-from app.jobs.messages import CancelJob, ControlJob, PredictReply, PredictRequest, RunJob, WorkerHello
+from app.jobs.fair_queue import FairQueue
+from app.jobs.messages import (
+    CancelJob,
+    ControlJob,
+    PredictReply,
+    PredictRequest,
+    RunJob,
+    WorkerHello,
+)
 from app.jobs.worker import predictor_main, worker_main
 
 log = logging.getLogger(__name__)
@@ -124,7 +134,7 @@ class LocalExecutor(Executor):
         self._target: int | None = settings.workers  # None: decided when the devices are known
         self._threads = max(1, self._cpus // (settings.workers or 2))
         self._workers: list[_Child] = []
-        self._queue: deque[JobSpec] = deque()
+        self._queue = FairQueue()
         self._devices: list[str] | None = None
         self._predictor: _Child | None = None
         self._predictions: dict[int, tuple[asyncio.Future[Any], _Child]] = {}
@@ -213,16 +223,14 @@ class LocalExecutor(Executor):
                 error = str(DeviceUnavailable(spec.device, self._devices))
                 self._emit(JobFinished(spec.job_id, "failed", error=error))
                 return
-            self._queue.append(spec)
+            self._queue.push(spec)
             self._dispatch()
 
     def cancel(self, job_id: str) -> bool:
         with self._lock:
-            for spec in self._queue:
-                if spec.job_id == job_id:
-                    self._queue.remove(spec)
-                    self._emit(JobFinished(job_id, "cancelled"))
-                    return True
+            if self._queue.remove(job_id) is not None:
+                self._emit(JobFinished(job_id, "cancelled"))
+                return True
             worker = next((w for w in self._workers if w.job and w.job.job_id == job_id), None)
             if worker is None:
                 return False
@@ -235,11 +243,7 @@ class LocalExecutor(Executor):
 
     def withdraw(self, job_id: str) -> bool:
         with self._lock:
-            for spec in self._queue:
-                if spec.job_id == job_id:
-                    self._queue.remove(spec)
-                    return True
-            return False
+            return self._queue.remove(job_id) is not None
 
     def control(self, job_id: str, *, pause: bool = False, patch: dict[str, Any] | None = None) -> bool:
         with self._lock:
@@ -331,14 +335,20 @@ class LocalExecutor(Executor):
         if not idle:
             return
         busy_gpus = {w.job.device for w in self._workers if w.job is not None and w.job.device != "cpu"}
-        waiting: deque[JobSpec] = deque()
-        while self._queue:
-            spec = self._queue.popleft()
+        running = Counter(w.job.owner for w in self._workers if w.job is not None and w.job.owner is not None)
+        limit = self.settings.max_running_per_user
+
+        def can_start(spec: JobSpec) -> bool:
+            if limit is not None and spec.owner is not None and running[spec.owner] >= limit:
+                return False
+            return _pick_worker(spec, idle, busy_gpus) is not None
+
+        while idle and (spec := self._queue.pop(can_start)) is not None:
             worker = _pick_worker(spec, idle, busy_gpus)
-            if worker is None:
-                waiting.append(spec)
-                continue
+            assert worker is not None
             idle.remove(worker)
+            if spec.owner is not None:
+                running[spec.owner] += 1
             job = spec if spec.device == "cpu" else dataclasses.replace(spec, device=worker.gpu)
             if job.device != "cpu":
                 busy_gpus.add(job.device)
@@ -346,7 +356,6 @@ class LocalExecutor(Executor):
             # Started before the RunJob goes out, so it precedes any of the job's metrics.
             self._emit(JobStarted(job.job_id, job.device, worker.label))
             worker.send(RunJob(job, self._threads))
-        self._queue = waiting
 
     def _fit_pool_to_devices(self, devices: list[str]) -> None:
         """The first hello tells us the devices: pin workers to GPUs; one worker per GPU by default."""
@@ -516,8 +525,8 @@ class LocalExecutor(Executor):
 
     def _fail_everything(self, reason: str) -> None:
         self._broken = reason
-        while self._queue:
-            self._emit(JobFinished(self._queue.popleft().job_id, "failed", error=reason))
+        for spec in self._queue.drain():
+            self._emit(JobFinished(spec.job_id, "failed", error=reason))
 
     # ------------------------------------------------------------------------------------------
     # Hand-offs to the event loop

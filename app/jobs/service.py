@@ -91,6 +91,7 @@ from app.models import (
     Progress,
     utcnow,
 )
+from app.users import check_user_limits
 
 log = logging.getLogger(__name__)
 
@@ -251,9 +252,12 @@ class JobService:
     # ------------------------------------------------------------------------------------------
     # Commands (event loop thread)
 
-    async def create(self, request: JobCreate) -> JobPublic:
+    async def create(self, request: JobCreate, owner: str | None = None) -> JobPublic:
+        """A new job owned by ``owner`` (a user's name; None without users)."""
+        if not request.paused:
+            self._check_user_limits(owner)
         if request.fork is not None:
-            return await self._fork(request)
+            return await self._fork(request, owner)
         spec = get_experiment(request.kind)
         params = self._validate(request.kind, request.params)
         device, seed = self._placement(request)
@@ -265,6 +269,7 @@ class JobService:
             name=request.name,
             plan=self.plans.policy(spec.kind, params),
             paused=request.paused,
+            owner=owner,
         )
 
     async def _record_and_submit(
@@ -280,6 +285,7 @@ class JobService:
         parent_id: str | None = None,
         fork_step: int | None = None,
         paused: bool = False,
+        owner: str | None = None,
     ) -> JobPublic:
         """Write a new queued job (its points once, its first event), then hand it to the executor;
         a job created ``paused`` waits for resume or step instead (they plan its start then).
@@ -307,6 +313,7 @@ class JobService:
             data_points=len(data) if data is not None else None,
             parent_id=parent_id,
             fork_step=fork_step,
+            owner=owner,
         )
         job = Job(**fields)
         status_data = self.public(job).model_dump(mode="json")
@@ -325,11 +332,11 @@ class JobService:
             return self.public(job, data=data)
         spec_params = {**(run_params or stored), "data": data} if "data" in stored else dict(run_params or stored)
         self.executor.submit(
-            JobSpec(job_id=job.id, kind=kind, params=spec_params, seed=seed, device=device, plan=plan)
+            JobSpec(job_id=job.id, kind=kind, params=spec_params, seed=seed, device=device, plan=plan, owner=owner)
         )
         return self.public(job, data=data)
 
-    async def _fork(self, request: JobCreate) -> JobPublic:
+    async def _fork(self, request: JobCreate, owner: str | None = None) -> JobPublic:
         """A new job from ``request.fork.job_id``'s state at ``request.fork.step`` (see issue "Playable runs")."""
         assert request.fork is not None
         parent = self.get_job(request.fork.job_id)
@@ -376,6 +383,7 @@ class JobService:
             parent_id=parent.id,
             fork_step=k,
             paused=request.paused,
+            owner=owner,
         )
 
     async def cancel(self, job_id: str) -> JobPublic:
@@ -431,6 +439,7 @@ class JobService:
                 raise JobConflict(
                     job_id, status, action, [JobStatus.PAUSED, "interrupted or failed with a checkpoint"]
                 )
+            self._check_user_limits(job.owner)
             data = await to_thread.run_sync(self.job_data, job_id) if job.data_points else None
             params = self._validate(job.kind, self._full_params(job, data))
             plan, run_params, position = await to_thread.run_sync(self.plans.for_job, job, params)
@@ -818,6 +827,7 @@ class JobService:
             seed=job.seed,
             device=job.device,
             plan=plan,
+            owner=job.owner,
         )
 
     def _validate(self, kind: str, values: dict[str, Any]) -> Any:
@@ -907,6 +917,19 @@ class JobService:
         data = getattr(params, "data", None)
         if data is not None and len(data) > self.settings.max_data_points:
             raise LimitExceeded("data", len(data), self.settings.max_data_points, "PLAYGROUND_MAX_DATA_POINTS")
+
+    def _check_user_limits(self, owner: str | None) -> None:
+        """429 when ``owner`` has as many jobs queued or running as one user may (app/users.py)."""
+        if owner is None or (self.settings.max_queued_per_user is None and self.settings.max_running_per_user is None):
+            return
+        with self._session() as session:
+            jobs = crud.open_jobs_of(session, owner=owner)
+        check_user_limits(
+            owner,
+            [self._status(job) for job in jobs],
+            max_queued=self.settings.max_queued_per_user,
+            max_running=self.settings.max_running_per_user,
+        )
 
     def _session(self) -> Session:
         # Objects stay readable after commit: they are turned into JSON after the session closes.

@@ -9,7 +9,15 @@ from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app import crud
-from app.api.deps import MAX_INDEX, JobId, ReadAccess, ServiceDep, SessionDep, WriteAccess
+from app.api.deps import (
+    MAX_INDEX,
+    JobId,
+    ReadAccess,
+    ServiceDep,
+    SessionDep,
+    Writer,
+    job_change,
+)
 from app.errors import JobNotFound
 from app.experiments.params import live_params
 from app.experiments.registry import EXPERIMENTS
@@ -31,10 +39,13 @@ class MetricsPublic(BaseModel):
     )
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, dependencies=[WriteAccess])
-async def create_job(body: JobCreate, service: ServiceDep, request: Request, response: Response) -> JobPublic:
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_job(
+    body: JobCreate, service: ServiceDep, who: Writer, request: Request, response: Response
+) -> JobPublic:
+    """A new job, owned by whoever sends it; a fork of anyone's run is the forker's."""
     # async: the service writes on the event loop's thread only (see app/jobs/service.py).
-    job = await service.create(body)
+    job = await service.create(body, owner=who.owner)
     response.headers["Location"] = request.url_for("read_job", job_id=job.id).path
     return job
 
@@ -65,7 +76,7 @@ def read_job_data(job_id: JobId, service: ServiceDep) -> list[list[float]] | Non
     return service.job_data(job_id)
 
 
-@router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, dependencies=[WriteAccess])
+@router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, dependencies=[job_change("cancel")])
 async def cancel_job(job_id: JobId, service: ServiceDep) -> JobPublic:
     """Ask a queued or running job to stop; it becomes `cancelled` within about 2 seconds."""
     return await service.cancel(job_id)
@@ -105,21 +116,21 @@ class ParamsPatch(BaseModel):
     )
 
 
-@router.post("/{job_id}/pause", status_code=status.HTTP_202_ACCEPTED, dependencies=[WriteAccess])
+@router.post("/{job_id}/pause", status_code=status.HTTP_202_ACCEPTED, dependencies=[job_change("pause")])
 async def pause_job(job_id: JobId, service: ServiceDep) -> JobPublic:
     """A running job stops at its next step boundary (linear, mlp: an epoch; cifar: a batch) with a
     checkpoint and becomes `paused`, freeing its worker; a queued job does not start until resumed."""
     return await service.pause(job_id)
 
 
-@router.post("/{job_id}/resume", status_code=status.HTTP_202_ACCEPTED, dependencies=[WriteAccess])
+@router.post("/{job_id}/resume", status_code=status.HTTP_202_ACCEPTED, dependencies=[job_change("resume")])
 async def resume_job(job_id: JobId, service: ServiceDep) -> JobPublic:
     """A paused job goes on (queued, then running on any free worker) from its checkpoint; so does an
     `interrupted` or `failed` one that is `resumable`. Its events go on with the next id and step."""
     return await service.resume(job_id)
 
 
-@router.post("/{job_id}/step", status_code=status.HTTP_202_ACCEPTED, dependencies=[WriteAccess])
+@router.post("/{job_id}/step", status_code=status.HTTP_202_ACCEPTED, dependencies=[job_change("step")])
 async def step_job(job_id: JobId, service: ServiceDep, body: StepRequest | None = None) -> JobPublic:
     """A paused job runs exactly `epochs` epochs or `steps` steps (default: one epoch), then pauses again."""
     body = body or StepRequest()
@@ -127,14 +138,14 @@ async def step_job(job_id: JobId, service: ServiceDep, body: StepRequest | None 
     return await service.resume(job_id, steps=body.steps, epochs=epochs, action="step")
 
 
-@router.patch("/{job_id}", status_code=status.HTTP_202_ACCEPTED, dependencies=[WriteAccess])
+@router.patch("/{job_id}", status_code=status.HTTP_202_ACCEPTED, dependencies=[job_change("change")])
 async def patch_job(job_id: JobId, body: ParamsPatch, service: ServiceDep) -> JobPublic:
     """Change live parameters of a queued, running or paused job, from its next step on. A running
     job takes them at its next step boundary: a `control` event `{"step", "params"}` says where."""
     return await service.patch(job_id, body.params)
 
 
-@router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[WriteAccess])
+@router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[job_change("delete")])
 async def delete_job(job_id: JobId, service: ServiceDep) -> None:
     """Remove a finished job with its metrics and its model file."""
     await service.delete(job_id)

@@ -1,15 +1,16 @@
-"""Health and the experiment kinds."""
+"""Health, who is signed in, and the experiment kinds."""
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any, Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from app import __version__
-from app.api.deps import ReadAccess, ServiceDep, SettingsDep
+from app.api.deps import ReadAccess, Reader, ServiceDep, SettingsDep
 from app.config import Settings
 from app.experiments.registry import EXPERIMENTS
 
@@ -33,6 +34,14 @@ class Health(BaseModel):
     resources: dict[str, Any]  # what the executor has: CPUs, GPUs (and nodes, on Ray)
 
 
+class BookResultPublic(BaseModel):
+    where: str = Field(description="Where in the book.")
+    settings: dict[str, list[Any]] = Field(description="Parameter -> the values that count as the book's.")
+    printed: dict[str, str] = Field(description="Result field -> the value as the book prints it.")
+    exact: bool = Field(description="True: the same computation as the book's (false: its random draws differ).")
+    tolerance_units: int = Field(description="A run matches within this many units of the last printed digit.")
+
+
 class KindPublic(BaseModel):
     kind: str
     title: str
@@ -41,6 +50,9 @@ class KindPublic(BaseModel):
     defaults: dict[str, Any]
     default_data: list[list[float]] | None = Field(
         None, description="The [x, y] points a run fits when its `data` is empty (the book's); null: no such points."
+    )
+    book_results: list[BookResultPublic] = Field(
+        default_factory=list, description="Results the book prints, with the settings that give them."
     )
 
 
@@ -79,6 +91,22 @@ def params_schema(model: type[BaseModel], settings: Settings) -> dict[str, Any]:
     return schema
 
 
+class Me(BaseModel):
+    name: str | None = Field(description="The signed-in user; null for the admin token or an open server.")
+    role: Literal["student", "teacher", "admin", "open"] = Field(
+        description=(
+            "student: changes only their own runs; teacher, admin (PLAYGROUND_API_TOKEN): every run; "
+            "open: a server without users or token, where anyone changes anything."
+        )
+    )
+
+
+@router.get("/me")
+def me(who: Reader) -> Me:
+    """Who the request's token (header, or the pages' cookie) signs in as."""
+    return Me(name=who.name, role=who.role)
+
+
 @router.get("/kinds", dependencies=[ReadAccess])
 def kinds(settings: SettingsDep) -> list[KindPublic]:
     return [
@@ -89,6 +117,7 @@ def kinds(settings: SettingsDep) -> list[KindPublic]:
             params_schema=params_schema(spec.params_model, settings),
             defaults=spec.defaults(),
             default_data=spec.default_data,
+            book_results=[BookResultPublic(**dataclasses.asdict(book)) for book in spec.book_results],
         )
         for spec in EXPERIMENTS.values()
     ]
