@@ -1,6 +1,6 @@
 // What every page shows in its header and footer: the server's state and the token button.
 
-import { api, getToken, setToken } from "./api.js";
+import { api, authHeaders, getToken, setToken } from "./api.js";
 
 async function showServerStatus() {
   const node = document.getElementById("server-status");
@@ -38,5 +38,30 @@ function wireTokenButton() {
   });
 }
 
+// Who is signed in (GET /api/me, issue 16): "ann (student)", "admin" for PLAYGROUND_API_TOKEN,
+// nothing on an open server. A plain fetch: the header never prompts for a token (a page's own
+// reads do, on their first 401).
+async function showSignedIn() {
+  const node = document.getElementById("signed-in");
+  if (!node) return;
+  let text = "";
+  try {
+    const response = await fetch("/api/me", { headers: { Accept: "application/json", ...authHeaders() } });
+    if (response.status === 401) text = "not signed in";
+    else if (response.ok) {
+      const me = await response.json();
+      if (me.role !== "open") text = me.name ? `${me.name} (${me.role})` : me.role;
+    }
+  } catch {
+    // the server status says it is not answering
+  }
+  node.textContent = text ? `· ${text}` : "";
+  node.hidden = !text;
+}
+
 wireTokenButton();
+showSignedIn();
+// After the token dialog closes (the footer's button, or a page's prompt on a 401), once the
+// dialog's own close handler has saved the token.
+document.getElementById("token-dialog")?.addEventListener("close", () => setTimeout(showSignedIn, 0));
 export const health = showServerStatus();
