@@ -9,10 +9,15 @@ on the device (no per-image PIL, ``ToTensor`` or DataLoader), batches are drawn 
 A control point follows each batch (for an epoch's last batch: after the epoch's evaluation):
 there a run may pause with its whole state saved, resume from it bit-identically, and take live
 changes of lr, weight_decay, label_smoothing, augment and epochs (base.py, :func:`apply_live`).
+
+The speedruns' levers are parameters with defaults that keep the recipe as it was (params.py):
+``whiten``, ``flip="alternate"``, ``lookahead``, ``tta``, ``channels_last``, ``compile`` and
+``mixed_precision``; each is marked where it acts.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import time
@@ -25,20 +30,23 @@ from torch import nn
 
 from app.errors import InvalidImage
 from app.experiments.base import RunContext, RunOutcome, RunStatus, finite_or_none
+from app.experiments.base import Checkpoint
 from app.experiments.checkpoints import check_resume, detached
 from app.experiments.cifar_data import (
     CIFAR2_CLASSES,
     CIFAR10_CLASSES,
     IMAGE_SIZE,
+    alternating_flips,
     batch_crop,
     batches_per_epoch,
     batch_flip_lr,
+    batch_flip_where,
     load_cifar10,
     order_batches,
     sample_per_class,
     select_classes,
 )
-from app.experiments.cifar_models import ResNet, make_net
+from app.experiments.cifar_models import WHITENED, make_net
 from app.experiments.cifar_report import confusion_matrix, per_class_accuracy, summarize
 from app.experiments.params import CifarParams
 
@@ -47,7 +55,8 @@ EVAL_BATCH = 500  # evaluation has no gradients to keep, so larger batches: fewe
 # epochs need: these nets still underfit (train accuracy = test accuracy), and airbench's 2
 # gave the resnet +0.7 points after 3 epochs here.
 CROP_PADDING = 2
-WHITENING_IMAGES = 5000  # training images the ResNet's first layer is whitened from
+WHITENING_IMAGES = 5000  # training images the first layer of resnet and airbench is whitened from
+LOOKAHEAD_EVERY = 5  # steps between two pulls of the weights towards their average (airbench)
 MAX_UPLOAD_PIXELS = 40_000_000  # a larger picture is a decompression bomb, not a photo
 
 
@@ -130,6 +139,49 @@ def apply_live(
     return params
 
 
+class Lookahead:
+    """cifar10-airbench's Lookahead: a slow average of the weights that the weights are pulled back to.
+
+    Every :data:`LOOKAHEAD_EVERY` steps the average moves towards the weights by ``1 - decay`` and
+    the weights are set to it; ``decay`` grows from 0 to 0.95**5 with the cube of the progress, so
+    early steps go their own way and late ones are averaged, as stochastic weight averaging does.
+    The batch-norm statistics are averaged too (every float tensor of the state_dict).
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.average = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+
+    @staticmethod
+    def decay(step: int, total_steps: int) -> float:
+        return 0.95**5 * (min(step, total_steps) / total_steps) ** 3
+
+    @torch.no_grad()
+    def pull(self, model: nn.Module, decay: float) -> None:
+        for name, current in model.state_dict().items():
+            if current.is_floating_point():
+                average = self.average[name]
+                average.lerp_(current, 1 - decay)
+                current.copy_(average)
+
+
+def autocast(params: CifarParams, device: torch.device) -> contextlib.AbstractContextManager:
+    """bfloat16 autocast for the forward pass and the loss when ``mixed_precision``; else nothing
+    (not ``autocast(enabled=False)``: the default path stays the code it was)."""
+    if not params.mixed_precision:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def with_defaults(cp: Checkpoint) -> Checkpoint:
+    """A checkpoint from before a parameter existed lacks it; its run used what is now its default
+    (every new parameter defaults to the old behaviour), so compare with that."""
+    try:
+        filled = CifarParams.model_validate(cp.params).model_dump(mode="json")
+    except ValueError:
+        return cp  # check_resume names what differs
+    return Checkpoint(cp.kind, cp.step, cp.epoch, cp.epoch_end, filled, cp.state)
+
+
 # ----------------------------------------------------------------------------------------------
 # Evaluation
 
@@ -142,6 +194,14 @@ class Evaluation:
     confidences: torch.Tensor  # (N,) softmax probability of the predicted class
 
 
+def test_time_outputs(model: nn.Module, images: torch.Tensor, tta: bool) -> torch.Tensor:
+    """The net's outputs for ``images``; with ``tta`` (airbench's flip test-time augmentation) the
+    mean of its outputs for each image and its mirror image: a net trained on flips sees two views."""
+    if not tta:
+        return model(images)
+    return (model(images) + model(images.flip(-1))) / 2
+
+
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
@@ -149,17 +209,24 @@ def evaluate(
     labels: torch.Tensor,
     loss_fn: nn.Module,
     ctx: RunContext,
+    tta: bool = False,
+    precision: contextlib.AbstractContextManager | None = None,
 ) -> Evaluation | None:
-    """Loss and accuracy over all of ``images``; None when the run is cancelled part way."""
+    """Loss and accuracy over all of ``images``; None when the run is cancelled part way.
+
+    ``precision``: the autocast the run trains under (entered for each batch), or None."""
     model.eval()
     total_loss = torch.zeros((), device=images.device)
     predictions, confidences = [], []
     for start in range(0, images.shape[0], EVAL_BATCH):
         if ctx.should_stop():
             return None
-        outputs = model(images[start : start + EVAL_BATCH])
         batch_labels = labels[start : start + EVAL_BATCH]
-        total_loss += loss_fn(outputs, batch_labels) * batch_labels.shape[0]
+        with precision if precision is not None else contextlib.nullcontext():
+            outputs = test_time_outputs(model, images[start : start + EVAL_BATCH], tta)
+            batch_loss = loss_fn(outputs, batch_labels)
+        outputs = outputs.float()
+        total_loss += batch_loss * batch_labels.shape[0]
         confidence, predicted = outputs.softmax(dim=1).max(dim=1)
         predictions.append(predicted)
         confidences.append(confidence)
@@ -205,11 +272,24 @@ def run(params: CifarParams, ctx: RunContext) -> RunOutcome:
     test_labels = data.test_labels.to(device)
     n_train = train_images.shape[0]
 
-    model = make_net(params.model, len(classes), data.mean, data.std)
-    if isinstance(model, ResNet):
-        some = torch.randperm(n_train, generator=generator)[:WHITENING_IMAGES]
-        model.whiten.init_from(model.normalize(train_images[some.to(device)].cpu()))
+    model = make_net(
+        params.model, len(classes), data.mean, data.std, channels_last=params.uses_channels_last(), width=params.width
+    )
+    if params.model in WHITENED:
+        if params.whiten:
+            some = torch.randperm(n_train, generator=generator)[:WHITENING_IMAGES]
+            model.whiten.init_from(model.normalize(train_images[some.to(device)].cpu()))
+        else:  # the ablation: a plain first layer, random and trained
+            model.whiten.weight.requires_grad_(True)
     model = model.to(device)
+    # flip="alternate": the random half mirrored in the first epoch; the others follow from it.
+    first_flips = torch.rand(n_train, generator=generator) < 0.5 if params.flip == "alternate" else None
+    lookahead = Lookahead(model) if params.lookahead else None
+    # compile: the training steps and evaluations call the compiled net; `model` stays the module
+    # whose weights are saved (a compiled module's state_dict names them "_orig_mod.*").
+    forward = torch.compile(model) if params.compile else model
+    precision = autocast(params, device)
+    tta = params.uses_tta()
     steps_per_epoch = batches_per_epoch(n_train, params.batch_size)
     optimizer, schedule = make_optimizer(params, model, params.epochs * steps_per_epoch)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=params.label_smoothing)
@@ -241,6 +321,7 @@ def run(params: CifarParams, ctx: RunContext) -> RunOutcome:
             "model": detached(model.state_dict()),
             "optimizer": detached(optimizer.state_dict()),
             "schedule": detached(schedule.state_dict()) if schedule is not None else None,
+            "lookahead": detached(lookahead.average) if lookahead is not None else None,
             "torch_rng": torch.get_rng_state(),
             "data_rng": generator.get_state(),  # the next epoch's order, flips and crops
             "order": order,  # never changed in place
@@ -260,12 +341,14 @@ def run(params: CifarParams, ctx: RunContext) -> RunOutcome:
         }
 
     if ctx.resume is not None:
-        check_resume(ctx.resume, "cifar", params)
+        check_resume(with_defaults(ctx.resume), "cifar", params)
         state = detached(ctx.resume.state)  # a copy: the run trains in place, the checkpoint stays as it was
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if schedule is not None:
             schedule.load_state_dict(state["schedule"])
+        if lookahead is not None:
+            lookahead.average = {name: tensor.to(device) for name, tensor in state["lookahead"].items()}
         torch.set_rng_state(state["torch_rng"])
         generator.set_state(state["data_rng"])
         step, epoch, epochs_run = state["step"], state["epoch"], state["epochs_run"]
@@ -294,16 +377,22 @@ def run(params: CifarParams, ctx: RunContext) -> RunOutcome:
             if ctx.should_stop():
                 status = RunStatus.CANCELLED
                 break
-            batch = batches[next_batch].to(device)
+            index = batches[next_batch]  # on the CPU, as the generator's draws
+            batch = index.to(device)
             next_batch += 1
             # Speed: index_select copies whole images; plain indexing (images[batch]) is 8x slower.
             imgs, labels = train_images.index_select(0, batch), train_labels.index_select(0, batch)
             if params.augment:
                 # Speed: flips and crops of the whole batch in a few tensor ops, on uint8.
-                imgs = batch_crop(batch_flip_lr(imgs, generator), CROP_PADDING, generator)
+                if first_flips is None:
+                    imgs = batch_flip_lr(imgs, generator)
+                else:
+                    imgs = batch_flip_where(imgs, alternating_flips(first_flips, epoch)[index])
+                imgs = batch_crop(imgs, CROP_PADDING, generator)
 
-            outputs = model(imgs)  # the model normalises (cifar_models.Normalize)
-            loss = loss_fn(outputs, labels)
+            with precision:
+                outputs = forward(imgs)  # the model normalises (cifar_models.Normalize)
+                loss = loss_fn(outputs, labels)
 
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -313,6 +402,12 @@ def run(params: CifarParams, ctx: RunContext) -> RunOutcome:
                 schedule.step()
 
             step += 1
+            if lookahead is not None:
+                total_steps = params.epochs * steps_per_epoch  # epochs may change live
+                if step % LOOKAHEAD_EVERY == 0:
+                    lookahead.pull(model, Lookahead.decay(step, total_steps))
+                if step == total_steps:
+                    lookahead.pull(model, 1.0)  # the run ends on the average
             seen += labels.shape[0]
             images_seen += labels.shape[0]
             # The chart wants every step's loss, so one host sync per step (free on a CPU).
@@ -339,7 +434,7 @@ def run(params: CifarParams, ctx: RunContext) -> RunOutcome:
         # free, where the book's second pass over the training set would cost a third of an epoch.
         train_loss = loss_sum.item() / seen
         train_acc = correct.item() / seen
-        current = evaluate(model, test_images, test_labels, loss_fn, ctx)
+        current = evaluate(forward, test_images, test_labels, loss_fn, ctx, tta, precision)
         if current is None:
             status = RunStatus.CANCELLED
             break
@@ -452,10 +547,18 @@ def predict(params: CifarParams, state_dict: dict[str, torch.Tensor], image: byt
     """The class of an uploaded picture and the probability of each class, on the CPU."""
     classes = class_names(params.dataset)
     # The normalisation comes from the state_dict's buffers; these placeholders are overwritten.
-    model = make_net(params.model, len(classes), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+    model = make_net(
+        params.model,
+        len(classes),
+        (0.0, 0.0, 0.0),
+        (1.0, 1.0, 1.0),
+        channels_last=params.uses_channels_last(),
+        width=params.width,
+    )
     model.load_state_dict(state_dict)
     model.eval()
-    probabilities = model(decode_upload(image)).softmax(dim=1)[0].tolist()
+    outputs = test_time_outputs(model, decode_upload(image), params.uses_tta())  # as the run's evaluation
+    probabilities = outputs.float().softmax(dim=1)[0].tolist()
     best = max(range(len(classes)), key=probabilities.__getitem__)
     return {
         "label": classes[best],

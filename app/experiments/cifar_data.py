@@ -349,12 +349,24 @@ def batches_per_epoch(n: int, batch_size: int) -> int:
 
 def batch_flip_lr(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Mirror a random half of the images left-right (``RandomHorizontalFlip`` for a whole batch)."""
+    return batch_flip_where(images, torch.rand(images.shape[0], generator=generator) < 0.5)
+
+
+def batch_flip_where(images: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
+    """Mirror the images whose entry of the bool tensor ``flip`` is True."""
     n = images.shape[0]
-    flip = (torch.rand(n, generator=generator) < 0.5).to(images.device)
+    flip = flip.to(images.device)
     # Both versions side by side, then one index_select: several times faster on a CPU than
     # torch.where with a broadcast mask.
     both = torch.cat([images, images.flip(-1)])
     return both.index_select(0, torch.arange(n, device=images.device) + n * flip)
+
+
+def alternating_flips(first_epoch: torch.Tensor, epoch: int) -> torch.Tensor:
+    """cifar10-airbench's alternating flip: which images to mirror in ``epoch`` (1-based), given the
+    random half ``first_epoch`` mirrored in the first. Every image alternates from epoch to epoch, so
+    any two epochs in a row show both sides of it (random flips show one side twice half the time)."""
+    return first_epoch if epoch % 2 == 1 else ~first_epoch
 
 
 def batch_crop(images: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:

@@ -153,8 +153,8 @@ def test_a_loss_that_is_no_longer_finite_ends_the_run_as_diverged(tiny_folder, m
     # net's outputs turn to inf from the 3rd forward pass.
     real_make_net = cifar.make_net
 
-    def overflowing_net(*args):
-        net = real_make_net(*args)
+    def overflowing_net(*args, **options):
+        net = real_make_net(*args, **options)
         calls = []
 
         def overflow(module, inputs, output):
