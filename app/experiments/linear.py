@@ -40,8 +40,37 @@ def grad_fn(t_u: torch.Tensor, t_c: torch.Tensor, t_p: torch.Tensor) -> torch.Te
     return torch.stack([dloss_dw.sum(), dloss_db.sum()])
 
 
-def diverged_message(loss: float, epoch: int, params: LinearParams) -> str:
+def learning_rate_bounds(t_un: torch.Tensor) -> tuple[float, float]:
+    """For plain gradient descent on this data: the largest stable learning rate and the fastest.
+
+    The loss is quadratic in (w, b), so its Hessian H = 2/N [[sum x^2, sum x], [sum x, N]] is the
+    same everywhere, and a step of lr multiplies the error along each eigenvector of H by
+    (1 - lr * lambda). That shrinks for every eigenvector when lr < 2 / lambda_max (the stable
+    bound) and shrinks fastest overall at lr = 2 / (lambda_max + lambda_min).
+    """
+    x = t_un.detach().to("cpu", torch.float64)
+    n = x.numel()
+    hessian = (2.0 / n) * torch.tensor([[float((x * x).sum()), float(x.sum())], [float(x.sum()), float(n)]])
+    low, high = torch.linalg.eigvalsh(hessian).tolist()
+    return 2.0 / high, 2.0 / (high + low)
+
+
+def suggested_lr(stable: float, fastest: float) -> float:
+    """A round learning rate that converges: the fastest one (safely under the stable bound) with
+    one significant digit, rounded down."""
+    target = min(fastest, 0.95 * stable)
+    exponent = math.floor(math.log10(target))
+    return float(f"{math.floor(target / 10**exponent)}e{exponent}")
+
+
+def diverged_message(loss: float, epoch: int, params: LinearParams, bounds: tuple[float, float] | None) -> str:
     hints = [f"a smaller learning rate (lr={params.lr / 10:g})"]
+    if bounds is not None:
+        stable, fastest = bounds
+        hints = [
+            f"a learning rate under {stable:.2g}, e.g. lr={suggested_lr(stable, fastest):g} (gradient "
+            "descent on these points is stable below 2 / the largest eigenvalue of the loss's Hessian)"
+        ]
     if params.input_scale >= 0.5:
         hints.append("scaling the inputs (input_scale=0.1, the book's t_un = 0.1 * t_u)")
     return (
@@ -89,6 +118,9 @@ def run(params: LinearParams, ctx: RunContext) -> RunOutcome:
     train_t_c = t_c[train_idx].to(device)
     val_t_un = (params.input_scale * t_u[val_idx]).to(device)
     val_t_c = t_c[val_idx].to(device)
+
+    # Adam's steps do not scale with the gradient, so only plain gradient descent has these bounds.
+    bounds = learning_rate_bounds(train_t_un) if params.optimizer != "adam" else None
 
     coeffs = torch.tensor([1.0, 0.0], device=device)  # the book's params: w=1, b=0
     optimizer = None
@@ -144,7 +176,7 @@ def run(params: LinearParams, ctx: RunContext) -> RunOutcome:
         train_loss_value = train_loss.item()
         val_loss_value = val_loss.item() if has_val else None
         if not math.isfinite(train_loss_value):
-            status, error = RunStatus.DIVERGED, diverged_message(train_loss_value, epoch, params)
+            status, error = RunStatus.DIVERGED, diverged_message(train_loss_value, epoch, params, bounds)
             break
         w_value, b_value = coeffs.tolist()
         ctx.emit(
@@ -198,6 +230,10 @@ def run(params: LinearParams, ctx: RunContext) -> RunOutcome:
         ],
         "train_points": sample_pairs(t_u[train_idx], t_c[train_idx]),
         "val_points": sample_pairs(t_u[val_idx], t_c[val_idx]),
+        # Plain gradient descent on these points (manual, autograd, sgd): lr under stable_lr
+        # converges; suggested_lr is a round value that does (see learning_rate_bounds).
+        "stable_lr": bounds[0] if bounds else None,
+        "suggested_lr": suggested_lr(*bounds) if bounds else None,
     }
     state_dict = {"w": torch.tensor(w_value), "b": torch.tensor(b_value)}
     return RunOutcome(status=status, result=result, error=error, state_dict=state_dict)

@@ -18,6 +18,20 @@ from app.experiments.params import CifarParams, LinearParams, MlpParams
 
 
 @dataclass(frozen=True)
+class BookResult:
+    """A result the book prints, and the settings that give it: the run page puts it beside a run
+    with those settings (values as printed, so the page knows how many digits to compare)."""
+
+    where: str
+    settings: dict[str, list[Any]]  # parameter -> the values that count as the book's
+    printed: dict[str, str]  # result field -> the value as the book prints it
+    exact: bool  # the same computation (else: the book's run had other random draws)
+    # A run matches when each value is within this many units of the book's last printed digit
+    # (float32 sums in another order differ there; a run with other draws, by more).
+    tolerance_units: int = 2
+
+
+@dataclass(frozen=True)
 class ExperimentSpec:
     kind: str
     title: str
@@ -25,6 +39,7 @@ class ExperimentSpec:
     params_model: type[BaseModel]
     module: str  # has run(params, ctx) -> RunOutcome and predict(params, state_dict, inputs)
     default_data: list[list[float]] | None = None  # the [x, y] points a run without `data` fits
+    book_results: tuple[BookResult, ...] = ()
 
     def load(self) -> ModuleType:
         return importlib.import_module(self.module)
@@ -47,6 +62,37 @@ EXPERIMENTS: dict[str, ExperimentSpec] = {
             params_model=LinearParams,
             module="app.experiments.linear",
             default_data=book_pairs(),
+            book_results=(
+                BookResult(
+                    where=(
+                        "Chapter 5: the training loop on normalized inputs (t_un = 0.1 * t_u), by hand, "
+                        "with autograd and with optim.SGD"
+                    ),
+                    settings={
+                        "epochs": [5000],
+                        "lr": [0.01],
+                        "input_scale": [0.1],
+                        "val_fraction": [0],
+                        "data": [None],
+                        "optimizer": ["manual", "autograd", "sgd"],
+                    },
+                    printed={"w": "5.3671", "b": "-17.3012", "train_loss": "2.927648"},
+                    exact=True,
+                ),
+                BookResult(
+                    where="Chapter 5: optim.Adam on the raw readings",
+                    settings={
+                        "epochs": [2000],
+                        "lr": [0.1],
+                        "input_scale": [1],
+                        "val_fraction": [0],
+                        "data": [None],
+                        "optimizer": ["adam"],
+                    },
+                    printed={"w": "0.5367", "b": "-17.3021", "train_loss": "2.927645"},
+                    exact=True,
+                ),
+            ),
         ),
         ExperimentSpec(
             kind="mlp",
@@ -68,6 +114,21 @@ EXPERIMENTS: dict[str, ExperimentSpec] = {
             ),
             params_model=CifarParams,
             module="app.experiments.cifar",
+            book_results=(
+                BookResult(
+                    where="Chapter 8: the convnet Net on CIFAR-2 (birds and airplanes), 100 epochs of SGD",
+                    settings={
+                        "dataset": ["cifar2"],
+                        "model": ["conv"],
+                        "optimizer": ["sgd"],
+                        "lr": [0.01],
+                        "epochs": [100],
+                        "batch_size": [64],
+                    },
+                    printed={"train_acc": "0.93", "val_acc": "0.89"},
+                    exact=False,
+                ),
+            ),
         ),
     )
 }

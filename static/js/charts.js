@@ -41,7 +41,8 @@ function formatValue(value) {
 //   spec(): {series: [{label, stroke, dash, width, points}], xLabel, yLabel, yRange}
 //   onPick(x): called with the x of the data point nearest a click or tap (not a drag-to-zoom).
 // setMarkers([{x, label, color, dash}]) draws labelled vertical lines (a change of a live
-// parameter, a fork, a picked step) over the plot.
+// parameter, a fork, a picked step) over the plot; setSpots([{x, y, label, color}]) rings single
+// points (the best validation loss); setCursor(x) draws the replay's position.
 export class LineChart {
   constructor(container, { height = 300, spec, log = false, xLabel = "step", yLabel = "", wholeX = true, onPick = null }) {
     this.container = container;
@@ -56,6 +57,8 @@ export class LineChart {
     this.pending = null;
     this.plot = null;
     this.markers = [];
+    this.spots = [];
+    this.cursorX = null;
     this.markerFrame = null;
     this.onPick = onPick;
     this.resizeObserver = new ResizeObserver(() => this.fitWidth());
@@ -121,7 +124,13 @@ export class LineChart {
             this.container.dispatchEvent(new CustomEvent("zoomchange", { detail: this.zoomed }));
           },
         ],
-        draw: [(u) => drawMarkers(u, this.markers)],
+        draw: [
+          (u) => {
+            drawMarkers(u, this.markers);
+            drawSpots(u, this.spots, this.log);
+            drawCursor(u, this.cursorX);
+          },
+        ],
       },
     };
     this.plot = new uPlot(opts, this.prepare(this.data ?? [[], ...spec.series.map(() => [])]), this.container);
@@ -162,6 +171,25 @@ export class LineChart {
     if (key === this.container.dataset.markers) return;
     this.markers = markers;
     this.container.dataset.markers = key; // for the tests
+    this.redrawSoon();
+  }
+
+  setSpots(spots) {
+    const key = JSON.stringify(spots.map(({ x, y, label }) => ({ x, y, label })));
+    if (key === this.container.dataset.spots) return;
+    this.spots = spots;
+    this.container.dataset.spots = key; // for the tests
+    this.redrawSoon();
+  }
+
+  setCursor(x) {
+    if (x === this.cursorX) return;
+    this.cursorX = x;
+    this.container.dataset.cursor = x === null ? "" : String(x);
+    this.redrawSoon();
+  }
+
+  redrawSoon() {
     // Redrawn on the next frame, by which a plot just built has drawn once (a redraw before its
     // first draw finds its axes unmeasured); a plot without points draws them with its points.
     if (this.markerFrame) return;
@@ -189,6 +217,47 @@ export class LineChart {
     this.zoomed = false;
     if (this.plot && this.data) this.plot.setData(this.prepare(this.data), true);
   }
+}
+
+// A ring around each spot's point, labelled beside it.
+function drawSpots(u, spots, log) {
+  if (!spots.length) return;
+  const ctx = u.ctx;
+  const ratio = uPlot.pxRatio || 1;
+  ctx.save();
+  ctx.font = `${11 * ratio}px system-ui, sans-serif`;
+  for (const spot of spots) {
+    if (spot.y === null || (log && spot.y <= 0)) continue;
+    const x = u.valToPos(spot.x, "x", true);
+    const y = u.valToPos(log ? Math.log10(spot.y) : spot.y, "y", true);
+    if (!Number.isFinite(x) || !Number.isFinite(y)) continue;
+    ctx.strokeStyle = spot.color ?? "#444";
+    ctx.lineWidth = 2 * ratio;
+    ctx.beginPath();
+    ctx.arc(x, y, 6 * ratio, 0, 2 * Math.PI);
+    ctx.stroke();
+    if (spot.label) {
+      ctx.fillStyle = spot.color ?? "#444";
+      ctx.fillText(spot.label, x + 9 * ratio, y - 8 * ratio);
+    }
+  }
+  ctx.restore();
+}
+
+// The replay's position: a solid vertical line.
+function drawCursor(u, x) {
+  if (x === null) return;
+  const px = Math.round(u.valToPos(x, "x", true));
+  const { top, height } = u.bbox;
+  const ctx = u.ctx;
+  ctx.save();
+  ctx.strokeStyle = "#111";
+  ctx.lineWidth = 1.5 * (uPlot.pxRatio || 1);
+  ctx.beginPath();
+  ctx.moveTo(px, top);
+  ctx.lineTo(px, top + height);
+  ctx.stroke();
+  ctx.restore();
 }
 
 // Vertical lines at marker.x across the plot, labelled at the top (staggered when they crowd).

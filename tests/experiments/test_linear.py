@@ -51,6 +51,44 @@ def test_raw_input_with_the_books_lr_diverges_with_advice():
     assert "learning rate" in outcome.error and "input_scale" in outcome.error
 
 
+def test_the_largest_stable_lr_is_computed_from_the_data_and_it_is_exact():
+    # On the raw readings the bound is about 3.4e-4: the book's 1e-2 and a tenfold smaller 1e-3
+    # both diverge, 1e-4 is the first tenfold step that converges.
+    outcome, _ = run_linear(input_scale=1.0)
+    stable, suggested = outcome.result["stable_lr"], outcome.result["suggested_lr"]
+    assert stable == pytest.approx(3.4e-4, rel=0.01)
+    assert suggested == 3e-4
+    assert f"e.g. lr={suggested:g}" in outcome.error and "under 0.00034" in outcome.error
+    # Just over the bound the error grows step by step; just under, it shrinks (exact for a quadratic).
+    over, _ = run_linear(input_scale=1.0, lr=stable * 1.02, epochs=5000)
+    assert over.status == RunStatus.DIVERGED
+    under, points = run_linear(input_scale=1.0, lr=stable * 0.98, epochs=5000)
+    assert under.status == RunStatus.SUCCEEDED and points[-1]["train_loss"] < points[0]["train_loss"]
+    retried, points = run_linear(input_scale=1.0, lr=suggested)
+    assert retried.status == RunStatus.SUCCEEDED and points[-1]["train_loss"] < 30
+    # The book's scaled inputs: 1e-2 is well under the bound.
+    book, _ = run_linear()
+    assert book.result["stable_lr"] == pytest.approx(0.033, rel=0.01) and book.result["suggested_lr"] == 0.03
+    adam, _ = run_linear(optimizer="adam", lr=0.1, epochs=10)
+    assert adam.result["stable_lr"] is None, "no such bound for Adam"
+
+
+def test_the_books_printed_results_the_run_page_compares_with_are_what_runs_give():
+    from app.experiments.registry import get_experiment
+
+    books = [book for book in get_experiment("linear").book_results if book.exact]
+    assert len(books) == 2
+    for book in books:
+        for optimizer in book.settings["optimizer"]:
+            params = {name: values[0] for name, values in book.settings.items() if name != "optimizer"}
+            outcome, _ = run_linear(**params, optimizer=optimizer)
+            for name, printed in book.printed.items():
+                digits = len(printed.split(".")[1])
+                # within a few units of the last printed digit (float32 sums in another order)
+                tolerance = (book.tolerance_units + 0.01) * 10**-digits
+                assert abs(outcome.result[name] - float(printed)) <= tolerance, (book.where, optimizer, name)
+
+
 def test_fitted_line_is_in_data_units():
     outcome, _ = run_linear()
     (x0, y0), (x1, y1) = outcome.result["line"]
