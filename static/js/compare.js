@@ -3,7 +3,7 @@
 
 import { api } from "./api.js";
 import { LineChart, PALETTE, VAL_DASH } from "./charts.js";
-import { duration, el, elapsedMs, isTerminal, jobLabel, keyResult, statusBadge } from "./format.js";
+import { duration, el, elapsedMs, isTerminal, jobLabel, keyResult, markScrolling, statusBadge } from "./format.js";
 import "./header.js";
 import { rowsToPoints } from "./metrics.js";
 
@@ -152,6 +152,7 @@ function renderDiff() {
   const time = el("tr", {}, el("th", { scope: "row" }, "duration"), ...runs.map(({ job }) => el("td", {}, duration(elapsedMs(job)))));
   table.replaceChildren(el("thead", {}, head), el("tbody", {}, ...rows, result, time));
   $("[data-same]").textContent = same.length ? `The same in all: ${same.join(", ")}.` : "";
+  markScrolling($("[data-diff-scroll]"), $("[data-scroll-hint]"));
 }
 
 async function loadRuns(ids) {
@@ -174,20 +175,63 @@ async function loadRuns(ids) {
   }
 }
 
+// The run picker: the newest runs (summaries), re-read every few seconds while the tab is in view
+// (and when it comes back), updated in place so ticks and focus stay where they are.
+const PICKER_REFRESH_MS = 3000;
+const PICKER_IDLE_MS = 10_000;
+let pickerTimer = null;
+const pickRows = new Map(); // job id -> li
+
+function pickRow(job, chosen) {
+  const label = el("label", { for: `pick-${job.id}` });
+  return el("li", { dataset: { jobId: job.id } },
+    el("input", { type: "checkbox", id: `pick-${job.id}`, name: "ids", value: job.id, checked: chosen.has(job.id) }),
+    label);
+}
+
+function fillPickLabel(li, job) {
+  li.querySelector("label").replaceChildren(`${jobLabel(job)} `, el("span", { class: "muted" }, `${job.kind}`), " ",
+    statusBadge(job.status), " ", el("span", { class: "muted" }, keyResult(job)));
+  li.dataset.status = job.status;
+}
+
 async function renderPicker() {
+  clearTimeout(pickerTimer);
   const list = $("[data-pick-list]");
   const chosen = new Set([...root.querySelectorAll("[data-pick-list] input:checked")].map((i) => i.value).concat(selectedIds()));
-  const page = await api.listJobs({ kind: $("[data-pick-kind]").value, limit: 100 });
-  list.replaceChildren(
-    ...page.items.map((job) =>
-      el("li", {},
-        el("input", { type: "checkbox", id: `pick-${job.id}`, name: "ids", value: job.id, checked: chosen.has(job.id) }),
-        el("label", { for: `pick-${job.id}` }, `${jobLabel(job)} `, el("span", { class: "muted" }, `${job.kind}`), " ", statusBadge(job.status), " ",
-          el("span", { class: "muted" }, keyResult(job))),
-      ),
-    ),
-  );
-  if (!page.items.length) list.append(el("li", { class: "muted" }, "No runs yet. Train some first."));
+  let page;
+  try {
+    page = await api.listJobs({ kind: $("[data-pick-kind]").value, limit: 100 });
+  } catch (error) {
+    pickerTimer = setTimeout(renderPicker, PICKER_IDLE_MS);
+    return;
+  }
+  const seen = new Set();
+  let previous = null;
+  for (const job of page.items) {
+    seen.add(job.id);
+    let li = pickRows.get(job.id);
+    if (!li) {
+      li = pickRow(job, chosen);
+      pickRows.set(job.id, li);
+    }
+    fillPickLabel(li, job);
+    const expectedNext = previous ? previous.nextSibling : list.firstChild;
+    if (expectedNext !== li) list.insertBefore(li, expectedNext);
+    previous = li;
+  }
+  for (const [id, li] of pickRows) {
+    if (!seen.has(id)) {
+      li.remove();
+      pickRows.delete(id);
+    }
+  }
+  list.querySelector("[data-empty]")?.remove();
+  if (!page.items.length) list.append(el("li", { class: "muted", dataset: { empty: "" } }, "No runs yet. Train some first."));
+  list.dataset.updated = String(Date.now());
+  // Sooner while some run may change by itself; a new run started elsewhere shows up either way.
+  const open = page.items.some((job) => !isTerminal(job.status));
+  if (!document.hidden) pickerTimer = setTimeout(renderPicker, open ? PICKER_REFRESH_MS : PICKER_IDLE_MS);
 }
 
 async function show({ quiet = false } = {}) {
@@ -217,6 +261,9 @@ $("[data-picker]").addEventListener("submit", (event) => {
   show();
 });
 $("[data-pick-kind]").addEventListener("change", renderPicker);
+document.addEventListener("visibilitychange", () => {
+  if (!document.hidden) renderPicker();
+});
 $("[data-log]").addEventListener("change", (event) => chart?.setLog(event.target.checked));
 $("[data-show-val]").addEventListener("change", renderChart);
 $("[data-x-axis]").addEventListener("change", renderChart);

@@ -77,7 +77,7 @@ export function renderField(field, value) {
       min: field.minimum,
       max: field.maximum,
       required: !field.nullable,
-      placeholder: field.nullable ? "empty: none" : null,
+      placeholder: field.nullable ? emptyMeaning(field) : null,
     });
     const v = value === undefined ? field.default : value;
     input.value = v === null || v === undefined ? "" : String(v);
@@ -104,6 +104,12 @@ export function renderField(field, value) {
   if (field.type === "boolean") wrapper.append(el("div", { class: "checkbox-row" }, input, label), help, error);
   else wrapper.append(label, input, help, error);
   return wrapper;
+}
+
+// What an empty nullable field means, as its description says ("...; empty: all."), else "none".
+function emptyMeaning(field) {
+  const said = /empty: ([^.;]+)/.exec(field.description || "");
+  return `empty: ${said ? said[1].trim() : "none"}`;
 }
 
 // min/max attributes cover inclusive bounds; an exclusive bound (lr > 0) needs a custom message.
@@ -164,11 +170,36 @@ export function readParams(form, fields) {
   return params;
 }
 
-// A value from the query string, typed by its field.
+// A value from the query string, typed by its field; an Error saying why when it does not parse.
 export function parseQueryValue(field, text) {
-  if (field.type === "integer" || field.type === "number") return text === "" ? null : Number(text);
-  if (field.type === "boolean") return ["1", "true", "yes", "on"].includes(text.toLowerCase());
-  if (field.type === "json") return text === "" ? null : JSON.parse(text);
+  if (field.type === "integer" || field.type === "number") {
+    if (text.trim() === "") {
+      if (field.nullable) return null;
+      throw new Error("is empty, and a number is needed");
+    }
+    const value = Number(text);
+    if (!Number.isFinite(value)) throw new Error(`"${text}" is not a number`);
+    if (field.type === "integer" && !Number.isInteger(value)) throw new Error(`"${text}" is not a whole number`);
+    return value;
+  }
+  if (field.type === "boolean") {
+    const word = text.toLowerCase();
+    if (["1", "true", "yes", "on"].includes(word)) return true;
+    if (["0", "false", "no", "off"].includes(word)) return false;
+    throw new Error(`"${text}" is not true or false`);
+  }
+  if (field.type === "enum") {
+    if (!field.enum.includes(text)) throw new Error(`"${text}" is not one of ${field.enum.join(", ")}`);
+    return text;
+  }
+  if (field.type === "json") {
+    if (text === "") return null;
+    try {
+      return JSON.parse(text);
+    } catch {
+      throw new Error("is not JSON");
+    }
+  }
   return text;
 }
 

@@ -74,12 +74,39 @@ export function jobLabel(job) {
   return job.name || `${job.kind} ${job.id.slice(0, 8)}`;
 }
 
+// The name of a run made from another with some parameters changed: the base name with each
+// changed parameter once, at its new value. "fit · lr=0.001" with lr 0.0001 is "fit · lr=0.0001",
+// not "fit · lr=0.001 · lr=0.0001" (retries of retries, sweeps of a named run).
+export function variantName(base, change) {
+  const changed = new Set(Object.keys(change));
+  const kept = String(base)
+    .split(" · ")
+    .filter((part, i) => i === 0 || !changed.has(part.split("=")[0]));
+  return [...kept, ...Object.entries(change).map(([k, v]) => `${k}=${v ?? "default"}`)].join(" · ").slice(0, 200);
+}
+
 // A status badge: the word is always shown, so colour is never the only cue.
 export function statusBadge(status) {
   const span = document.createElement("span");
   span.className = `badge status-${status}`;
   span.textContent = status;
   return span;
+}
+
+// A box that scrolls sideways says so: the .scrolls class (shadows at the edges that hide more) and
+// a hint line. Call the returned function again after its content changes.
+export function markScrolling(box, hint) {
+  const update = () => {
+    const scrolls = box.scrollWidth > box.clientWidth + 1;
+    box.classList.toggle("scrolls", scrolls);
+    if (hint) hint.hidden = !scrolls;
+  };
+  if (!box.scrollWatch) {
+    box.scrollWatch = new ResizeObserver(update);
+    box.scrollWatch.observe(box);
+  }
+  update();
+  return update;
 }
 
 // element("a", {href: "/", class: "x"}, "text", child, ...)

@@ -2,20 +2,35 @@
 
 import { api, authHeaders, getToken, setToken } from "./api.js";
 
+// The counts are re-read from /api/health (a few hundred bytes, no database read) every few
+// seconds while the tab is in view, and at once when the page sees a run change (the job list's
+// "playground:jobs-changed" event). A server-wide event stream will replace the timer.
+const HEALTH_REFRESH_MS = 5000;
+let refreshTimer = null;
+
 async function showServerStatus() {
   const node = document.getElementById("server-status");
-  if (!node) return;
+  if (!node) return null;
+  clearTimeout(refreshTimer);
   try {
     const health = await api.health();
     node.textContent = `${health.executor} · ${health.devices.join(", ")} · ${health.running} running, ${health.queued} queued`;
     node.title = `version ${health.version}, ${health.workers} workers`;
+    node.classList.remove("offline");
     return health;
   } catch (error) {
     node.textContent = "server not answering";
     node.classList.add("offline");
     return null;
+  } finally {
+    if (!document.hidden) refreshTimer = setTimeout(showServerStatus, HEALTH_REFRESH_MS);
   }
 }
+
+document.addEventListener("visibilitychange", () => {
+  if (!document.hidden) showServerStatus();
+});
+document.addEventListener("playground:jobs-changed", () => showServerStatus());
 
 function wireTokenButton() {
   const button = document.getElementById("token-button");

@@ -13,8 +13,10 @@ import {
   shareQuery,
   showErrors,
 } from "./form.js";
+import { el, variantName } from "./format.js";
 import { health } from "./header.js";
 import { mountJobList } from "./joblist.js";
+import { estimateTraining, formDefaults, matchingPreset, PRESETS } from "./presets.js";
 
 const form = document.getElementById("train-form");
 const fieldsBox = document.getElementById("param-fields");
@@ -23,6 +25,8 @@ const sweepSelect = form.elements.namedItem("sweep_param");
 const sweepValues = form.elements.namedItem("sweep_values");
 const shareStatus = document.getElementById("share-status");
 const formError = form.querySelector("[data-form-error]");
+const presetsBox = document.getElementById("presets");
+const estimate = document.getElementById("train-estimate");
 
 // A form's named inputs shadow its own properties (a parameter called `dataset` hides
 // form.dataset), so the form's state lives here and its attributes are set with setAttribute.
@@ -34,10 +38,18 @@ function currentKind() {
   return form.querySelector("input[name=kind]:checked")?.value;
 }
 
+// The form's defaults for `kind`: the server's, with the page's first preset over them (chapter 7
+// starts with the book's CIFAR-2 and convnet, see presets.js).
+function defaultsOf(kind) {
+  return formDefaults(kind, kinds[kind].defaults);
+}
+
 function renderKind(kind, values = {}) {
   const info = kinds[kind];
   fields = describeFields(info.params_schema);
-  fieldsBox.replaceChildren(...fields.map((field) => renderField(field, values[field.name])));
+  const start = { ...defaultsOf(kind), ...values };
+  fieldsBox.replaceChildren(...fields.map((field) => renderField(field, start[field.name])));
+  renderPresets(kind);
   // "also try" varies one numeric parameter of this kind.
   const numeric = fields.filter((field) => field.type === "integer" || field.type === "number");
   sweepSelect.replaceChildren(new Option("nothing else", ""), ...numeric.map((field) => new Option(field.name, field.name)));
@@ -45,6 +57,77 @@ function renderKind(kind, values = {}) {
   for (const card of form.querySelectorAll(".kind-card")) {
     card.classList.toggle("selected", card.dataset.kind === kind);
   }
+  showEstimate();
+}
+
+// One button per preset of the kind (chapter 7: CIFAR-2 and CIFAR-10); the one the form matches
+// is pressed.
+function renderPresets(kind) {
+  const presets = PRESETS[kind] ?? [];
+  presetsBox.hidden = presets.length === 0;
+  presetsBox.replaceChildren(
+    ...(presets.length ? [el("span", { class: "presets-label" }, "Presets:")] : []),
+    ...presets.map((preset) =>
+      el(
+        "button",
+        {
+          type: "button",
+          class: "small",
+          dataset: { preset: preset.id },
+          "aria-pressed": "false",
+          onclick: () => {
+            let current = {};
+            try {
+              current = readParams(form, fields);
+            } catch {
+              // a field that does not parse takes the preset's value or its default
+            }
+            clearErrors(form);
+            renderKind(kind, { ...current, ...preset.params });
+            syncAddress();
+          },
+        },
+        preset.label,
+      ),
+    ),
+  );
+}
+
+// The pressed preset and the time estimate follow the form.
+function showEstimate() {
+  const kind = currentKind();
+  let params = null;
+  try {
+    params = readParams(form, fields);
+  } catch {
+    params = null;
+  }
+  const matched = params ? matchingPreset(kind, params) : null;
+  for (const button of presetsBox.querySelectorAll("[data-preset]")) {
+    button.setAttribute("aria-pressed", String(button.dataset.preset === matched?.id));
+  }
+  const guess = params ? estimateTraining(kind, params, deviceSelect.value) : null;
+  estimate.hidden = !guess;
+  estimate.textContent = guess ? guess.text : "";
+}
+
+// The address follows the form (replaceState, no new history entry), so Back after Train, a
+// reload or a bookmark come back to these settings. A form with an out-of-bounds value keeps the
+// address it had.
+function syncAddress() {
+  const kind = currentKind();
+  if (!kind || !kinds[kind] || !HTMLFormElement.prototype.checkValidity.call(form)) return;
+  let params;
+  try {
+    params = readParams(form, fields);
+  } catch {
+    return;
+  }
+  const query = shareQuery(kind, params, defaultsOf(kind), runOptions());
+  const sweep = sweepSelect.value && sweepTokens().length ? `${sweepSelect.value}:${sweepTokens().join(",")}` : "";
+  if (sweep) query.set("also_try", sweep);
+  const address = `/?${query}`;
+  if (`${location.pathname}${location.search}` !== address) history.replaceState(null, "", address);
 }
 
 // /?kind=linear&lr=0.0001&device=cpu&seed=1&name=... fills the form.
@@ -52,27 +135,55 @@ function applyQuery(query) {
   const kind = query.get("kind");
   const values = {};
   const ignored = [];
-  const known = new Set(describeFields(kinds[kind].params_schema).map((f) => f.name));
+  const invalid = []; // [{field, msg}]: a value of the link that does not parse, said by its field
+  const kindFields = describeFields(kinds[kind].params_schema);
   for (const [name, text] of query) {
-    if (["kind", "device", "seed", "name"].includes(name) || name.startsWith("filter_")) continue;
-    if (!known.has(name)) {
+    if (["kind", "device", "seed", "name", "also_try"].includes(name) || name.startsWith("filter_")) continue;
+    const field = kindFields.find((f) => f.name === name);
+    if (!field) {
       ignored.push(name);
       continue;
     }
-    const field = describeFields(kinds[kind].params_schema).find((f) => f.name === name);
     try {
       values[name] = parseQueryValue(field, text);
-    } catch {
-      ignored.push(name);
+    } catch (error) {
+      const fallback = defaultsOf(kind)[name];
+      invalid.push({
+        field: name,
+        msg: `The link's ${name} ${error.message}: the form shows ${fallback === null || fallback === undefined ? "it empty" : `the default, ${fallback}`} instead.`,
+      });
     }
   }
   form.querySelector(`input[name=kind][value="${CSS.escape(kind)}"]`).checked = true;
   renderKind(kind, values);
-  if (query.has("seed")) form.elements.namedItem("seed").value = query.get("seed");
+  if (query.has("seed")) {
+    const seed = query.get("seed");
+    if (/^\d+$/.test(seed)) form.elements.namedItem("seed").value = seed;
+    else invalid.push({ field: "seed", msg: `The link's seed "${seed}" is not a whole number ≥ 0: the seed is left empty (random).` });
+  }
   if (query.has("name")) form.elements.namedItem("name").value = query.get("name");
   if (query.has("device")) wantedDevice = query.get("device");
+  const [sweepName, sweepText] = (query.get("also_try") || "").split(":");
+  if (sweepName && kindFields.some((f) => f.name === sweepName && ["integer", "number"].includes(f.type))) {
+    sweepSelect.value = sweepName;
+    sweepValues.value = (sweepText || "").split(",").join(", ");
+    countRuns();
+  }
+  const messages = [];
   if (ignored.length) {
-    formError.textContent = `The link's ${ignored.join(", ")} ${ignored.length === 1 ? "is not a parameter" : "are not parameters"} of ${kind}; ignored.`;
+    messages.push(`The link's ${ignored.join(", ")} ${ignored.length === 1 ? "is not a parameter" : "are not parameters"} of ${kind}; ignored.`);
+  }
+  if (invalid.length) messages.push(`Some of the link's values were not used: ${invalid.map((e) => e.field).join(", ")} (see by the field).`);
+  for (const { field, msg } of invalid) {
+    const wrapper = form.querySelector(`[data-field="${CSS.escape(field)}"]`);
+    const node = wrapper?.querySelector(".field-error");
+    if (!node) continue;
+    node.textContent = msg;
+    node.hidden = false;
+    wrapper.querySelector("input, select, textarea")?.setAttribute("aria-invalid", "true");
+  }
+  if (messages.length) {
+    formError.textContent = messages.join(" ");
     formError.hidden = false;
   }
 }
@@ -149,7 +260,7 @@ async function createRuns(kind, params, sweep) {
       params: { ...params, [sweep.name]: value },
       ...options,
       seed,
-      name: `${base} · ${sweep.name}=${value ?? "default"}`,
+      name: variantName(base, { [sweep.name]: value }),
     });
     ids.push(job.id);
   }
@@ -174,6 +285,7 @@ async function submit(event) {
   }
   const button = document.getElementById("train-button");
   button.disabled = true;
+  syncAddress(); // Back from the run's page comes back to exactly these settings
   try {
     await createRuns(kind, params, sweep);
   } catch (error) {
@@ -197,7 +309,7 @@ function shareLink() {
     throw error;
   }
   const kind = currentKind();
-  const query = shareQuery(kind, params, kinds[kind].defaults, runOptions());
+  const query = shareQuery(kind, params, defaultsOf(kind), runOptions());
   const url = `${location.origin}/?${query}`;
   history.replaceState(null, "", `/?${query}`);
   navigator.clipboard?.writeText(url).then(
@@ -216,8 +328,8 @@ async function main() {
       card.hidden = true; // a kind this server does not offer
       continue;
     }
-    card.querySelector("[data-kind-title]").textContent = info.title;
-    card.title = info.description;
+    // The card's own title (the page's, which says what its defaults train), the server's as a tooltip.
+    card.title = `${info.title}: ${info.description}`;
     // The whole card picks its experiment, not just the radio button.
     card.addEventListener("click", (event) => {
       if (event.target.closest("a, input")) return;
@@ -237,18 +349,34 @@ async function main() {
       clearErrors(form);
       renderKind(event.target.value);
     }
+    showEstimate();
+    syncAddress();
+  });
+  form.addEventListener("input", () => {
+    showEstimate();
+    syncAddress();
   });
   form.addEventListener("submit", submit);
   sweepSelect.addEventListener("change", countRuns);
   sweepValues.addEventListener("input", countRuns);
   document.getElementById("share-button").addEventListener("click", shareLink);
+  // Defaults: everything as a fresh page has it for this experiment, the address too.
   document.getElementById("reset-button").addEventListener("click", () => {
     clearErrors(form);
     renderKind(currentKind());
+    form.elements.namedItem("seed").value = "";
+    form.elements.namedItem("name").value = "";
+    deviceSelect.value = "auto";
+    sweepSelect.value = "";
+    sweepValues.value = "";
+    countRuns();
+    shareStatus.textContent = "";
+    syncAddress();
   });
 
   const serverHealth = await health;
   fillDevices(serverHealth ? serverHealth.devices : []);
+  showEstimate();
   form.setAttribute("data-ready", "true");
 }
 

@@ -1,6 +1,7 @@
 // The list of runs: newest first, filtered by kind and status, kept current by polling the API
-// (GET /api/jobs every two seconds while the tab is visible), with cancel, delete and a selection
-// for Compare.
+// (GET /api/jobs, summaries of a few hundred bytes each, every two seconds while the tab is
+// visible), with cancel, delete and a selection for Compare. A status it sees change is announced
+// to the page (the "playground:jobs-changed" event: the header's counts follow it).
 
 import { api } from "./api.js";
 import { duration, el, elapsedMs, isTerminal, jobLabel, keyResult, statusBadge, timeAgo } from "./format.js";
@@ -11,6 +12,7 @@ const PAGE = 25;
 export function mountJobList(root) {
   const rows = root.querySelector("[data-job-rows]");
   const count = root.querySelector("[data-job-count]");
+  const announcer = root.querySelector("[data-job-announce]");
   const more = root.querySelector("[data-more]");
   const kindFilter = root.querySelector("#filter-kind");
   const statusFilter = root.querySelector("#filter-status");
@@ -47,13 +49,15 @@ export function mountJobList(root) {
   function render(page) {
     const seen = new Set();
     let previous = null;
+    let changed = false;
     for (const job of page.items) {
       seen.add(job.id);
       let row = rowById.get(job.id);
       if (!row) {
         row = createRow(job);
         rowById.set(job.id, row);
-      }
+        changed = true;
+      } else if (row.dataset.status !== job.status) changed = true;
       updateRow(row, job);
       // Keep the order of the answer without re-creating rows (focus stays where it was).
       const expectedNext = previous ? previous.nextSibling : rows.firstChild;
@@ -64,8 +68,10 @@ export function mountJobList(root) {
       if (!seen.has(id)) {
         row.remove();
         rowById.delete(id);
+        changed = true;
       }
     }
+    if (changed) document.dispatchEvent(new CustomEvent("playground:jobs-changed"));
   }
 
   function createRow(job) {
@@ -107,7 +113,10 @@ export function mountJobList(root) {
     if (row.dataset.status !== job.status) {
       row.dataset.status = job.status;
       statusCell.replaceChildren(statusBadge(job.status));
+      // Cancel becomes Delete: a keyboard user's focus moves to the new button, not to the page.
+      const hadFocus = actionsCell.contains(document.activeElement);
       actionsCell.replaceChildren(...actionButtons(job));
+      if (hadFocus) actionsCell.querySelector("button")?.focus();
     }
     const progress = job.progress && job.status === "running" ? ` (epoch ${job.progress.epoch ?? 0}/${job.progress.epochs ?? "?"})` : "";
     resultCell.textContent = keyResult(job) + progress;
@@ -129,7 +138,7 @@ export function mountJobList(root) {
     const button = el("button", { type: "button", class: "small danger", "aria-label": `Delete ${jobLabel(job)}` }, "Delete");
     button.addEventListener("click", () => {
       if (button.dataset.armed) {
-        act(button, () => api.deleteJob(job.id));
+        act(button, () => api.deleteJob(job.id), { removes: `Deleted ${jobLabel(job)}.` });
         return;
       }
       button.dataset.armed = "1";
@@ -144,15 +153,26 @@ export function mountJobList(root) {
     return [button];
   }
 
-  async function act(button, action) {
+  // removes: the message once the action has taken the button's row away; focus goes to the
+  // next run's button (the previous run's at the end of the list, else the list's count line).
+  async function act(button, action, { removes = null } = {}) {
+    const row = button.closest("tr");
+    const neighbours = removes ? [row.nextElementSibling, row.previousElementSibling] : [];
     button.disabled = true;
+    let failed = false;
     try {
       await action();
     } catch (error) {
+      failed = true;
       count.textContent = error.message;
     }
     await refresh();
     button.disabled = false;
+    if (!removes || row.isConnected) return;
+    const next = neighbours.find((node) => node?.isConnected);
+    const target = next?.querySelector(".job-actions button") ?? next?.querySelector("a") ?? count;
+    target.focus();
+    if (!failed) announcer.textContent = removes;
   }
 
   function schedule() {

@@ -11,9 +11,10 @@ import { FitChart } from "./fitview.js";
 import { ForkPanel } from "./forkform.js";
 import { changeLabel, indexAtStep, loadParentLine, mergeChanges, withParentColumns } from "./lineage.js";
 import { shareQuery } from "./form.js";
-import { duration, el, elapsedMs, isTerminal, jobLabel, num, percent, statusBadge } from "./format.js";
+import { duration, el, elapsedMs, isTerminal, jobLabel, num, percent, statusBadge, variantName } from "./format.js";
 import "./header.js";
 import { MetricStore, rowsToPoints } from "./metrics.js";
+import { formDefaults } from "./presets.js";
 import { RunControls } from "./runcontrols.js";
 import { JobStream } from "./stream.js";
 import { mountImagePredict, mountNumberPredict } from "./tryit.js";
@@ -112,13 +113,12 @@ function retryButton(label, change) {
         event.target.disabled = true;
         try {
           const params = { ...job.params, ...change };
-          const suffix = Object.entries(change).map(([k, v]) => `${k}=${v}`).join(", ");
           const created = await api.createJob({
             kind: job.kind,
             params,
             device: job.device ?? "auto",
             seed: job.seed,
-            name: `${jobLabel(job)} · ${suffix}`.slice(0, 200),
+            name: variantName(jobLabel(job), change),
           });
           location.href = `/jobs/${created.id}`;
         } catch (error) {
@@ -465,8 +465,9 @@ function renderSettings() {
     if (shown.length > 80) shown = `${shown.slice(0, 77)}…`;
     table.append(el("tr", {}, el("th", { scope: "row" }, el("code", {}, name)), el("td", {}, shown)));
   }
-  const defaults = kinds?.find((k) => k.kind === job.kind)?.defaults ?? {};
-  const query = shareQuery(job.kind, job.params || {}, defaults, { seed: job.seed, name: job.name });
+  // The form's defaults (the start page's presets over the server's); the new run gets a name of its own.
+  const defaults = formDefaults(job.kind, kinds?.find((k) => k.kind === job.kind)?.defaults ?? {});
+  const query = shareQuery(job.kind, job.params || {}, defaults, { seed: job.seed });
   $("[data-edit-link]").href = `/?${query}`;
   $("[data-compare-link]").href = `/compare?ids=${job.id}`;
   renderDownloads();

@@ -15,16 +15,36 @@ export function mountNumberPredict(container, jobId) {
     el("div", { class: "inline" }, input, el("button", { type: "submit" }, "Predict")),
     el("p", {}, "Prediction y (like t_c, °C): ", output),
   );
+  // An answer belongs to the input it was asked for: a change clears it.
+  let asked = 0;
+  function show(text, value = null) {
+    output.textContent = text;
+    if (value === null) delete output.dataset.value;
+    else output.dataset.value = String(value);
+  }
+  input.addEventListener("input", () => {
+    asked += 1;
+    show("");
+  });
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    if (input.value === "") return;
-    output.textContent = "…";
+    asked += 1;
+    const question = asked;
+    if (input.value.trim() === "") {
+      show(input.validity.badInput ? "That is not a number." : "Type a number first.");
+      return;
+    }
+    const x = Number(input.value);
+    show("…");
     try {
-      const { outputs } = await api.predictNumbers(jobId, [Number(input.value)]);
-      output.textContent = num(outputs[0]);
-      output.dataset.value = String(outputs[0]);
+      const { outputs } = await api.predictNumbers(jobId, [x]);
+      if (question !== asked) return; // the input changed while the answer was on its way
+      const y = outputs[0];
+      if (typeof y === "number" && Number.isFinite(y)) show(num(y), y);
+      else show(`no number: the model computes in 32-bit floats, whose largest value is about 3.4e38; ` +
+        `with x = ${num(x)} its arithmetic overflows. Try an input nearer the data.`);
     } catch (error) {
-      output.textContent = error.message;
+      if (question === asked) show(error.message);
     }
   });
   container.replaceChildren(form);
