@@ -1,4 +1,4 @@
-"""Chapter 7's image classifier (and chapter 8's convnet, and the small ResNet) as one script.
+"""Chapter 7's image classifier (and chapter 8's convnet, the small ResNet, airbench's net) as one script.
 
 The book's loop (``for imgs, labels in train_loader: ... optimizer.step()``) with what the
 playground changes for speed, each change marked where it happens: the images are decoded once into
@@ -6,7 +6,8 @@ a uint8 tensor (no per-image ``ToTensor``), batches are index tensors from ``tor
 seeded generator, flips and crops work on whole batches, and the model normalises its input. The
 template mirrors ``app/experiments/cifar.py``, ``cifar_data.py`` and ``cifar_models.py`` op for op
 (the same random draws in the same order), so on a CPU with the worker's thread count it repeats
-the job bit for bit.
+the job bit for bit. The speedruns' switches (whiten, flip, lookahead, tta, channels_last, compile,
+mixed_precision) appear in the script only when a job turns them on, each where it acts.
 """
 
 from __future__ import annotations
@@ -157,9 +158,12 @@ print(f"{n_train} training images, {test_images.shape[0]} test images, classes {
 # The book's fully connected net: every pixel into 512 tanh units, then one output per class.
 {% elif model == "conv" %}
 # Chapter 8's `Net`: two convolutions with tanh and max-pooling, then 512 → 32 → one output per class.
-{% else %}
+{% elif model == "resnet" %}
 # A small ResNet (David Page's ResNet-9 at a quarter of its width), whose first layer is a frozen
 # 2x2 convolution that whitens the pixel patches (cifar10-airbench), set from the training images.
+{% else %}
+# cifar10-airbench's net (airbench94): a frozen 2x2 convolution that whitens the pixel patches, set
+# from the training images, then three groups of two convolutions with batch norm and GELU.
 {% endif %}
 # It starts with `Normalize`, so it takes the uint8 images as they are and its state_dict carries
 # the normalisation.
@@ -175,7 +179,13 @@ class Normalize(nn.Module):
 
     def forward(self, images):
         scale = 1.0 / (255.0 * self.std)
+{% if channels_last %}
+        x = images * scale - self.mean / self.std  # uint8 * float gives float
+        # Speed: convolutions run about 1.3x faster on a CPU with the channels last in memory (NHWC).
+        return x.contiguous(memory_format=torch.channels_last)
+{% else %}
         return images * scale - self.mean / self.std  # uint8 * float gives float
+{% endif %}
 {% if model == "fc" %}
 
 
@@ -210,14 +220,14 @@ class Net(nn.Module):
         x = self.normalize(images)
         out = F.max_pool2d(torch.tanh(self.conv1(x)), 2)
         out = F.max_pool2d(torch.tanh(self.conv2(out)), 2)
-        out = out.view(-1, 8 * 8 * 8)
+        out = out.reshape(-1, 8 * 8 * 8)  # the book's view(); reshape also takes NHWC (channels_last)
         out = torch.tanh(self.fc1(out))
         out = self.fc2(out)
         return out
 
 
 model = Net(len(class_names), mean, std)
-{% else %}
+{% elif model == "resnet" %}
 
 
 def conv_bn(c_in, c_out):
@@ -253,27 +263,7 @@ class Stage(nn.Module):
         return self.blocks(x)
 
 
-class PatchWhitening(nn.Conv2d):
-    """A frozen 2x2 convolution whose filters whiten 2x2x3 pixel patches: the eigenvectors of the
-    patch covariance of the training images scaled by 1/sqrt(eigenvalue), and their negatives."""
-
-    def __init__(self, kernel_size=2, keep=None):
-        self.keep = keep or 3 * kernel_size * kernel_size  # eigenvectors kept, largest variance first
-        super().__init__(3, 2 * self.keep, kernel_size=kernel_size, padding=0, bias=False)
-        self.weight.requires_grad_(False)
-
-    @torch.no_grad()
-    def init_from(self, images, eps=5e-4):
-        k = self.kernel_size[0]
-        patches = images.unfold(2, k, 1).unfold(3, k, 1)  # (N, 3, H', W', k, k)
-        patches = patches.transpose(1, 3).reshape(-1, 3 * k * k).double()
-        patches = patches - patches.mean(dim=0)
-        covariance = patches.T @ patches / patches.shape[0]
-        eigenvalues, eigenvectors = torch.linalg.eigh(covariance)  # ascending
-        eigenvalues, eigenvectors = eigenvalues[-self.keep :], eigenvectors[:, -self.keep :]
-        filters = (eigenvectors.T / (eigenvalues + eps).sqrt()[:, None]).float()
-        filters = filters.view(-1, 3, k, k)
-        self.weight.copy_(torch.cat([filters, -filters]))
+{{ patch_whitening }}
 
 
 class ResNet(nn.Module):
@@ -289,28 +279,97 @@ class ResNet(nn.Module):
         self.stages = nn.Sequential(*stages)
         self.head = nn.Linear(c_in, n_classes, bias=False)
         self.logit_scale = 0.125  # a cooler softmax at the start trains faster
-        # Speed: convolutions run about 1.3x faster on a CPU with the channels last in memory.
-        self.to(memory_format=torch.channels_last)
 
-    def logits(self, images):
-        x = self.normalize(images).contiguous(memory_format=torch.channels_last)
-        x = F.relu(self.whiten(x))
+    def forward(self, images):
+        x = F.relu(self.whiten(self.normalize(images)))
         x = self.stages(x)
         x = F.adaptive_max_pool2d(x, 1).flatten(1)
         return self.head(x) * self.logit_scale
 
-    def forward(self, images):
-        if self.training:
-            return self.logits(images)
-        # Test-time augmentation: in eval mode, the average over each image and its mirror image.
-        return (self.logits(images) + self.logits(images.flip(-1))) / 2
-
 
 model = ResNet(len(class_names), mean, std)
+{% else %}
+
+
+{{ patch_whitening }}
+
+
+class AffineFreeBatchNorm(nn.BatchNorm2d):
+    """Batch norm without a learned scale (the next convolution already chooses one): the weight stays 1."""
+
+    def __init__(self, channels):
+        super().__init__(channels, eps=1e-12, momentum=0.4)
+        self.weight.requires_grad_(False)
+
+
+class IdentityConv(nn.Conv2d):
+    """A 3x3 convolution whose first c_in filters start as the identity (they pass their input on)."""
+
+    def __init__(self, c_in, c_out):
+        super().__init__(c_in, c_out, kernel_size=3, padding="same", bias=False)
+        with torch.no_grad():
+            nn.init.dirac_(self.weight[: min(c_in, c_out)])
+
+
+class ConvGroup(nn.Module):
+    """conv → 2x2 max-pool → batch norm → GELU → conv → batch norm → GELU."""
+
+    def __init__(self, c_in, c_out):
+        super().__init__()
+        self.conv1 = IdentityConv(c_in, c_out)
+        self.norm1 = AffineFreeBatchNorm(c_out)
+        self.conv2 = IdentityConv(c_out, c_out)
+        self.norm2 = AffineFreeBatchNorm(c_out)
+
+    def forward(self, x):
+        x = F.gelu(self.norm1(F.max_pool2d(self.conv1(x), 2)))
+        return F.gelu(self.norm2(self.conv2(x)))
+
+
+class AirbenchNet(nn.Module):
+    def __init__(self, n_classes, mean, std, width=64):
+        super().__init__()
+        self.normalize = Normalize(mean, std)
+        self.whiten = PatchWhitening(keep=12)  # all 12 directions of 2x2x3 patches, both signs
+        c_in = self.whiten.out_channels
+        groups = []
+        for c_out in (width, 4 * width, 4 * width):
+            groups.append(ConvGroup(c_in, c_out))
+            c_in = c_out
+        self.groups = nn.Sequential(*groups)
+        self.head = nn.Linear(c_in, n_classes, bias=False)
+        self.logit_scale = 1 / 9
+
+    def forward(self, images):
+        x = F.gelu(self.whiten(self.normalize(images)))
+        x = self.groups(x)  # 31 → 15 → 7 → 3 pixels
+        x = F.max_pool2d(x, 3).flatten(1)
+        return self.head(x) * self.logit_scale
+
+
+model = AirbenchNet(len(class_names), mean, std, width={{ width }})
+{% endif %}
+{% if channels_last %}
+model = model.to(memory_format=torch.channels_last)  # the weights in NHWC too
+{% endif %}
+{% if whitened and whiten %}
 some = torch.randperm(n_train, generator=generator)[:5000]
 model.whiten.init_from(model.normalize(train_images[some]))
+{% elif whitened %}
+model.whiten.weight.requires_grad_(True)  # not whitened: a plain first layer, random and trained
 {% endif %}
 model = model.to(device)
+{% if flip_alternate %}
+# Alternating flips (airbench): a random half of the images is mirrored in the first epoch, and
+# every image the other way round from the epoch before after that.
+first_flips = torch.rand(n_train, generator=generator) < 0.5
+{% endif %}
+{% if compile %}
+# torch.compile: the steps and evaluations call the compiled net; `model` keeps the weights.
+forward = torch.compile(model)
+{% else %}
+forward = model
+{% endif %}
 model
 
 
@@ -355,14 +414,17 @@ def order_batches(order, batch_size):
     """One epoch's batches: order cut into pieces; a last batch of one image is left out (batch norm
     cannot normalise it), as the book's DataLoader keeps the rest."""
     return [batch for batch in order.split(batch_size) if batch.numel() > 1 or order.numel() == 1]
+{% if onecycle or lookahead %}
 
 
-{% if onecycle %}
 steps_per_epoch = len(order_batches(torch.arange(n_train), hp["batch_size"]))
+{% endif %}
+{% if onecycle %}
 schedule = torch.optim.lr_scheduler.LambdaLR(
     optimizer, lambda step: one_cycle(step, hp["epochs"] * steps_per_epoch)  # hp["epochs"] may change live
 )
 {% endif %}
+{% if not flip_alternate %}
 
 
 def batch_flip_lr(images, generator):
@@ -371,6 +433,7 @@ def batch_flip_lr(images, generator):
     flip = torch.rand(n, generator=generator) < 0.5
     both = torch.cat([images, images.flip(-1)])
     return both.index_select(0, torch.arange(n) + n * flip)
+{% endif %}
 
 
 def batch_crop(images, padding, generator):
@@ -388,6 +451,47 @@ def batch_crop(images, padding, generator):
     index_c = torch.arange(channels)[None, :, None]
     rows = torch.arange(height)[None, None, :] + shifts[0][:, None, None]
     return windows[index_n, index_c, rows, shifts[1][:, None, None]]
+{% if flip_alternate %}
+
+
+def batch_flip_where(images, flip):
+    """Mirror the images whose entry of the bool tensor flip is True."""
+    n = images.shape[0]
+    both = torch.cat([images, images.flip(-1)])
+    return both.index_select(0, torch.arange(n) + n * flip)
+{% endif %}
+{% if lookahead %}
+
+
+class Lookahead:
+    """airbench's Lookahead: every 5 steps the average moves towards the weights by 1 - decay and the
+    weights are set to it; decay grows from 0 to 0.95**5 with the cube of the progress."""
+
+    def __init__(self, model):
+        self.average = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+
+    @staticmethod
+    def decay(step, total_steps):
+        return 0.95**5 * (min(step, total_steps) / total_steps) ** 3
+
+    @torch.no_grad()
+    def pull(self, model, decay):
+        for name, current in model.state_dict().items():
+            if current.is_floating_point():  # the batch-norm statistics too, not their counters
+                average = self.average[name]
+                average.lerp_(current, 1 - decay)
+                current.copy_(average)
+
+
+lookahead = Lookahead(model)
+{% endif %}
+{% if tta %}
+
+
+def test_time_outputs(model, images):
+    """Test-time augmentation: the mean of the outputs for each image and its mirror image."""
+    return (model(images) + model(images.flip(-1))) / 2
+{% endif %}
 
 
 @torch.no_grad()
@@ -397,9 +501,17 @@ def evaluate(model, images, labels, batch_size=500):
     total_loss = torch.zeros(())
     predictions = []
     for start in range(0, images.shape[0], batch_size):
-        outputs = model(images[start : start + batch_size])
         batch_labels = labels[start : start + batch_size]
+{% if mixed_precision %}
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            outputs = {{ "test_time_outputs(model, " if tta else "model(" }}images[start : start + batch_size])
+            batch_loss = loss_fn(outputs, batch_labels)
+        outputs = outputs.float()
+        total_loss += batch_loss * batch_labels.shape[0]
+{% else %}
+        outputs = {{ "test_time_outputs(model, " if tta else "model(" }}images[start : start + batch_size])
         total_loss += loss_fn(outputs, batch_labels) * batch_labels.shape[0]
+{% endif %}
         _, predicted = outputs.softmax(dim=1).max(dim=1)
         predictions.append(predicted)
     correct = (torch.cat(predictions) == labels).sum().item()
@@ -440,10 +552,21 @@ while epoch < hp["epochs"]:{% if changes %}  # epochs may change with a live cha
         # Speed: index_select copies whole images; plain indexing (images[batch]) is 8x slower.
         imgs, labels = train_images.index_select(0, batch), train_labels.index_select(0, batch)
         if hp["augment"]:
+{% if flip_alternate %}
+            flips = first_flips if epoch % 2 == 1 else ~first_flips  # every image alternates
+            imgs = batch_crop(batch_flip_where(imgs, flips[batch]), 2, generator)
+{% else %}
             imgs = batch_crop(batch_flip_lr(imgs, generator), 2, generator)
+{% endif %}
 
-        outputs = model(imgs)
+{% if mixed_precision %}
+        with torch.autocast(device.type, dtype=torch.bfloat16):  # the weights stay float32
+            outputs = forward(imgs)
+            loss = loss_fn(outputs, labels)
+{% else %}
+        outputs = forward(imgs)
         loss = loss_fn(outputs, labels)
+{% endif %}
 
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -452,6 +575,12 @@ while epoch < hp["epochs"]:{% if changes %}  # epochs may change with a live cha
         schedule.step()
 {% endif %}
         step += 1
+{% if lookahead %}
+        if step % 5 == 0:
+            lookahead.pull(model, Lookahead.decay(step, hp["epochs"] * steps_per_epoch))
+        if step == hp["epochs"] * steps_per_epoch:
+            lookahead.pull(model, 1.0)  # the run ends on the average
+{% endif %}
 
         if not math.isfinite(loss.item()):  # the playground stops a run whose loss blew up
             print(f"Step {step} (epoch {epoch}): loss {loss.item()}; the weights overflowed, stopping")
@@ -469,7 +598,7 @@ while epoch < hp["epochs"]:{% if changes %}  # epochs may change with a live cha
 
     # The accuracy of the batches as they were trained on: free, where a second pass would cost a third of an epoch.
     train_loss, train_acc = loss_sum.item() / seen, correct.item() / seen
-    val_loss, val_acc = evaluate(model, test_images, test_labels)
+    val_loss, val_acc = evaluate(forward, test_images, test_labels)
     print(
         f"{datetime.datetime.now()} Epoch {epoch}, Training loss {train_loss:.4f}, accuracy {train_acc:.3f}; "
         f"Validation loss {val_loss:.4f}, accuracy {val_acc:.3f}"
@@ -497,6 +626,31 @@ if not diverged:
 '''
 
 
+PATCH_WHITENING = '''\
+class PatchWhitening(nn.Conv2d):
+    """A frozen 2x2 convolution whose filters whiten 2x2x3 pixel patches: the eigenvectors of the
+    patch covariance of the training images scaled by 1/sqrt(eigenvalue), and their negatives."""
+
+    def __init__(self, kernel_size=2, keep=None):
+        self.keep = keep or 3 * kernel_size * kernel_size  # eigenvectors kept, largest variance first
+        super().__init__(3, 2 * self.keep, kernel_size=kernel_size, padding=0, bias=False)
+        self.weight.requires_grad_(False)
+
+    @torch.no_grad()
+    def init_from(self, images, eps=5e-4):
+        k = self.kernel_size[0]
+        patches = images.unfold(2, k, 1).unfold(3, k, 1)  # (N, 3, H', W', k, k)
+        patches = patches.transpose(1, 3).reshape(-1, 3 * k * k).double()
+        patches = patches - patches.mean(dim=0)
+        covariance = patches.T @ patches / patches.shape[0]
+        eigenvalues, eigenvectors = torch.linalg.eigh(covariance)  # ascending
+        eigenvalues, eigenvectors = eigenvalues[-self.keep :], eigenvectors[:, -self.keep :]
+        filters = (eigenvectors.T / (eigenvalues + eps).sqrt()[:, None]).float()
+        filters = filters.view(-1, 3, k, k)
+        self.weight.copy_(torch.cat([filters, -filters]))
+'''
+
+
 def context(history: RunHistory) -> dict[str, Any]:
     params = history.params
     assert isinstance(params, CifarParams)
@@ -505,6 +659,16 @@ def context(history: RunHistory) -> dict[str, Any]:
         "cifar2": params.dataset == "cifar2",
         "limit_train": params.limit_train,
         "model": params.model,
+        "width": params.width or 64,
+        "whitened": params.model in ("resnet", "airbench"),
+        "whiten": params.whiten,
+        "patch_whitening": PATCH_WHITENING.rstrip("\n"),
+        "flip_alternate": params.flip == "alternate",
+        "lookahead": params.lookahead,
+        "tta": params.uses_tta(),
+        "channels_last": params.uses_channels_last(),
+        "compile": params.compile,
+        "mixed_precision": params.mixed_precision,
         "optimizer": params.optimizer,
         "onecycle": params.optimizer == "nesterov_onecycle",
         "hp": {

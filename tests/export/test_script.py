@@ -373,3 +373,89 @@ def test_the_cifar_script_reads_torchvisions_pickle_layout(tmp_path, monkeypatch
     assert numbers["training loss"] == outcome.result["train_loss"]
     saved = torch.load(tmp_path / exported.filename.replace(".py", ".pt"), weights_only=True)
     assert_same_weights(saved, outcome.state_dict)
+
+
+# ----------------------------------------------------------------------------------------------
+# The speedruns' switches (in-process on the tiny image folder: a run, its script, the same numbers)
+
+SWITCHED_CIFAR = {
+    "airbench-lookahead-alternate": {"model": "airbench", "width": 8, "lookahead": True, "flip": "alternate"},
+    "resnet-unwhitened-no-tta-nchw": {"model": "resnet", "whiten": False, "tta": "none", "channels_last": "off"},
+    "conv-bfloat16-tta-nhwc": {"model": "conv", "mixed_precision": True, "tta": "flip", "channels_last": "on"},
+    "resnet-lookahead-live-epochs": {"model": "resnet", "lookahead": True, "changes": {6: {"epochs": 3, "lr": 0.02}}},
+}
+
+
+def run_switched_and_export(tmp_path: Path, params: dict[str, Any], changes: dict[int, dict] | None = None):
+    """A cifar run in this process (1 thread) with live ``changes`` at their steps, and its exported script."""
+    from app.experiments.base import RunContext
+    from app.experiments.cifar import run
+    from app.experiments.control_basic import PauseAtStep
+    from app.experiments.params import CifarParams
+    from app.export.history import Change, RunHistory
+    from app.export.script import export
+    from app.models import Job
+    from tests.fixtures.tiny_cifar import write_tiny_cifar_image_folder
+
+    data = write_tiny_cifar_image_folder(tmp_path / "data")
+    params = CifarParams.model_validate({**CIFAR, **params})
+    control = PauseAtStep("cifar", changes=changes or {})
+    outcome = run(params, RunContext(seed=5, data_dir=data, control=control))
+    job = Job(
+        id="d" * 32, kind="cifar", params=params.model_dump(mode="json"), device="cpu", seed=5, status="succeeded"
+    )
+    history_changes = tuple(Change(step, change) for step, change in (changes or {}).items())
+    exported = export(RunHistory(job=job, params=params, changes=history_changes, lineage=()))
+    (tmp_path / exported.filename).write_text(exported.body)
+    return outcome, exported, data
+
+
+@pytest.mark.parametrize("case", SWITCHED_CIFAR)
+def test_the_cifar_script_repeats_a_run_with_the_speedrun_switches(tmp_path, case):
+    params = dict(SWITCHED_CIFAR[case])
+    changes = params.pop("changes", None)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        outcome, exported, data = run_switched_and_export(tmp_path, params, changes)
+    finally:
+        torch.set_num_threads(before)
+    assert outcome.status.value == "succeeded", outcome.error
+    done = subprocess.run(
+        [sys.executable, exported.filename, str(data)], cwd=tmp_path, env=script_env(1), capture_output=True,
+        text=True, timeout=SCRIPT_TIMEOUT_S,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    numbers = final_numbers(done.stdout)
+    assert numbers["validation accuracy"] == outcome.result["val_acc"]
+    assert numbers["training loss"] == outcome.result["train_loss"]
+    assert numbers["validation loss"] == outcome.result["val_loss"]
+    saved = torch.load(tmp_path / exported.filename.replace(".py", ".pt"), weights_only=True)
+    assert_same_weights(saved, outcome.state_dict)
+    # Only the switches the job turned on are in its script.
+    script = exported.body
+    assert ("Lookahead" in script) is bool(params.get("lookahead"))
+    assert ("first_flips" in script) is (params.get("flip") == "alternate")
+    assert ("torch.autocast" in script) is bool(params.get("mixed_precision"))
+    assert "torch.compile" not in script
+
+
+@pytest.mark.slow  # inductor compiles twice (the run, the script): a minute or two on a busy 2-core machine
+def test_the_cifar_script_of_a_compiled_run_compiles_and_repeats_it(tmp_path):
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        outcome, exported, data = run_switched_and_export(tmp_path, {"model": "conv", "epochs": 1, "compile": True})
+    finally:
+        torch.set_num_threads(before)
+    assert "forward = torch.compile(model)" in exported.body
+    done = subprocess.run(
+        [sys.executable, exported.filename, str(data)], cwd=tmp_path, env=script_env(1), capture_output=True,
+        text=True, timeout=4 * SCRIPT_TIMEOUT_S,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    numbers = final_numbers(done.stdout)
+    assert numbers["training loss"] == outcome.result["train_loss"]
+    assert numbers["validation accuracy"] == outcome.result["val_acc"]
+    saved = torch.load(tmp_path / exported.filename.replace(".py", ".pt"), weights_only=True)
+    assert_same_weights(saved, outcome.state_dict)
