@@ -162,6 +162,21 @@ def latest_snapshot(session: Session, *, job_id: str, up_to: int) -> dict[str, A
     return session.exec(query).first()
 
 
+def snapshots(session: Session, *, job_id: str, limit: int) -> list[dict[str, Any]]:
+    """The data of the job's ``snapshot`` events (pictures of the model), oldest first; at most
+    ``limit``, evenly spread with the newest always in when there are more."""
+    query = (
+        select(JobEvent.data)
+        .where(JobEvent.job_id == job_id, JobEvent.type == EventType.SNAPSHOT)
+        .order_by(col(JobEvent.event_id))
+    )
+    found = list(session.exec(query).all())
+    if len(found) <= limit:
+        return found
+    last = len(found) - 1
+    return [found[round(i * last / (limit - 1))] for i in range(limit)]
+
+
 def read_events(session: Session, *, job_id: str, after: int = 0) -> list[tuple[int, EventType, Any]]:
     """The job's events with id > ``after`` as (id, type, data), rebuilt from both tables.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api.routes import events, export, jobs, meta, predict
+from app.api.routes import events, export, jobs, meta, predict, snapshots
 from app.config import Settings
 
 
@@ -14,6 +14,7 @@ def build_api_router(settings: Settings) -> APIRouter:
     api_router.include_router(jobs.router)
     api_router.include_router(events.router)
     api_router.include_router(export.router)
+    api_router.include_router(snapshots.router)
     # The upload limit is a setting, so this router's body limit is set when the app is built.
     api_router.include_router(predict.router, max_body_size=settings.max_upload_bytes + predict.MULTIPART_SLACK)
     return api_router

@@ -226,6 +226,7 @@ function drawSpots(u, spots, log) {
   const ratio = uPlot.pxRatio || 1;
   ctx.save();
   ctx.font = `${11 * ratio}px system-ui, sans-serif`;
+  ctx.setLineDash([]);
   for (const spot of spots) {
     if (spot.y === null || (log && spot.y <= 0)) continue;
     const x = u.valToPos(spot.x, "x", true);
@@ -251,6 +252,7 @@ function drawCursor(u, x) {
   const { top, height } = u.bbox;
   const ctx = u.ctx;
   ctx.save();
+  ctx.setLineDash([]);
   ctx.strokeStyle = "#111";
   ctx.lineWidth = 1.5 * (uPlot.pxRatio || 1);
   ctx.beginPath();

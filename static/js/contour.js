@@ -90,6 +90,8 @@ export class LossSurfaceMap {
     this.ws = [];
     this.bs = [];
     this.kinks = []; // [{w, b, label}]: where a live parameter changed on the path
+    this.upTo = null; // the replay's index: the path is drawn bold up to it, faint after
+    this.pixels = null; // the path in pixels, thinned, cached per path length and window
     this.view = null;
     this.viewHasPath = false;
     this.background = null;
@@ -116,6 +118,15 @@ export class LossSurfaceMap {
     // window framed before the path began (the data came first) is framed again to take in its start.
     if (!this.surface || (!this.viewHasPath && ws.length)) this.view = null;
     if (!this.view) this.background = null;
+    this.schedule();
+  }
+
+  // The replay's position (an index into the path), or null for the whole path.
+  setUpTo(index, label = null) {
+    if (index === this.upTo) return;
+    this.upTo = index;
+    this.upToLabel = label;
+    this.container.dataset.upTo = index === null ? "" : String(index); // for the tests
     this.schedule();
   }
 
@@ -301,32 +312,63 @@ export class LossSurfaceMap {
     ctx.restore();
   }
 
-  drawPath(ctx) {
+  // The path's finite points in pixels, without those less than half a pixel from the one kept
+  // before (a converging run sits on the same pixel for thousands of epochs): [x, y, index].
+  pathPixels() {
     const { width, height } = this.cssSize;
-    const box = { x0: MARGIN.left, x1: width - MARGIN.right, y0: MARGIN.top, y1: height - MARGIN.bottom };
-    const pts = [];
+    const key = `${this.ws.length} ${width} ${height} ${Object.values(this.view).join(" ")}`;
+    if (this.pixels?.key === key) return this.pixels.points;
+    const points = [];
+    let last = null;
     for (let i = 0; i < this.ws.length; i++) {
       const w = this.ws[i], b = this.bs[i];
       if (w === null || b === null || !Number.isFinite(w) || !Number.isFinite(b)) continue;
-      pts.push(this.toPx(w, b));
+      const [x, y] = this.toPx(w, b);
+      const isLast = i === this.ws.length - 1;
+      if (last && !isLast && Math.abs(x - last[0]) < 0.5 && Math.abs(y - last[1]) < 0.5) continue;
+      last = [x, y, i];
+      points.push(last);
     }
+    this.pixels = { key, points };
+    return points;
+  }
+
+  drawPath(ctx) {
+    const { width, height } = this.cssSize;
+    const box = { x0: MARGIN.left, x1: width - MARGIN.right, y0: MARGIN.top, y1: height - MARGIN.bottom };
+    const all = this.pathPixels();
+    // While replaying: bold up to the replay's index, faint after it.
+    const cut = this.upTo === null ? all.length : all.findIndex((p) => p[2] > this.upTo);
+    const shown = cut < 0 ? all : all.slice(0, cut);
+    const line = (pts, styles) => {
+      for (const [stroke, lineWidth] of styles) {
+        ctx.strokeStyle = stroke;
+        ctx.lineWidth = lineWidth;
+        ctx.beginPath();
+        for (let i = 1; i < pts.length; i++) {
+          const seg = clipSegment(pts[i - 1][0], pts[i - 1][1], pts[i][0], pts[i][1], box);
+          if (!seg) continue;
+          ctx.moveTo(seg[0], seg[1]);
+          ctx.lineTo(seg[2], seg[3]);
+        }
+        ctx.stroke();
+      }
+    };
     ctx.save();
     ctx.lineJoin = "round";
-    for (const [stroke, lineWidth] of [["rgba(0,0,0,0.75)", 4], ["#ffffff", 2]]) {
-      ctx.strokeStyle = stroke;
-      ctx.lineWidth = lineWidth;
-      ctx.beginPath();
-      for (let i = 1; i < pts.length; i++) {
-        const seg = clipSegment(pts[i - 1][0], pts[i - 1][1], pts[i][0], pts[i][1], box);
-        if (!seg) continue;
-        ctx.moveTo(seg[0], seg[1]);
-        ctx.lineTo(seg[2], seg[3]);
-      }
-      ctx.stroke();
-    }
+    if (shown.length < all.length) line(all.slice(Math.max(0, shown.length - 1)), [["rgba(255,255,255,0.45)", 1.5]]);
+    line(shown, [["rgba(0,0,0,0.75)", 4], ["#ffffff", 2]]);
     const inside = ([x, y]) => x >= box.x0 && x <= box.x1 && y >= box.y0 && y <= box.y1;
-    if (pts.length && inside(pts[0])) marker(ctx, pts[0], "circle", "start");
-    if (pts.length > 1 && inside(pts[pts.length - 1])) marker(ctx, pts[pts.length - 1], "square", "now");
+    // Where a diverging path leaves the window: an arrow at its edge, pointing the way it went.
+    const exit = shown.findIndex((p, i) => i > 0 && inside(shown[i - 1]) && !inside(p));
+    if (exit > 0) {
+      const [a, b] = [shown[exit - 1], shown[exit]];
+      const seg = clipSegment(a[0], a[1], b[0], b[1], box);
+      if (seg) arrow(ctx, [seg[0], seg[1]], [seg[2], seg[3]], "off the map");
+    }
+    if (shown.length && inside(shown[0])) marker(ctx, shown[0], "circle", "start");
+    const now = this.upTo === null ? shown.at(-1) : this.toPx(this.ws[this.upTo], this.bs[this.upTo]);
+    if (shown.length > 1 && now && inside(now)) marker(ctx, now, "square", this.upTo === null ? "now" : this.upToLabel ?? "");
     if (this.surface) {
       const m = this.toPx(this.surface.minimum.w, this.surface.minimum.b);
       if (inside(m)) marker(ctx, m, "cross", "minimum");
@@ -345,8 +387,9 @@ export class LossSurfaceMap {
       const m = this.surface.minimum;
       parts.push(`minimum: w = ${num(m.w)}, b = ${num(m.b)}, loss = ${num(this.surface.minLoss)}`);
     } else parts.push("The surface is drawn once the data points are known (with the result).");
-    const last = this.ws.length - 1;
-    if (last >= 0) parts.push(`now: w = ${num(this.ws[last])}, b = ${num(this.bs[last])}`);
+    const last = this.upTo ?? this.ws.length - 1;
+    const at = this.upTo === null ? "now" : this.upToLabel ?? "then";
+    if (last >= 0) parts.push(`${at}: w = ${num(this.ws[last])}, b = ${num(this.bs[last])}`);
     return parts.join(" · ");
   }
 
@@ -356,6 +399,29 @@ export class LossSurfaceMap {
     const { w, b } = this.fromPx(event.clientX - rect.left, event.clientY - rect.top);
     this.readout.textContent = `w = ${num(w)}, b = ${num(b)}: loss = ${num(this.surface.loss(w, b))}`;
   }
+}
+
+// An arrow head at `to`, along the segment from `from`, labelled beside it.
+function arrow(ctx, from, to, label) {
+  const angle = Math.atan2(to[1] - from[1], to[0] - from[0]);
+  const size = 10;
+  ctx.save();
+  ctx.fillStyle = "#b3261e";
+  ctx.strokeStyle = "#ffffff";
+  ctx.lineWidth = 1;
+  ctx.beginPath();
+  ctx.moveTo(to[0], to[1]);
+  ctx.lineTo(to[0] - size * Math.cos(angle - 0.45), to[1] - size * Math.sin(angle - 0.45));
+  ctx.lineTo(to[0] - size * Math.cos(angle + 0.45), to[1] - size * Math.sin(angle + 0.45));
+  ctx.closePath();
+  ctx.fill();
+  ctx.stroke();
+  ctx.font = "bold 11px system-ui, sans-serif";
+  ctx.fillStyle = "#b3261e";
+  ctx.textAlign = to[0] > from[0] ? "right" : "left";
+  ctx.textBaseline = to[1] > from[1] ? "bottom" : "top";
+  ctx.fillText(label, to[0] - 14 * Math.cos(angle), to[1] - 14 * Math.sin(angle));
+  ctx.restore();
 }
 
 function marker(ctx, [x, y], shape, label) {

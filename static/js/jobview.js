@@ -15,9 +15,11 @@ import { duration, el, elapsedMs, isTerminal, jobLabel, num, percent, statusBadg
 import "./header.js";
 import { MetricStore, rowsToPoints } from "./metrics.js";
 import { formDefaults } from "./presets.js";
+import { Replay } from "./replay.js";
 import { RunControls } from "./runcontrols.js";
 import { JobStream } from "./stream.js";
 import { mountImagePredict, mountNumberPredict } from "./tryit.js";
+import { bestValidation, verdict } from "./verdict.js";
 
 // Above this many steps the history is fetched min/max-downsampled (to HISTORY_POINTS rows), and
 // live points are appended at full resolution. `?history_limit=N` on the page's address lowers
@@ -46,6 +48,8 @@ let controls = null;
 let fork = null;
 let received = []; // live changes from `control` events, until the job's `changes` list them
 let parent = null; // a fork's parent line up to the fork step: {steps, train, val}
+let replay = null;
+let verdictAt = 0; // when the verdict was last written (it is rewritten at most 4 times a second while points arrive)
 
 // ---- header ---------------------------------------------------------------------------------
 
@@ -95,6 +99,17 @@ function renderProgress() {
   $("[data-progress-text]").textContent = parts.join(" · ");
 }
 
+// The verdict in words and numbers, and the best validation loss ringed on the chart.
+function renderVerdict(now = false) {
+  if (!now && performance.now() - verdictAt < 250) return;
+  verdictAt = performance.now();
+  const books = kinds?.find((k) => k.kind === job.kind)?.book_results ?? [];
+  const lines = verdict(job, store, books);
+  $("[data-verdict]").replaceChildren(...lines.map((line) => el("p", { class: line.tone, dataset: line.book ? { book: "" } : {} }, line.text)));
+  const best = bestValidation(store);
+  lossChart?.setSpots(best ? [{ x: best.step, y: best.loss, label: "best val", color: COLORS.val }] : []);
+}
+
 function showConnection(state) {
   const node = $("[data-connection]");
   node.dataset.state = state;
@@ -131,6 +146,27 @@ function retryButton(label, change) {
   );
 }
 
+// How a diverged run got there: w, b and the loss at its first steps and its last finite ones
+// (w 1 → −44 → 2568 → …), each step overshooting further.
+function renderFirstSteps() {
+  const table = $("[data-first-steps]");
+  if (!store.hasW || !store.length) {
+    table.hidden = true;
+    return;
+  }
+  const n = store.length;
+  const shown = n <= 8 ? [...Array(n).keys()] : [0, 1, 2, 3, 4, null, n - 2, n - 1];
+  const cell = (i, values) => el("td", {}, i === null ? "…" : num(values[i]));
+  table.replaceChildren(
+    el("caption", {}, "The first steps, and the last while the numbers were finite"),
+    el("tr", {}, el("th", { scope: "row" }, "epoch"), ...shown.map((i) => el("td", {}, i === null ? "…" : store.steps[i].toLocaleString()))),
+    el("tr", {}, el("th", { scope: "row" }, "w"), ...shown.map((i) => cell(i, store.w))),
+    el("tr", {}, el("th", { scope: "row" }, "b"), ...shown.map((i) => cell(i, store.b))),
+    el("tr", {}, el("th", { scope: "row" }, "loss"), ...shown.map((i) => cell(i, store.train))),
+  );
+  table.hidden = false;
+}
+
 function renderProblem() {
   const box = $("[data-problem]");
   const buttons = $("[data-retry-buttons]");
@@ -145,12 +181,22 @@ function renderProblem() {
       "and b similar in size, so one learning rate suits both.";
     const lr = params.lr;
     const retries = [];
-    if (typeof lr === "number") retries.push(retryButton(`Retry with lr ÷ 10 (lr = ${num(lr / 10)})`, { lr: Number((lr / 10).toPrecision(6)) }));
+    // The linear fit knows the largest stable lr of plain gradient descent on its data: offer a
+    // round one under it first (a tenth of a far too large lr may diverge as well).
+    const stable = job.result?.stable_lr;
+    const suggested = job.result?.suggested_lr;
+    if (typeof suggested === "number") {
+      retries.push(retryButton(`Retry with lr = ${num(suggested)} (stable below ${num(stable, 2)})`, { lr: suggested }));
+    }
+    if (typeof lr === "number" && !(typeof stable === "number" && lr / 10 >= stable)) {
+      retries.push(retryButton(`Retry with lr ÷ 10 (lr = ${num(lr / 10)})`, { lr: Number((lr / 10).toPrecision(6)) }));
+    }
     if (typeof params.input_scale === "number") {
       const scale = params.input_scale > 0.1 ? 0.1 : Number((params.input_scale / 10).toPrecision(6));
       retries.push(retryButton(`Retry with input scaling (input_scale = ${scale})`, { input_scale: scale }));
     }
     buttons.replaceChildren(...retries);
+    renderFirstSteps();
     box.hidden = false;
   } else if (job.status === "failed" || job.status === "interrupted") {
     $("[data-problem-title]").textContent = job.status === "failed" ? "The run failed" : "The run was interrupted";
@@ -228,12 +274,14 @@ function updateCharts() {
   if (surface && store.hasW) surface.setPath(store.w, store.b);
   renderMarkers();
   fork?.update(job); // the newest step moved
-  if (fitChart && job.kind === "linear" && !resultShown) {
+  replay?.update();
+  if (fitChart && job.kind === "linear" && !resultShown && !replay?.active) {
     const wb = store.latestWB();
     const scale = job.params?.input_scale ?? 1;
     if (wb) fitChart.setLine(wb.w * scale, wb.b);
   }
   renderProgress();
+  renderVerdict();
 }
 
 function wireChartControls() {
@@ -345,6 +393,50 @@ function onPick(step) {
   renderMarkers();
 }
 
+// ---- replay ----------------------------------------------------------------------------------
+
+// One frame of the replay: every picture as it was at that step.
+function showReplayFrame(frame) {
+  lossChart.setCursor(frame.step);
+  if (job.kind === "linear") {
+    const scale = job.params?.input_scale ?? 1;
+    if (frame.w != null && frame.b != null) fitChart.setLine(frame.w * scale, frame.b);
+    surface?.setUpTo(frame.index, `epoch ${frame.step.toLocaleString()}`);
+  } else if (job.kind === "mlp" && frame.snapshot?.curve) {
+    fitChart.setCurve(frame.snapshot.curve, { live: true });
+    root.querySelector("[data-fit-caption]").textContent =
+      `Replay: the network's output at epoch ${frame.snapshot.epoch.toLocaleString()} (pictured every few hundred epochs).`;
+  } else if (job.kind === "cifar") {
+    const shot = frame.snapshot;
+    const key = shot ? shot.epoch : null;
+    if ($("[data-learned]").dataset.replayEpoch !== String(key)) {
+      $("[data-learned]").dataset.replayEpoch = String(key);
+      if (shot?.confusion_matrix && shot.per_class_acc) {
+        const report = { classes: Object.keys(shot.per_class_acc), confusion_matrix: shot.confusion_matrix, per_class_acc: shot.per_class_acc };
+        showClassifier(el("p", { dataset: { snapshotCaption: "" } }, `Replay: after epoch ${shot.epoch} of ${job.params?.epochs ?? "?"}, on the test images.`), report);
+      } else {
+        $("[data-learned]").replaceChildren(el("p", { class: "muted" }, "Replay: before the first epoch ended."));
+      }
+    }
+  }
+}
+
+// Out of the replay: the pictures of the run as it is now.
+function leaveReplay() {
+  lossChart.setCursor(null);
+  surface?.setUpTo(null);
+  delete $("[data-learned]").dataset.replayEpoch;
+  resultShown = false;
+  if (isTerminal(job.status) && job.result && !job.result_abridged) {
+    showResult();
+  } else {
+    if (job.kind === "cifar") mountLearned();
+    const shots = replay.snapshots ?? [];
+    if (shots.length) showSnapshot(shots.at(-1));
+    updateCharts();
+  }
+}
+
 // ---- what the model learned -----------------------------------------------------------------
 
 function mountLearned() {
@@ -382,7 +474,7 @@ function mountLearned() {
 // A picture of the model while it trains: for mlp, the network's output over the input range; for
 // cifar, after each epoch, where its test predictions land (the result adds the images).
 function showSnapshot(picture) {
-  if (resultShown) return;
+  if (resultShown || replay?.active) return;
   if (job.kind === "mlp" && picture.curve) {
     fitChart.setCurve(picture.curve, { live: true });
     root.querySelector("[data-fit-caption]").textContent =
@@ -430,7 +522,7 @@ function showDataPoints() {
 
 function showResult() {
   const result = job.result;
-  if (!result || resultShown) return;
+  if (!result || resultShown || replay?.active) return; // leaving the replay shows it
   resultShown = true;
   if (job.kind === "linear") {
     fitChart.setPoints(result.train_points, result.val_points);
@@ -524,6 +616,7 @@ function onJob(updated) {
     clearInterval(tick);
     tick = null;
   }
+  renderVerdict(statusChanged || isTerminal(job.status));
   if (isTerminal(job.status)) {
     if (job.result_abridged) {
       // The final event's result leaves out the samples the pictures need: read the whole job once.
@@ -597,6 +690,7 @@ async function main() {
     fork.mount(kindInfo);
     renderSettings();
     showDataPoints();
+    if (lossChart) renderVerdict(true); // the book's results came with the kinds
   }, () => renderSettings());
   renderHeader();
   renderProblem();
@@ -607,6 +701,13 @@ async function main() {
   lossChart = new LineChart($("[data-loss-chart]"), { height: 320, xLabel: "step", yLabel: "loss", spec: lossSpec, log: startLog, onPick });
   wireChartControls();
   mountLearned();
+  replay = new Replay(root, {
+    store,
+    getJob: () => job,
+    loadSnapshots: async () => (job.kind === "linear" ? [] : (await api.snapshots(jobId)).snapshots),
+    show: showReplayFrame,
+    exit: leaveReplay,
+  });
 
   // The history first, then the live events after its last one: a long run's points come once.
   covered = await loadHistory();
@@ -635,13 +736,14 @@ async function main() {
   lossChart.data = lossData();
   lossChart.rebuild();
   updateCharts();
+  if (job.status === "diverged") renderProblem(); // with the steps the history brought
   if (isTerminal(job.status)) onJob(job);
   // Back to a page the browser kept (bfcache) whose stream it closed: load it afresh.
   window.addEventListener("pageshow", (event) => {
     if (event.persisted && stream && !stream.closed) location.reload();
   });
   // Hooks for the browser tests (and the curious): the store, the stream, the charts.
-  window.playgroundJob = { store, lossChart, surface, controls, fork, get stream() { return stream; }, get job() { return job; }, get parent() { return parent; }, get changesReceived() { return received; } };
+  window.playgroundJob = { store, lossChart, surface, controls, fork, replay, get fit() { return fitChart?.fit ?? null; }, get stream() { return stream; }, get job() { return job; }, get parent() { return parent; }, get changesReceived() { return received; } };
   root.dataset.ready = "true";
 }
 
