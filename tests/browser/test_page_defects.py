@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import pytest
 
@@ -12,7 +13,6 @@ from tests.browser.helpers import (
     create_job,
     pause_job,
     screenshot,
-    wait_for_api_status,
     wait_for_job,
     watched_tab,
 )
@@ -54,9 +54,9 @@ def in_view(page, selector: str) -> bool:
 def test_1_the_runs_list_polls_small_summaries_without_pictures(page, api, server):
     if server.env.get("PLAYGROUND_DATA_DIR") is None:
         pytest.skip("the tiny CIFAR data set is missing")
-    for seed in (1, 2):
-        job = create_job(api, "cifar", TINY_CIFAR, seed=seed, name=f"listed cifar {seed}")
-    assert wait_for_job(api, job["id"])["status"] == "succeeded"
+    jobs = [create_job(api, "cifar", TINY_CIFAR, seed=seed, name=f"listed cifar {seed}") for seed in (1, 2)]
+    for job in jobs:
+        assert wait_for_job(api, job["id"])["status"] == "succeeded"
     assert api.get(f"/api/jobs/{job['id']}").json()["result"]["samples"], "premise: the run has pictures"
 
     bodies: list[bytes] = []
@@ -82,31 +82,35 @@ def test_1_the_runs_list_polls_small_summaries_without_pictures(page, api, serve
 
 # 2 -------------------------------------------------------------------------------------------
 
-HEADER_MATCHES_HEALTH = """async (wantRunning) => {
-  const health = await (await fetch("/api/health")).json();
-  const text = document.getElementById("server-status").textContent;
-  return text.includes(`${health.running} running, ${health.queued} queued`)
-    && (wantRunning ? health.running >= 1 : true);
-}"""
+def wait_until_idle(api, timeout: float = 300) -> None:
+    """Until no job of the session's server runs or waits (the jobs of earlier tests have ended)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        health = api.get("/api/health").json()
+        if health["running"] == 0 and health["queued"] == 0:
+            return
+        assert time.monotonic() < deadline, f"the server is still busy after {timeout} s: {health}"
+        time.sleep(0.5)
 
 
 def test_2_the_headers_running_and_queued_counts_follow_the_server(page, api, server):
-    # A run long enough to be running while the test looks (held as soon as the header shows it):
+    # A run long enough to be running while the test looks (paused as soon as the header shows it):
     # the tiny CIFAR set, the ResNet at batch 2, 200 epochs is minutes of work.
     if server.env.get("PLAYGROUND_DATA_DIR") is None:
         pytest.skip("the tiny CIFAR data set is missing")
     job = create_job(
         api, "cifar", {"dataset": "cifar10", "model": "resnet", "epochs": 200, "batch_size": 2}, seed=1, paused=True
     )
-    page.goto("/compare")  # a page without the job list: the header keeps itself current
-    page.locator("#server-status").filter(has_text="running").wait_for()
+    header = page.locator("#server-status")
     try:
+        wait_until_idle(api)
+        page.goto("/compare")  # a page without the job list: the header keeps itself current
+        header.filter(has_text="0 running, 0 queued").wait_for()
         assert api.post(f"/api/jobs/{job['id']}/resume").status_code == 202
-        wait_for_api_status(api, job["id"], "running")
-        page.wait_for_function(HEADER_MATCHES_HEALTH, arg=True, polling=500, timeout=60_000)
+        header.filter(has_text="1 running, 0 queued").wait_for()
         assert api.get(f"/api/jobs/{job['id']}").json()["status"] == "running", "premise: still running"
         pause_job(api, job["id"])
-        page.wait_for_function(HEADER_MATCHES_HEALTH, arg=False, polling=500, timeout=60_000)
+        header.filter(has_text="0 running, 0 queued").wait_for()
     finally:
         api.post(f"/api/jobs/{job['id']}/cancel")
         wait_for_job(api, job["id"])
@@ -192,7 +196,7 @@ def test_6_compares_run_picker_keeps_statuses_current_and_checkboxes_whole(page,
     wait_for_job(api, short["id"])
     page.set_viewport_size(PHONE)
     page.goto("/compare")
-    item = page.locator(f'[data-pick-list] li[data-job-id="{job["id"]}"]')
+    item = page.locator("[data-pick-list] li", has=page.locator(f'input[value="{job["id"]}"]'))
     item.locator(".badge", has_text="paused").wait_for()
     # Ticked, then the run changes elsewhere: the picker shows it, and the tick stays.
     item.get_by_role("checkbox").check()
