@@ -90,6 +90,7 @@ export class LossSurfaceMap {
     this.ws = [];
     this.bs = [];
     this.kinks = []; // [{w, b, label}]: where a live parameter changed on the path
+    this.ghost = null; // a previous run's path {ws, bs}, drawn faintly
     this.upTo = null; // the replay's index: the path is drawn bold up to it, faint after
     this.pixels = null; // the path in pixels, thinned, cached per path length and window
     this.view = null;
@@ -118,6 +119,13 @@ export class LossSurfaceMap {
     // window framed before the path began (the data came first) is framed again to take in its start.
     if (!this.surface || (!this.viewHasPath && ws.length)) this.view = null;
     if (!this.view) this.background = null;
+    this.schedule();
+  }
+
+  // A previous run's (w, b) path, faint under this one's.
+  setGhost(ws, bs) {
+    this.ghost = ws?.length ? { ws, bs } : null;
+    this.container.dataset.ghostPoints = String(ws?.length ?? 0); // for the tests
     this.schedule();
   }
 
@@ -356,6 +364,27 @@ export class LossSurfaceMap {
     };
     ctx.save();
     ctx.lineJoin = "round";
+    if (this.ghost) {
+      ctx.strokeStyle = "rgba(40, 40, 40, 0.5)";
+      ctx.setLineDash([5, 4]);
+      ctx.lineWidth = 1.5;
+      ctx.beginPath();
+      let previous = null;
+      const step = Math.max(1, Math.floor(this.ghost.ws.length / 4000)); // enough for a window of pixels
+      for (let i = 0; i < this.ghost.ws.length; i += step) {
+        const w = this.ghost.ws[i], b = this.ghost.bs[i];
+        if (w === null || b === null || !Number.isFinite(w) || !Number.isFinite(b)) continue;
+        const p = this.toPx(w, b);
+        const seg = previous && clipSegment(previous[0], previous[1], p[0], p[1], box);
+        if (seg) {
+          ctx.moveTo(seg[0], seg[1]);
+          ctx.lineTo(seg[2], seg[3]);
+        }
+        previous = p;
+      }
+      ctx.stroke();
+      ctx.setLineDash([]);
+    }
     if (shown.length < all.length) line(all.slice(Math.max(0, shown.length - 1)), [["rgba(255,255,255,0.45)", 1.5]]);
     line(shown, [["rgba(0,0,0,0.75)", 4], ["#ffffff", 2]]);
     const inside = ([x, y]) => x >= box.x0 && x <= box.x1 && y >= box.y0 && y <= box.y1;

@@ -16,6 +16,7 @@ export class FitChart {
     this.val = [];
     this.trainLabel = "training points";
     this.fit = null; // {kind: "line", slope, intercept} or {kind: "curve", points}
+    this.ghost = null; // the same for a previous run, drawn faintly under this one's
     this.chart = new LineChart(container, {
       height: 300,
       wholeX: false,
@@ -29,6 +30,7 @@ export class FitChart {
     const series = [dotSeries(this.trainLabel, COLORS.train)];
     if (this.val.length) series.push(dotSeries("validation points", COLORS.val, { hollow: true }));
     series.push({ label: this.fitLabel, stroke: COLORS.fit, width: 2 });
+    if (this.ghost) series.push({ label: "previous run", stroke: "rgba(87, 96, 106, 0.45)", width: 2, dash: [6, 4] });
     return { series, yRange: this.yRange() };
   }
 
@@ -66,6 +68,14 @@ export class FitChart {
     this.redraw();
   }
 
+  // A previous run's line or curve, faint under this one's (null: none).
+  setGhost(fit) {
+    this.ghost = fit;
+    this.chart.data = null;
+    this.chart.rebuild(); // one more series
+    this.redraw();
+  }
+
   redraw() {
     const empty = !this.train.length && !this.val.length;
     this.container.hidden = empty;
@@ -75,18 +85,21 @@ export class FitChart {
       this.placeholder.textContent = `The data points arrive with the result.${line}`;
     }
     if (empty) return;
-    const rows = []; // [x, trainY, valY, fitY]
+    const rows = []; // [x, trainY, valY, fitY, ghostY]
     const nVal = this.val.length;
-    for (const [x, y] of this.train) rows.push([x, y, null, null]);
-    for (const [x, y] of this.val) rows.push([x, null, y, null]);
-    if (this.fit?.kind === "curve") for (const [x, y] of this.fit.points) rows.push([x, null, null, y]);
-    if (this.fit?.kind === "line" && rows.length) {
-      for (const row of rows) row[3] = this.fit.slope * row[0] + this.fit.intercept;
+    for (const [x, y] of this.train) rows.push([x, y, null, null, null]);
+    for (const [x, y] of this.val) rows.push([x, null, y, null, null]);
+    if (this.fit?.kind === "curve") for (const [x, y] of this.fit.points) rows.push([x, null, null, y, null]);
+    if (this.ghost?.kind === "curve") for (const [x, y] of this.ghost.points) rows.push([x, null, null, null, y]);
+    const points = rows.length;
+    for (const [column, fit] of [[3, this.fit], [4, this.ghost]]) {
+      if (fit?.kind === "line" && points) for (const row of rows) row[column] = fit.slope * row[0] + fit.intercept;
     }
     rows.sort((a, b) => a[0] - b[0]);
     const columns = [rows.map((r) => r[0]), rows.map((r) => r[1])];
     if (nVal) columns.push(rows.map((r) => r[2]));
     columns.push(rows.map((r) => r[3]));
+    if (this.ghost) columns.push(rows.map((r) => r[4]));
     this.chart.setData(columns);
   }
 }

@@ -16,6 +16,7 @@ import "./header.js";
 import { MetricStore, rowsToPoints } from "./metrics.js";
 import { formDefaults } from "./presets.js";
 import { Replay } from "./replay.js";
+import { loadPrevious, RerunPanel, withOverlayColumns } from "./rerun.js";
 import { RunControls } from "./runcontrols.js";
 import { JobStream } from "./stream.js";
 import { mountImagePredict, mountNumberPredict } from "./tryit.js";
@@ -49,6 +50,9 @@ let fork = null;
 let received = []; // live changes from `control` events, until the job's `changes` list them
 let parent = null; // a fork's parent line up to the fork step: {steps, train, val}
 let replay = null;
+let rerun = null;
+let previous = null; // `?previous=<id>`: the run this one was edited from, drawn faintly underneath
+const previousId = pageQuery.get("previous");
 let verdictAt = 0; // when the verdict was last written (it is rewritten at most 4 times a second while points arrive)
 
 // ---- header ---------------------------------------------------------------------------------
@@ -230,6 +234,10 @@ function lossSpec() {
     series.push({ label: "train (smoothed)", stroke: COLORS.train, width: 2.5 });
     if (hasVal) series.push({ label: "val (smoothed)", stroke: COLORS.val, width: 2.5, dash: VAL_DASH });
   }
+  if (previous) {
+    series.push({ label: "previous train", stroke: "rgba(87, 96, 106, 0.45)", width: 1.5 });
+    if (previous.hasVal) series.push({ label: "previous val", stroke: "rgba(87, 96, 106, 0.45)", width: 1.5, dash: VAL_DASH });
+  }
   return { series };
 }
 
@@ -241,7 +249,8 @@ function lossData() {
     columns.push(store.smoothTrain);
     if (hasVal) columns.push(store.smoothVal);
   }
-  return parent ? withParentColumns(columns, parent) : columns;
+  const own = parent ? withParentColumns(columns, parent) : columns;
+  return previous ? withOverlayColumns(own, [previous.steps, previous.train, ...(previous.hasVal ? [previous.val] : [])]) : own;
 }
 
 let chartHasVal = false;
@@ -391,6 +400,38 @@ function onPick(step) {
   }
   fork.setStep(step);
   renderMarkers();
+}
+
+// ---- the previous run (edit and run again) ----------------------------------------------------
+
+// What differs from the previous run, and its line, curve and path drawn faintly.
+function showPrevious() {
+  const note = $("[data-previous-note]");
+  if (!previous) {
+    if (previousId) {
+      note.textContent = `The run this one was edited from (${previousId.slice(0, 8)}) is gone: it is not drawn.`;
+      note.hidden = false;
+    }
+    return;
+  }
+  const before = previous.job.params || {};
+  const now = job.params || {};
+  const changed = Object.keys(now)
+    .filter((name) => name !== "data" && JSON.stringify(now[name]) !== JSON.stringify(before[name]))
+    .map((name) => `${name} ${before[name]} → ${now[name]}`);
+  note.replaceChildren(
+    "Drawn faintly underneath: ",
+    el("a", { href: `/jobs/${previous.job.id}`, dataset: { previousLink: "" } }, `the previous run ${previous.job.id.slice(0, 8)}`),
+    changed.length ? ` (${changed.join(", ")}).` : " (the same settings).",
+  );
+  note.hidden = false;
+  const result = previous.job.result;
+  if (job.kind === "linear") {
+    if (result?.slope != null && result?.intercept != null) fitChart?.setGhost({ kind: "line", slope: result.slope, intercept: result.intercept });
+    surface?.setGhost(previous.w, previous.b);
+  } else if (job.kind === "mlp" && result?.curve) {
+    fitChart?.setGhost({ kind: "curve", points: result.curve });
+  }
 }
 
 // ---- replay ----------------------------------------------------------------------------------
@@ -683,11 +724,13 @@ async function main() {
   }
   controls = new RunControls(root, { jobId, getJob: () => job, onRevived, onPatched });
   fork = new ForkPanel(root, { getJob: () => job, lastStep: () => store.steps.at(-1) ?? null });
+  rerun = new RerunPanel(root, { getJob: () => job });
   api.kinds().then((list) => {
     kinds = list;
     const kindInfo = kinds.find((k) => k.kind === job.kind);
     controls.mountLiveParams(kindInfo);
     fork.mount(kindInfo);
+    rerun.mount(kindInfo, pageQuery);
     renderSettings();
     showDataPoints();
     if (lossChart) renderVerdict(true); // the book's results came with the kinds
@@ -730,6 +773,14 @@ async function main() {
       parent = null; // the parent was deleted: its curve is not drawn
     }
   }
+  if (previousId && previousId !== jobId) {
+    try {
+      previous = await loadPrevious(previousId, { maxPoints: HISTORY_POINTS });
+    } catch {
+      previous = null; // deleted meanwhile: said above the charts
+    }
+    showPrevious();
+  }
   // A paused run keeps its stream open: resume (here or anywhere) goes on on this page.
   if (!isTerminal(job.status)) openStream(covered);
   chartHasVal = store.hasVal();
@@ -743,7 +794,7 @@ async function main() {
     if (event.persisted && stream && !stream.closed) location.reload();
   });
   // Hooks for the browser tests (and the curious): the store, the stream, the charts.
-  window.playgroundJob = { store, lossChart, surface, controls, fork, replay, get fit() { return fitChart?.fit ?? null; }, get stream() { return stream; }, get job() { return job; }, get parent() { return parent; }, get changesReceived() { return received; } };
+  window.playgroundJob = { store, lossChart, surface, controls, fork, replay, get previous() { return previous; }, get fit() { return fitChart?.fit ?? null; }, get ghost() { return fitChart?.ghost ?? null; }, get stream() { return stream; }, get job() { return job; }, get parent() { return parent; }, get changesReceived() { return received; } };
   root.dataset.ready = "true";
 }
 
