@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from tests.browser.helpers import create_job, hold_job, metric_rows, pause_job, step_job, wait_for_job
+from tests.browser.helpers import create_job, metric_rows, pause_job, step_job, wait_for_job
 
 pytestmark = pytest.mark.browser
 
@@ -35,10 +35,9 @@ def test_the_book_fit_from_the_form_streams_every_point_and_succeeds(firefox, ap
 
 
 def test_a_running_job_streams_live_and_cancel_stops_it(firefox, api):
-    # Held, so that the page's Cancel lands on a run that is not over (tests/browser/helpers.py's
-    # hold_job): stepped on (it pauses again by itself, short of its end), paused before the click.
-    job = create_job(api, "linear", {"epochs": 100_000, "lr": 0.001}, seed=1, name="firefox cancel")
-    hold_job(api, job["id"])
+    # Created paused, so that the page's Cancel lands on a run that is not over: stepped on (it
+    # pauses again by itself, short of its end), paused before the click.
+    job = create_job(api, "linear", {"epochs": 100_000, "lr": 0.001}, seed=1, name="firefox cancel", paused=True)
     firefox.open(f"/jobs/{job['id']}")
     firefox.wait_for("return document.querySelector('#job-view')?.dataset.ready === 'true'")
     first = int(firefox.js("return Number(document.querySelector('[data-loss-chart]').dataset.points || 0)"))
@@ -53,6 +52,49 @@ def test_a_running_job_streams_live_and_cancel_stops_it(firefox, api):
     steps = [row["step"] for row in metric_rows(api, job["id"])]
     firefox.wait_for(f"return window.playgroundJob.store.steps.length === {len(steps)}")
     assert firefox.js("return window.playgroundJob.store.steps.slice()") == steps  # nothing missed, nothing twice
+
+
+def test_step_change_lr_resume_replay_and_fork_from_the_run_page(firefox, api):
+    job = create_job(api, "mlp", {"epochs": 300, "optimizer": "adam", "lr": 0.01}, seed=4, paused=True)
+    firefox.open(f"/jobs/{job['id']}")
+    firefox.wait_for("return document.querySelector('#job-view')?.dataset.ready === 'true'")
+    firefox.wait_for("return !document.querySelector('[data-step]').disabled")
+    # Step twice with the button: exactly two points.
+    firefox.find("[data-step]").click()
+    firefox.wait_for("return window.playgroundJob.store.steps.length === 1 && document.querySelector('#job-view').dataset.status === 'paused'")
+    firefox.wait_for("return !document.querySelector('[data-step]').disabled")
+    firefox.find("[data-step]").click()
+    firefox.wait_for("return window.playgroundJob.store.steps.length === 2 && document.querySelector('#job-view').dataset.status === 'paused'")
+    # A new lr while paused: recorded at once, marked on the chart.
+    firefox.js(
+        "const input = document.querySelector('#live-lr'); input.value = '0.003';"
+        "input.dispatchEvent(new Event('input', {bubbles: true})); input.dispatchEvent(new Event('change', {bubbles: true}));"
+    )
+    firefox.wait_for("return (document.querySelector('[data-loss-chart]').dataset.markers || '').includes('lr 0.003')")
+    assert api.get(f"/api/jobs/{job['id']}").json()["params"]["lr"] == 0.003
+    firefox.find("[data-resume]").click()
+    firefox.wait_for("return document.querySelector('#job-view').dataset.status === 'succeeded'", timeout=120)
+    rows = metric_rows(api, job["id"])
+    firefox.wait_for(f"return window.playgroundJob.store.steps.length === {len(rows)}")
+    assert [r["lr"] for r in rows[:2]] == [0.01, 0.01] and {r["lr"] for r in rows[2:]} == {0.003}
+    # Replay to step 100: the scrubber drives the chart's cursor, no request per position.
+    firefox.js(
+        "const s = document.querySelector('[data-replay-scrubber]'); s.value = '99';"
+        "s.dispatchEvent(new Event('input', {bubbles: true}));"
+    )
+    firefox.wait_for("return document.querySelector('#job-view').dataset.replayStep === '100'")
+    assert firefox.js("return document.querySelector('[data-loss-chart]').dataset.cursor") == "100"
+    firefox.screenshot("run-controls")
+    # Train longer: a fork at the last step, opened on its own page.
+    firefox.find("[data-replay-exit]").click()
+    firefox.find("[data-fork-open]").click()
+    assert firefox.find("#fork-epochs").get_property("value") == "600"
+    firefox.find("[data-fork-submit]").click()
+    firefox.wait_for(f"return /\\/jobs\\/[0-9a-f]{{32}}$/.test(location.pathname) && !location.pathname.includes('{job['id']}')")
+    child_id = JOB_PATH.search(firefox.client.get_url()).group(1)
+    firefox.wait_for("return document.querySelector('#job-view')?.dataset.status === 'succeeded'", timeout=120)
+    child = api.get(f"/api/jobs/{child_id}").json()
+    assert (child["parent_id"], child["fork_step"], child["params"]["epochs"]) == (job["id"], 300, 600)
 
 
 def png_bytes(color: tuple[int, int, int]) -> bytes:
