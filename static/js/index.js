@@ -108,7 +108,9 @@ function showEstimate() {
   }
   const guess = params ? estimateTraining(kind, params, deviceSelect.value) : null;
   estimate.hidden = !guess;
-  estimate.textContent = guess ? guess.text : "";
+  // On a phone the sticky bar shows the figure only; the reckoning is in the title too.
+  estimate.replaceChildren(...(guess ? [guess.head, el("span", { class: "estimate-detail" }, guess.detail)] : []));
+  estimate.title = guess ? guess.text : "";
 }
 
 // The address follows the form (replaceState, no new history entry), so Back after Train, a

@@ -55,24 +55,24 @@ export function matchingPreset(kind, params) {
 const CPU_IMAGES_PER_SECOND = { conv: 2700, resnet: 700 };
 const TRAIN_IMAGES = { cifar10: 50_000, cifar2: 10_000 };
 
-// {seconds, text} for a CIFAR run, or null when there is no measured figure for it.
+// {seconds, head, detail, text} for a CIFAR run (head: the figure; detail: how it was reckoned),
+// null for the other kinds.
 export function estimateTraining(kind, params, device) {
   if (kind !== "cifar") return null;
   const rate = CPU_IMAGES_PER_SECOND[params.model];
   const perEpoch = Math.min(params.limit_train ?? Infinity, TRAIN_IMAGES[params.dataset] ?? 50_000);
   const epochs = params.epochs;
   if (!rate || !Number.isFinite(perEpoch) || !(epochs > 0)) {
-    return { seconds: null, text: `No time estimate for the ${params.model} net: its speed was not measured.` };
+    const text = `No time estimate for the ${params.model} net: its speed was not measured.`;
+    return { seconds: null, head: text, detail: "", text };
   }
   const seconds = (epochs * perEpoch) / rate;
   const where = device && device.startsWith("cuda") ? " (measured on a CPU; a GPU is faster)" : "";
-  return {
-    seconds,
-    text:
-      `Estimate: about ${roughDuration(seconds)} of training${where}: ${epochs} epoch${epochs === 1 ? "" : "s"} × ` +
-      `${perEpoch.toLocaleString("en")} images at the ${rate.toLocaleString("en")} images/s measured for ${params.model} ` +
-      "on a 2-core CPU, plus a test pass after each epoch.",
-  };
+  const head = `Estimate: about ${roughDuration(seconds)} of training${where}`;
+  const detail =
+    `: ${epochs} epoch${epochs === 1 ? "" : "s"} × ${perEpoch.toLocaleString("en")} images at the ` +
+    `${rate.toLocaleString("en")} images/s measured for ${params.model} on a 2-core CPU, plus a test pass after each epoch.`;
+  return { seconds, head, detail, text: head + detail };
 }
 
 function roughDuration(seconds) {
