@@ -24,6 +24,19 @@ import pytest
 
 from tests.service.server_process import Server
 
+TESTS = Path(__file__).resolve().parent
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Groups for ``pytest -n N --dist loadgroup`` (``make test``): a module's tests run on one
+    worker (its module-scoped servers and caches are made once), the Ray modules share one (one
+    Ray cluster at a time on the machine), and so do the Firefox tests (one Marionette port)."""
+    for item in items:
+        path = item.path.relative_to(TESTS)
+        group = path.parts[0] if path.parts[0] in ("ray", "firefox") else path.as_posix()
+        item.add_marker(pytest.mark.xdist_group(group))
+
 
 def tiny_cifar_env(root: Path) -> dict[str, str]:
     """PLAYGROUND_DATA_DIR with the tiny CIFAR image folder, when its writer exists yet."""
