@@ -29,8 +29,13 @@ import torch
 from torch import nn
 
 from app.errors import InvalidImage
-from app.experiments.base import RunContext, RunOutcome, RunStatus, finite_or_none
-from app.experiments.base import Checkpoint
+from app.experiments.base import (
+    Checkpoint,
+    RunContext,
+    RunOutcome,
+    RunStatus,
+    finite_or_none,
+)
 from app.experiments.checkpoints import check_resume, detached
 from app.experiments.cifar_data import (
     CIFAR2_CLASSES,
@@ -38,9 +43,9 @@ from app.experiments.cifar_data import (
     IMAGE_SIZE,
     alternating_flips,
     batch_crop,
-    batches_per_epoch,
     batch_flip_lr,
     batch_flip_where,
+    batches_per_epoch,
     load_cifar10,
     order_batches,
     sample_per_class,

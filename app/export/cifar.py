@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.experiments.params import CifarParams
 from app.export.history import RunHistory
 from app.export.literals import changes_literal, py
-from app.experiments.params import CifarParams
 
 TEMPLATE = '''\
 {% include "header" %}

@@ -12,7 +12,7 @@ from app.errors import CheckpointInvalid
 from app.experiments import cifar
 from app.experiments.base import Checkpoint, RunContext, RunStatus
 from app.experiments.cifar_data import alternating_flips, batch_flip_where
-from app.experiments.cifar_models import AirbenchNet, AffineFreeBatchNorm, make_net
+from app.experiments.cifar_models import AffineFreeBatchNorm, AirbenchNet, make_net
 from app.experiments.params import CifarParams
 from tests.experiments.test_resume import assert_resume_is_bit_identical, pause, resume
 
@@ -62,7 +62,7 @@ def test_the_loss_is_torchs_cross_entropy_with_the_label_smoothing_asked_for(tin
     """The epoch's test loss, recomputed from the trained weights with F.cross_entropy."""
     test = cifar.load_cifar10(tiny_folder)
     for smoothing, tta in [(0.3, "none"), (0.3, "flip"), (0.0, "flip")]:
-        outcome, points = train(
+        outcome, _points = train(
             tiny_folder, model="conv", epochs=1, batch_size=16, label_smoothing=smoothing, tta=tta
         )
         net = make_net("conv", 10, test.mean, test.std)
@@ -89,9 +89,9 @@ def test_alternating_flips_mirror_each_image_every_other_epoch():
 
 
 def test_alternating_flips_train_another_run_with_the_same_data_order(tiny_folder):
-    random_flips, random_points = train(tiny_folder, model="conv", epochs=2, batch_size=16)
-    alternate, alternate_points = train(tiny_folder, model="conv", epochs=2, batch_size=16, flip="alternate")
-    again, again_points = train(tiny_folder, model="conv", epochs=2, batch_size=16, flip="alternate")
+    _random_flips, random_points = train(tiny_folder, model="conv", epochs=2, batch_size=16)
+    _alternate, alternate_points = train(tiny_folder, model="conv", epochs=2, batch_size=16, flip="alternate")
+    _again, again_points = train(tiny_folder, model="conv", epochs=2, batch_size=16, flip="alternate")
     assert alternate_points == again_points  # seeded
     assert alternate_points != random_points
 
@@ -179,7 +179,7 @@ def test_a_compiled_net_gives_the_eager_nets_outputs_within_tolerance():
 
 def test_mixed_precision_trains_under_bfloat16_and_keeps_float32_weights(tiny_folder):
     outcome, points = train(tiny_folder, model="conv", epochs=1, batch_size=16, mixed_precision=True)
-    plain, plain_points = train(tiny_folder, model="conv", epochs=1, batch_size=16)
+    _plain, plain_points = train(tiny_folder, model="conv", epochs=1, batch_size=16)
     assert all(t.dtype in (torch.float32, torch.int64) for t in outcome.state_dict.values())
     assert points[0]["train_loss"] != plain_points[0]["train_loss"]  # bfloat16 rounds the forward pass
     assert points[0]["train_loss"] == pytest.approx(plain_points[0]["train_loss"], rel=2e-2)
@@ -213,14 +213,14 @@ def test_the_new_parameters_are_in_the_kinds_schema_with_descriptions_and_defaul
 
 SWITCHED_RUNS = {
     # 160 tiny images in batches of 16: 10 steps an epoch. Lookahead pulls at steps 5, 10, ...
-    "airbench-lookahead-alternate": dict(
-        model="airbench", width=8, epochs=2, batch_size=16, lookahead=True, flip="alternate"
-    ),
-    "resnet-unwhitened-plain": dict(
-        model="resnet", epochs=2, batch_size=16, whiten=False, tta="none", channels_last="off"
-    ),
-    "conv-bfloat16-tta-nhwc": dict(model="conv", epochs=2, batch_size=16, mixed_precision=True, tta="flip",
-                                   channels_last="on"),
+    "airbench-lookahead-alternate": {
+        "model": "airbench", "width": 8, "epochs": 2, "batch_size": 16, "lookahead": True, "flip": "alternate"
+    },
+    "resnet-unwhitened-plain": {
+        "model": "resnet", "epochs": 2, "batch_size": 16, "whiten": False, "tta": "none", "channels_last": "off"
+    },
+    "conv-bfloat16-tta-nhwc": {"model": "conv", "epochs": 2, "batch_size": 16, "mixed_precision": True, "tta": "flip",
+                                   "channels_last": "on"},
 }
 
 
@@ -238,7 +238,7 @@ def test_a_compiled_run_resumes_bit_identically(tiny_folder):
 
 def test_a_checkpoint_from_before_the_switches_resumes_with_their_defaults(tiny_folder):
     params = CifarParams(model="conv", epochs=2, batch_size=16)
-    full, full_points = train(tiny_folder, seed=11, **params.model_dump())  # test_resume's seed
+    _full, full_points = train(tiny_folder, seed=11, **params.model_dump())  # test_resume's seed
     cp, before, _ = pause("cifar", params, 6, tiny_folder)
     new = ("width", "whiten", "flip", "lookahead", "tta", "channels_last", "compile", "mixed_precision")
     old_params = {k: v for k, v in cp.params.items() if k not in new}

@@ -23,7 +23,13 @@ import httpx
 import pytest
 
 from tests.conftest import tiny_cifar_env
-from tests.service.helpers import FINAL, LONG_LINEAR, post_job, wait_for, wait_until_step
+from tests.service.helpers import (
+    FINAL,
+    LONG_LINEAR,
+    post_job,
+    wait_for,
+    wait_until_step,
+)
 from tests.service.server_process import Server, free_port
 
 torch = pytest.importorskip("torch")
@@ -166,7 +172,13 @@ ray_installed = importlib.util.find_spec("ray") is not None
 @pytest.fixture(scope="module")
 def gpu_ray_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A one-node Ray cluster with 2 CPUs and 1 GPU, and a playground server on it."""
-    from tests.ray.conftest import RAY_ENV, RAY_START_TIMEOUT_S, RayCluster, ray_server_env, stop_ray_cluster
+    from tests.ray.conftest import (
+        RAY_ENV,
+        RAY_START_TIMEOUT_S,
+        RayCluster,
+        ray_server_env,
+        stop_ray_cluster,
+    )
 
     temp_dir = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # socket paths have at most 107 bytes
     log_path = temp_dir / "head.log"
