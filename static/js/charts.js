@@ -26,8 +26,27 @@ const WHOLE_INCRS = [];
 for (let exp = 0; exp <= 9; exp++) for (const m of [1, 2, 5]) WHOLE_INCRS.push(m * 10 ** exp);
 
 function decadeLabel(exponent) {
-  if (!Number.isInteger(exponent)) return "";
+  if (!Number.isInteger(exponent)) return formatValue(Number((10 ** exponent).toPrecision(6)));
   return exponent >= -3 && exponent <= 4 ? String(Number((10 ** exponent).toPrecision(1))) : `1e${exponent}`;
+}
+
+// Ticks of the log axis (in log10 units): whole decades when the view spans one or more; zoomed
+// in within a decade, round values of the loss itself (2.9, 3, 3.1 ...), so the axis keeps its labels.
+export function logSplits(min, max) {
+  if (!Number.isFinite(min) || !Number.isFinite(max) || max <= min) return [];
+  if (max - min >= 1) {
+    const stride = DECADE_INCRS.find((s) => (max - min) / s <= 8) ?? DECADE_INCRS.at(-1);
+    const ticks = [];
+    for (let e = Math.ceil(min / stride) * stride; e <= max; e += stride) ticks.push(e);
+    return ticks;
+  }
+  const lo = 10 ** min, hi = 10 ** max;
+  const raw = (hi - lo) / 5;
+  const magnitude = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((m) => m * magnitude).find((s) => s >= raw);
+  const ticks = [];
+  for (let v = Math.ceil(lo / step) * step; v <= hi * (1 + 1e-12); v += step) ticks.push(Math.log10(Number(v.toPrecision(12))));
+  return ticks;
 }
 
 function formatValue(value) {
@@ -93,7 +112,7 @@ export class LineChart {
       axes: [
         { label: this.xLabel, labelSize: 20, size: 40, incrs: this.wholeX ? WHOLE_INCRS : undefined },
         this.log
-          ? { label: `${this.yLabel} (log scale)`, labelSize: 20, size: 64, incrs: DECADE_INCRS, values: (u, splits) => splits.map(decadeLabel) }
+          ? { label: `${this.yLabel} (log scale)`, labelSize: 20, size: 64, splits: (u, axis, min, max) => logSplits(min, max), values: (u, splits) => splits.map(decadeLabel) }
           : { label: this.yLabel, labelSize: 20, size: 64, values: (u, splits) => splits.map(formatValue) },
       ],
       series: [

@@ -743,6 +743,11 @@ async function main() {
   $("[data-log]").checked = startLog;
   lossChart = new LineChart($("[data-loss-chart]"), { height: 320, xLabel: "step", yLabel: "loss", spec: lossSpec, log: startLog, onPick });
   wireChartControls();
+  // A touch screen has no hover and no double-click: say what works there.
+  if (window.matchMedia("(hover: none)").matches) {
+    $("[data-pointer-help]").textContent =
+      "Drag across the chart to zoom, “Reset zoom” to zoom out; tap for the values; tap a point to continue the run from there.";
+  }
   mountLearned();
   replay = new Replay(root, {
     store,

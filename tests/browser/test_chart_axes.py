@@ -1,0 +1,46 @@
+"""The loss chart's axes and help on the run page: a log axis zoomed within one decade keeps its
+labels, and a touch screen is told to tap, not hover."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.browser.helpers import create_job, wait_for_job
+
+pytestmark = pytest.mark.browser
+
+
+def y_labels(page) -> list[str]:
+    # uPlot draws the axes on its canvas; the labels it chose are what its axis kept.
+    return page.evaluate(
+        """() => {
+          const u = window.playgroundJob.lossChart.plot;
+          const axis = u.axes[1];
+          return (axis._values || []).filter((v) => v !== "" && v !== null);
+        }"""
+    )
+
+
+def test_a_log_axis_zoomed_within_a_decade_keeps_labels(page, api):
+    job = create_job(api, "linear", {"epochs": 5000}, seed=1)
+    wait_for_job(api, job["id"])
+    page.goto(f"/jobs/{job['id']}")
+    page.wait_for_selector("#job-view[data-ready=true]")
+    page.locator("[data-log]").check()
+    page.wait_for_function("window.playgroundJob.lossChart.log === true")
+    # The last 3000 epochs: the loss is between 2.9 and 3.1, far less than a decade.
+    page.evaluate("window.playgroundJob.lossChart.plot.setScale('x', {min: 2000, max: 5000})")
+    page.wait_for_function("window.playgroundJob.lossChart.plot.axes[1]._values !== null")
+    labels = y_labels(page)
+    assert len(labels) >= 2, f"the zoomed log axis has labels: {labels}"
+    values = [float(v) for v in labels]
+    assert all(2.5 < v < 3.5 for v in values), labels
+
+
+def test_a_touch_screen_is_told_to_tap(phone, api):
+    job = create_job(api, "linear", {"epochs": 200}, seed=1)
+    wait_for_job(api, job["id"])
+    phone.goto(f"/jobs/{job['id']}")
+    phone.wait_for_selector("#job-view[data-ready=true]")
+    help_text = phone.locator("[data-pointer-help]").inner_text()
+    assert "tap for the values" in help_text and "hover" not in help_text and "double-click" not in help_text
