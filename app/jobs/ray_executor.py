@@ -5,7 +5,10 @@
 
 - A job is a streaming generator task (``app.jobs.ray_tasks.run_job``) that reserves
   ``PLAYGROUND_RAY_NUM_CPUS`` CPUs and, for a CUDA job, one GPU (Ray sets ``CUDA_VISIBLE_DEVICES``).
-  Ray queues what does not fit and starts it when the resources free up.
+- The server decides the order, not Ray: jobs wait here in the fair queue (``app.jobs.fair_queue``:
+  users in turn, FIFO within a user, PLAYGROUND_MAX_RUNNING_PER_USER) and go to Ray when a slot
+  is free -- as many tasks at once as the cluster has CPUs for (``info().workers``). A CUDA job
+  that finds no free GPU still waits in Ray's own queue, holding its slot.
 - One thread per job reads the task's stream (started, metric batches, outcome) and hands each item
   to the event loop, where it becomes the executor event; the trained weights come back as bytes and
   are written to ``model_path`` before ``JobFinished(has_model=True)``.
@@ -28,6 +31,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +51,7 @@ from app.jobs.executor import (
     OnEvent,
     model_path,
 )
+from app.jobs.fair_queue import FairQueue
 from app.jobs.ray_tasks import TaskOptions, TaskOutcome, TaskStarted
 from app.jobs.worker import save_error
 
@@ -87,7 +92,8 @@ class RayExecutor(Executor):
         self._watchdog: subprocess.Popen[bytes] | None = None
         self.settings = settings
         self._lock = threading.RLock()
-        self._jobs: dict[str, _RayJob] = {}
+        self._jobs: dict[str, _RayJob] = {}  # given to Ray, not finished
+        self._held = FairQueue()  # not given to Ray yet: they go when a slot frees up
         self._loop: asyncio.AbstractEventLoop | None = None
         self._on_event: OnEvent | None = None
         self._ray: Any = None  # the ray module, once started
@@ -194,6 +200,7 @@ class RayExecutor(Executor):
             self._stopping = True
             jobs = list(self._jobs.values())
             self._jobs.clear()
+            self._held.drain()  # still queued in the database: queued again at the next start
         if self._ray is None:
             return
         # Jobs still running get no JobFinished (the service marks them interrupted); their tasks
@@ -219,6 +226,34 @@ class RayExecutor(Executor):
     def submit(self, spec: JobSpec) -> None:
         if self._ray is None or self._stopping:
             raise RuntimeError("the Ray executor is not running")
+        with self._lock:
+            self._held.push(spec)
+            self._give_to_ray()
+
+    def _slots(self) -> int:
+        """Tasks of the configured size the cluster runs at once (at least one)."""
+        self._refresh_resources()
+        return max(1, int(float(self._resources.get("cpus") or 0) // self.settings.ray_num_cpus))
+
+    def _give_to_ray(self) -> None:
+        """Hand held jobs to Ray, in the fair queue's order, while it has free slots (lock held)."""
+        if self._ray is None or self._stopping:
+            return
+        limit = self.settings.max_running_per_user
+        running = Counter(job.spec.owner for job in self._jobs.values() if job.spec.owner is not None)
+        free = self._slots() - len(self._jobs)
+        while free > 0:
+            spec = self._held.pop(
+                lambda s: limit is None or s.owner is None or running[s.owner] < limit
+            )
+            if spec is None:
+                return
+            if spec.owner is not None:
+                running[spec.owner] += 1
+            free -= 1
+            self._submit_to_ray(spec)
+
+    def _submit_to_ray(self, spec: JobSpec) -> None:
         cuda = spec.device.startswith("cuda")
         options = TaskOptions(
             # Absolute: a relative path would be taken from the Ray worker's own working directory.
@@ -248,6 +283,9 @@ class RayExecutor(Executor):
 
     def cancel(self, job_id: str) -> bool:
         with self._lock:
+            if self._held.remove(job_id) is not None:
+                self._emit(JobFinished(job_id, "cancelled"))
+                return True
             job = self._jobs.get(job_id)
             if job is None or job.finished:
                 return False
@@ -283,12 +321,15 @@ class RayExecutor(Executor):
     def withdraw(self, job_id: str) -> bool:
         """A job Ray has not started yet is taken back (its task cancelled) without a word."""
         with self._lock:
+            if self._held.remove(job_id) is not None:
+                return True
             job = self._jobs.get(job_id)
             if job is None or job.finished or job.started:
                 return False
             job.finished = True  # its reader's items (the cancellation) are dropped from now on
             self._jobs.pop(job_id, None)
             self._force_cancel(job)
+            self._give_to_ray()
             return True
 
     def control(self, job_id: str, *, pause: bool = False, patch: dict[str, Any] | None = None) -> bool:
@@ -408,6 +449,8 @@ class RayExecutor(Executor):
             with contextlib.suppress(Exception):  # only tidiness: the board forgets a finished job
                 self._board.forget.remote(job.spec.job_id)
         self._emit(event)
+        with self._lock:
+            self._give_to_ray()  # its slot is free
 
     def _emit(self, event: ExecutorEvent) -> None:
         assert self._loop is not None and self._on_event is not None
@@ -447,13 +490,14 @@ class RayExecutor(Executor):
         self._refresh_resources()
         with self._lock:
             jobs = list(self._jobs.values())
+            held = len(self._held)
         cpus = float(self._resources.get("cpus") or 0)
         return ExecutorInfo(
             executor=self.name,
             devices=list(self._devices),
             # How many jobs of the configured size run at once (CPU jobs; GPU jobs also need a GPU).
             workers=int(cpus // self.settings.ray_num_cpus),
-            queued=sum(not j.started for j in jobs),
+            queued=held + sum(not j.started for j in jobs),
             running=sum(j.started for j in jobs),
             resources=dict(self._resources),
         )
