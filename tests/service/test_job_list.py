@@ -111,3 +111,21 @@ def test_pages_and_scripts_are_compressed_metrics_are_not(client: httpx.Client, 
         assert response.headers.get("content-encoding") == "gzip", path
     metrics = client.get(f"/api/jobs/{ten_cifar_runs[0]['id']}/metrics", headers=headers)
     assert metrics.status_code == 200 and "content-encoding" not in metrics.headers
+
+
+def test_an_unchanged_list_answers_304_to_if_none_match(client: httpx.Client, ten_cifar_runs) -> None:
+    query = {"kind": "cifar", "limit": 10}
+    first = client.get("/api/jobs", params=query)
+    etag = first.headers["etag"]
+    assert first.headers["cache-control"] == "no-cache" and etag.startswith('W/"')
+    again = client.get("/api/jobs", params=query, headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b""
+    # A change (a new run of that kind) is a new answer with a new tag.
+    job = post_job(client, "cifar", TINY_CIFAR, seed=99, paused=True)
+    try:
+        changed = client.get("/api/jobs", params=query, headers={"If-None-Match": etag})
+        assert changed.status_code == 200 and changed.headers["etag"] != etag
+        assert changed.json()["items"][0]["id"] == job["id"]
+    finally:
+        client.post(f"/api/jobs/{job['id']}/cancel")
+        wait_for(client, job["id"])

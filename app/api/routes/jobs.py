@@ -9,6 +9,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app import crud
+from app.api.conditional import NOT_MODIFIED_RESPONSE, json_or_not_modified
 from app.api.deps import (
     MAX_INDEX,
     JobId,
@@ -50,18 +51,21 @@ async def create_job(
     return job
 
 
-@router.get("", dependencies=[ReadAccess])
+@router.get("", dependencies=[ReadAccess], response_model=JobsPublic, responses=NOT_MODIFIED_RESPONSE)
 def list_jobs(
+    request: Request,
     session: SessionDep,
     service: ServiceDep,
     kind: str | None = None,
     status: JobStatus | None = None,
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0, le=MAX_INDEX),
-) -> JobsPublic:
-    """A page of job summaries, newest first: no pictures or curves (a job's own read has them)."""
+) -> Response:
+    """A page of job summaries, newest first: no pictures or curves (a job's own read has them).
+    With an `ETag`: a page re-reading it with `If-None-Match` gets 304 while nothing changed."""
     items, total = crud.list_jobs(session, kind=kind, status=status, limit=limit, offset=offset)
-    return JobsPublic(items=[JobSummary.from_public(service.public(job)) for job in items], total=total)
+    page = JobsPublic(items=[JobSummary.from_public(service.public(job)) for job in items], total=total)
+    return json_or_not_modified(request, page)
 
 
 @router.get("/{job_id}", dependencies=[ReadAccess])
