@@ -276,3 +276,39 @@ def test_per_user_limits_answer_429_naming_the_limit(tmp_path: Path):
     finally:
         room.close()
         server.stop()
+
+
+def test_the_running_limit_holds_a_users_queued_job_while_others_run(tmp_path: Path):
+    """PLAYGROUND_MAX_RUNNING_PER_USER=1 on two workers: ann's second job waits for her first to end,
+    though a worker is free, and ben's job takes that worker."""
+    server, tokens = start_class(tmp_path / "home", {**ENV, "PLAYGROUND_MAX_RUNNING_PER_USER": "1"}, workers=2)
+    room = Classroom(server, tokens)
+    try:
+        ann, ben, tess = room["ann"], room["ben"], room["admin"]  # the admin's jobs have no owner, no limit
+        blockers = [post_job(tess, "mlp", LONG)["id"] for _ in range(2)]
+        for job_id in blockers:
+            wait_for(tess, job_id, "running")
+        first = post_job(ann, "mlp", LONG)["id"]  # ann has nothing running yet: both are taken
+        second = post_job(ann, "linear", SHORT)["id"]
+        for job_id in blockers:
+            tess.post(f"/api/jobs/{job_id}/cancel")
+            wait_for(tess, job_id)
+        wait_for(ann, first, "running")
+        bens = post_job(ben, "linear", SHORT)["id"]
+        assert wait_for(ben, bens, timeout=120)["status"] == "succeeded"
+        held_back = ann.get(f"/api/jobs/{second}").json()
+        assert held_back["status"] == "queued", held_back
+        assert ann.get(f"/api/jobs/{first}").json()["status"] == "running", "premise: her first still runs"
+        assert ann.get("/api/health").json()["running"] == 1  # a worker stays free for someone else
+        ann.post(f"/api/jobs/{first}/cancel")
+        assert wait_for(ann, second, timeout=120)["status"] == "succeeded"
+    finally:
+        room.close()
+        server.stop()
+
+
+def test_the_description_says_every_request_needs_a_token(school: Classroom):
+    ops = school["ann"].get("/openapi.json").json()["paths"]
+    for path, method in [("/api/jobs", "get"), ("/api/jobs", "post"), ("/api/me", "get"), ("/api/jobs/{job_id}/cancel", "post")]:
+        assert {} not in ops[path][method]["security"] and "401" in ops[path][method]["responses"], (path, method)
+    assert "429" in ops["/api/jobs/{job_id}/resume"]["post"]["responses"]
