@@ -96,11 +96,35 @@ function renderProgress() {
   const elapsed = elapsedMs(job);
   const parts = [];
   if (job.status === "queued") parts.push("waiting for a worker");
+  else if (job.kind === "cifar" && !isTerminal(job.status) && epochs) parts.push(...cifarProgress(step, store.accEpochs.at(-1) ?? 0, epochs, elapsed));
   else if (job.status === "paused" && epochs) parts.push(`paused at epoch ${shownEpoch} of ${epochs}`);
   else if (epochs) parts.push(`epoch ${shownEpoch} of ${epochs}`);
   if (elapsed !== null) parts.push(`${duration(elapsed)} elapsed`);
   if (elapsed && step) parts.push(`${num(step / (elapsed / 1000), 3)} steps/s`);
   $("[data-progress-text]").textContent = parts.join(" · ");
+}
+
+// A CIFAR run in batches: the epoch under way and the batch in it (not "epoch 0 of 2"), and, once
+// an epoch has ended (which tells how many batches one has), about how long the rest takes at the
+// speed so far.
+function cifarProgress(step, epochsDone, epochs, elapsed) {
+  const ends = store.accSteps;
+  const perEpoch = ends.length >= 2 ? ends.at(-1) - ends.at(-2) : ends.length === 1 && !job.fork_step ? ends[0] : null;
+  const lead = job.status === "paused" ? "paused in epoch" : "epoch";
+  if (epochsDone >= epochs) return [`${lead} ${epochs} of ${epochs}`];
+  const parts = [`${lead} ${epochsDone + 1} of ${epochs}`];
+  if (!perEpoch) {
+    if (step) parts.push(`batch ${step.toLocaleString()}`);
+    return parts;
+  }
+  const inEpoch = Math.max(0, step - (ends.at(-1) ?? 0));
+  parts.push(`batch ${Math.min(inEpoch, perEpoch).toLocaleString()} of ${perEpoch.toLocaleString()}`);
+  const own = step - (job.fork_step ?? 0);
+  if (job.status === "running" && elapsed && own > 0) {
+    const left = (epochs * perEpoch - step) / (own / (elapsed / 1000));
+    parts.push(`about ${duration(left * 1000)} left`);
+  }
+  return parts;
 }
 
 // The verdict in words and numbers, and the best validation loss ringed on the chart.

@@ -26,6 +26,7 @@ export class MetricStore {
     this.w = [];
     this.b = [];
     this.accEpochs = [];
+    this.accSteps = []; // the step at each of those epoch ends
     this.trainAcc = [];
     this.valAcc = [];
     this.lastStep = -Infinity;
@@ -64,6 +65,7 @@ export class MetricStore {
         if (p.epoch == null || p.epoch <= this.lastAccEpoch) continue;
         this.lastAccEpoch = p.epoch;
         this.accEpochs.push(p.epoch);
+        this.accSteps.push(p.step);
         this.trainAcc.push(p.train_acc ?? null);
         this.valAcc.push(p.val_acc ?? null);
         // Its val_loss belongs on the loss chart, at the step of the epoch's last batch.

@@ -124,3 +124,32 @@ def test_a_cifar_run_redraws_its_confusion_matrix_after_each_epoch(page, api, ci
     page.wait_for_selector("#job-view[data-status=paused]", timeout=30_000)
     page.get_by_role("button", name="Cancel").click()
     page.wait_for_selector("#job-view[data-status=cancelled]", timeout=30_000)
+
+
+def test_a_cifar_runs_progress_counts_batches_within_its_epoch(page, api, cifar_ready):
+    # The tiny set: 160 training images, batches of 16, so 10 batches an epoch.
+    job = api.post(
+        "/api/jobs",
+        json={"kind": "cifar", "params": {"dataset": "cifar10", "model": "conv", "epochs": 3, "batch_size": 16}, "seed": 1, "paused": True},
+    ).json()
+    page.goto(f"/jobs/{job['id']}")
+    page.wait_for_selector("#job-view[data-ready=true]")
+    progress = page.locator("[data-progress-text]")
+
+    def paused_with(text: str) -> None:
+        page.wait_for_function(
+            "([text]) => document.querySelector('#job-view').dataset.status === 'paused'"
+            " && document.querySelector('[data-progress-text]').textContent.startsWith(text)",
+            arg=[text],
+            timeout=60_000,
+        )
+
+    step_job(api, job["id"], steps=4)
+    paused_with("paused in epoch 1 of 3 · batch 4")  # how many batches an epoch has is not known yet
+    assert "of 10" not in progress.inner_text()
+    step_job(api, job["id"], epochs=1)
+    paused_with("paused in epoch 2 of 3 · batch 0 of 10")
+    step_job(api, job["id"], steps=3)
+    paused_with("paused in epoch 2 of 3 · batch 3 of 10")
+    screenshot(page, "cifar-progress-in-batches")
+    assert api.post(f"/api/jobs/{job['id']}/cancel").status_code == 202
