@@ -68,7 +68,7 @@ def diverged_message(loss: float, epoch: int, params: LinearParams, bounds: tupl
     if bounds is not None:
         stable, fastest = bounds
         hints = [
-            f"a learning rate under {stable:.2g}, e.g. lr={suggested_lr(stable, fastest):g} (gradient "
+            f"a smaller learning rate, under {stable:.2g}, e.g. lr={suggested_lr(stable, fastest):g} (gradient "
             "descent on these points is stable below 2 / the largest eigenvalue of the loss's Hessian)"
         ]
     if params.input_scale >= 0.5:
