@@ -164,6 +164,8 @@ export const api = {
     if (withParent) query.set("with_parent", "true");
     return request("GET", `/api/jobs/${encodeURIComponent(id)}/metrics?${query}`);
   },
+  // Who is asking: {name, role} (role open, admin, teacher or student).
+  me: () => request("GET", "/api/me"),
   // The run's pictures of its model while it trained (mlp's curve, cifar's confusion matrix), oldest first.
   snapshots: (id) => request("GET", `/api/jobs/${encodeURIComponent(id)}/snapshots`),
   predictNumbers: (id, inputs) => request("POST", `/api/jobs/${encodeURIComponent(id)}/predict`, { body: { inputs } }),

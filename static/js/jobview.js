@@ -749,6 +749,8 @@ async function main() {
   controls = new RunControls(root, { jobId, getJob: () => job, onRevived, onPatched });
   fork = new ForkPanel(root, { getJob: () => job, lastStep: () => store.steps.at(-1) ?? null });
   rerun = new RerunPanel(root, { getJob: () => job });
+  // Whose run it is decides which controls a student has (an open server: everyone has all).
+  api.me().then((me) => me.role === "student" && controls.setViewer(me), () => {});
   api.kinds().then((list) => {
     kinds = list;
     const kindInfo = kinds.find((k) => k.kind === job.kind);

@@ -11,8 +11,15 @@ import { el, isTerminal, num } from "./format.js";
 import { liveField, liveProperties } from "./liveparams.js";
 
 // What a job's status allows; the server answers 409 to the rest.
-export function allowedCommands(job) {
+// On a server with users a student changes only their own runs (the server answers 403 to the
+// rest); a teacher, the admin or anyone on an open server changes all. viewer: GET /api/me's answer.
+export function mayChange(job, viewer) {
+  return !viewer || viewer.role !== "student" || job.owner === viewer.name;
+}
+
+export function allowedCommands(job, viewer = null) {
   const status = job.status;
+  if (!mayChange(job, viewer)) return { pause: false, resume: false, step: false, cancel: false, change: false };
   return {
     pause: status === "queued" || status === "running",
     // A paused job goes on; an interrupted or failed one that kept a checkpoint starts from it.
@@ -52,6 +59,7 @@ export class RunControls {
     this.waitingFor = null; // {command, status}: the status a command was sent at
     this.shownStatus = null;
     this.fields = [];
+    this.viewer = null; // who is asking (GET /api/me), once known
     this.sent = new Map(); // name -> value PATCHed, not yet confirmed by a control event
     this.buttons = {
       pause: this.$("[data-pause]"),
@@ -67,13 +75,18 @@ export class RunControls {
     document.addEventListener("keydown", (event) => this.onKey(event));
   }
 
+  setViewer(viewer) {
+    this.viewer = viewer;
+    this.update(this.getJob());
+  }
+
   say(text) {
     this.$("[data-control-message]").textContent = text;
   }
 
   onKey(event) {
     if (event.altKey || event.ctrlKey || event.metaKey || event.shiftKey || typing(event)) return;
-    const allowed = allowedCommands(this.getJob());
+    const allowed = allowedCommands(this.getJob(), this.viewer);
     if (event.key === " ") {
       // Space belongs to the page only when it has something to do; otherwise it scrolls.
       const command = allowed.pause ? "pause" : this.getJob().status === "paused" ? "resume" : null;
@@ -120,7 +133,12 @@ export class RunControls {
       this.say(""); // what it was waiting for is over
     }
     this.shownStatus = job.status;
-    const allowed = allowedCommands(job);
+    const allowed = allowedCommands(job, this.viewer);
+    const notMine = !mayChange(job, this.viewer);
+    const note = this.$("[data-owner-note]");
+    note.hidden = !notMine;
+    const whose = job.owner ? `This is ${job.owner}'s run: only ${job.owner} or a teacher` : "This run has no owner: only a teacher";
+    note.textContent = notMine ? `${whose} can pause, change or cancel it. "Continue from a step" makes a run of your own from it.` : "";
     const busy = Boolean(this.waitingFor);
     this.buttons.pause.disabled = busy || !allowed.pause;
     this.buttons.resume.disabled = busy || !allowed.resume;

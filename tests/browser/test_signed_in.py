@@ -33,3 +33,33 @@ def test_an_open_server_shows_nobody(page):
     page.goto("/")
     page.wait_for_function("document.getElementById('server-status').textContent !== ''")
     assert page.locator("#signed-in").is_hidden()
+
+
+def test_a_student_has_the_controls_of_their_own_runs_only(browser, tmp_path: Path):
+    import httpx
+
+    server, tokens = start_class(tmp_path / "home", {})
+    try:
+        ann = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {tokens['ann']}"}, timeout=30)
+        job = ann.post("/api/jobs", json={"kind": "linear", "params": {"epochs": 500}, "paused": True}).json()
+        assert job["owner"] == "ann"
+        for name, mine in (("ben", False), ("ann", True)):
+            with watched_tab(browser, server.url) as page:
+                page.goto("/")
+                page.evaluate("token => localStorage.setItem('playground-token', token)", tokens[name])
+                page.goto(f"/jobs/{job['id']}")
+                page.wait_for_selector("#job-view[data-ready=true]")
+                note = page.locator("[data-owner-note]")
+                if mine:
+                    page.wait_for_selector("[data-step]:not([disabled])")
+                    assert note.is_hidden()
+                else:
+                    note.wait_for(state="visible")
+                    assert note.inner_text().startswith("This is ann's run: only ann or a teacher can pause")
+                    assert page.locator("[data-step]").is_disabled() and page.locator("[data-resume]").is_disabled()
+                    assert page.locator("[data-cancel]").is_hidden()
+                    assert page.locator("[data-live-params]").is_hidden()
+                    screenshot(page, "controls-of-someone-elses-run")
+        ann.close()
+    finally:
+        server.stop()
