@@ -111,6 +111,19 @@ class CifarParams(ExperimentParams):
     SGD, Nesterov momentum and a one-cycle schedule, flips and crops, label smoothing.
     """
 
+    # width is airbench's only (the validator below says so): the schema says it too, so a client
+    # generating bodies from it (or schemathesis) makes none the server refuses.
+    model_config = ConfigDict(
+        **ExperimentParams.model_config,
+        json_schema_extra={
+            "anyOf": [
+                {"properties": {"model": {"const": "airbench"}}, "required": ["model"]},
+                {"properties": {"width": {"type": "null"}}},
+            ]
+        },
+    )
+
+
     dataset: Literal["cifar10", "cifar2"] = Field(
         "cifar10", description="cifar10: all 10 classes; cifar2: airplane vs bird, as in the book."
     )
