@@ -164,6 +164,7 @@ function applyQuery(query) {
     else invalid.push({ field: "seed", msg: `The link's seed "${seed}" is not a whole number ≥ 0: the seed is left empty (random).` });
   }
   if (query.has("name")) form.elements.namedItem("name").value = query.get("name");
+  form.elements.namedItem("paused").checked = query.get("paused") === "true";
   if (query.has("device")) wantedDevice = query.get("device");
   const [sweepName, sweepText] = (query.get("also_try") || "").split(":");
   if (sweepName && kindFields.some((f) => f.name === sweepName && ["integer", "number"].includes(f.type))) {
@@ -205,6 +206,8 @@ function runOptions() {
     device: deviceSelect.value || "auto",
     seed: seedText === "" ? null : Number(seedText),
     name: form.elements.namedItem("name").value.trim() || null,
+    // Only when ticked: the address then says paused=true, and a run made without it starts at once.
+    ...(form.elements.namedItem("paused").checked ? { paused: true } : {}),
   };
 }
 
@@ -368,6 +371,7 @@ async function main() {
     renderKind(currentKind());
     form.elements.namedItem("seed").value = "";
     form.elements.namedItem("name").value = "";
+    form.elements.namedItem("paused").checked = false;
     deviceSelect.value = "auto";
     sweepSelect.value = "";
     sweepValues.value = "";

@@ -6,7 +6,6 @@ import pytest
 
 from tests.browser.helpers import (
     create_job,
-    hold_job,
     pause_job,
     screenshot,
     step_job,
@@ -108,6 +107,8 @@ def test_compare_overlays_two_runs_and_lists_what_differs(page, api):
 def test_also_try_starts_a_run_per_value_and_compares_them_as_they_train(page, api):
     page.goto("/?kind=linear&epochs=20000&lr=0.001")
     page.wait_for_selector("#train-form[data-ready=true]")
+    # Started paused, so that the view cannot race them to their ends; let go below.
+    page.get_by_label("start paused").check()
     page.get_by_label("also try").select_option("lr")
     page.get_by_label("other values to try").fill("0.0001, 0.01")
     page.get_by_role("button", name="Train 3 runs").click()
@@ -118,10 +119,8 @@ def test_also_try_starts_a_run_per_value_and_compares_them_as_they_train(page, a
     assert len({job["seed"] for job in jobs}) == 1, "one seed for all: only lr differs"
     assert [job["name"] for job in jobs] == ["linear · lr=0.001", "linear · lr=0.0001", "linear · lr=0.01"]
 
-    # While they are not over, the view says so and keeps updating: held with pause at once (each is
-    # 20,000 epochs: seconds), so that the view cannot race them to their ends; then let go.
-    for job_id in ids:
-        hold_job(api, job_id)
+    # While they are not over, the view says so and keeps updating.
+    assert [job["status"] for job in jobs] == ["paused"] * 3
     page.wait_for_selector("#compare-view[data-ready=true]")
     live = page.locator("[data-compare-live]")
     assert "3 of these runs are still going" in live.inner_text()

@@ -153,7 +153,7 @@ def test_pause_step_change_lr_and_resume_an_mlp_from_its_page(page, api):
     live = page.evaluate("window.playgroundJob.changesReceived[0]")
     assert live["params"] == {"epochs": end} and n0 + 2 < live["step"] < end
     assert chart_markers(page) == [{"x": n0 + 2, "label": "lr 0.003"}, {"x": live["step"], "label": f"epochs {end}"}]
-    wait_for_status(page, "succeeded")
+    wait_for_status(page, "succeeded", timeout_ms=300_000)  # 3000 epochs: long on a busy machine
     wait_for_points(page, end)
     assert page.evaluate("window.playgroundJob.store.steps.slice()") == [r["step"] for r in metric_rows(api, job_id)]
     assert page.locator("[data-cancel]").is_hidden()
@@ -250,6 +250,9 @@ def test_an_interrupted_run_resumes_from_its_checkpoint_on_its_page(browser, ser
     srv = server_factory(workers=1)
     with srv.client() as api:
         job = create_job(api, "mlp", {"epochs": 100_000}, seed=5, name="to interrupt", paused=True)
+        # A checkpoint first (a pause writes one), so that the run has one whenever the stop lands.
+        step_job(api, job["id"], steps=500)
+        wait_for_api_status(api, job["id"], "paused")
         step_job(api, job["id"], steps=90_000)
         running = wait_for_api_status(api, job["id"], "running")
         assert running["progress"]["step"] is None or running["progress"]["step"] < 80_000, "premise: still going"
@@ -273,3 +276,24 @@ def test_an_interrupted_run_resumes_from_its_checkpoint_on_its_page(browser, ser
             assert page.evaluate("window.playgroundJob.store.steps.slice()") == [r["step"] for r in metric_rows(api, job["id"])]
             page.get_by_role("button", name="Cancel").click()
             wait_for_status(page, "cancelled")
+
+
+def test_a_run_started_paused_from_the_form_steps_from_its_first_epoch(page, api):
+    page.goto("/?kind=linear&epochs=300")
+    page.wait_for_selector("#train-form[data-ready=true]")
+    page.get_by_label("start paused").check()
+    page.wait_for_function("new URLSearchParams(location.search).get('paused') === 'true'")  # a link keeps it
+    page.get_by_role("button", name="Train").click()
+    page.wait_for_url(JOB_URL)
+    job_id = JOB_URL.search(page.url).group(1)
+    page.wait_for_selector("#job-view[data-ready=true]")
+    wait_for_status(page, "paused")
+    assert api.get(f"/api/jobs/{job_id}").json()["started_at"] is None, "it has not started: no worker held"
+    page.get_by_role("button", name="Step", exact=True).click()
+    wait_for_points(page, 1)
+    wait_for_status(page, "paused")
+    rows = metric_rows(api, job_id)
+    assert [(r["step"], r["w"], r["b"]) for r in rows] == [(1, 1.0, 0.0)], "the book's start, one epoch"
+    page.get_by_role("button", name="Resume", exact=True).click()
+    wait_for_status(page, "succeeded")
+    wait_for_points(page, 300)

@@ -72,7 +72,8 @@ def firefox_session(tmp_path_factory) -> Iterator[Any]:
     if not (Path(FIREFOX).is_file() or shutil.which(FIREFOX)):
         _missing_browser(f"Firefox was not found at {FIREFOX}")
     log = tmp_path_factory.mktemp("firefox") / "gecko.log"
-    client = Marionette(bin=FIREFOX, headless=True, startup_timeout=120, gecko_log=str(log))
+    # A busy machine (the suite runs on several workers) can take minutes to start Firefox.
+    client = Marionette(bin=FIREFOX, headless=True, startup_timeout=300, gecko_log=str(log))
     client.start_session()
     client.timeout.page_load = UI_TIMEOUT_S
     try:
