@@ -5,6 +5,7 @@
 
 import { api, ApiError, wireDownload } from "./api.js";
 import { COLORS, LineChart, VAL_DASH, withAlpha } from "./charts.js";
+import { CodePanel } from "./codeview.js";
 import { renderConfusion, renderPerClass, renderSamples } from "./cifarview.js";
 import { LossSurfaceMap } from "./contour.js";
 import { FitChart } from "./fitview.js";
@@ -749,6 +750,7 @@ async function main() {
   controls = new RunControls(root, { jobId, getJob: () => job, onRevived, onPatched });
   fork = new ForkPanel(root, { getJob: () => job, lastStep: () => store.steps.at(-1) ?? null });
   rerun = new RerunPanel(root, { getJob: () => job });
+  new CodePanel(root, jobId);
   // Whose run it is decides which controls a student has (an open server: everyone has all).
   api.me().then((me) => me.role === "student" && controls.setViewer(me), () => {});
   api.kinds().then((list) => {
