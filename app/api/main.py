@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api.routes import events, export, jobs, meta, predict, snapshots
+from app.api.routes import events, export, jobs, meta, predict, server_events, snapshots
 from app.config import Settings
 
 
@@ -13,6 +13,7 @@ def build_api_router(settings: Settings) -> APIRouter:
     api_router.include_router(meta.router)
     api_router.include_router(jobs.router)
     api_router.include_router(events.router)
+    api_router.include_router(server_events.router)
     api_router.include_router(export.router)
     api_router.include_router(snapshots.router)
     # The upload limit is a setting, so this router's body limit is set when the app is built.

@@ -62,6 +62,7 @@ OPERATION_ERRORS: dict[tuple[str, str], set[int]] = {
     ("patch", "/api/jobs/{job_id}"): {400, 409, 503},
     ("delete", "/api/jobs/{job_id}"): {409, 503},
     ("get", "/api/jobs/{job_id}/events"): {503},
+    ("get", "/api/events"): {503},  # the stream limits (PLAYGROUND_MAX_STREAMS)
     ("get", "/api/jobs/{job_id}/model"): {409},
     ("get", "/api/jobs/{job_id}/script"): {409},  # a fork whose parent is gone or has another seed
     ("post", "/api/jobs/{job_id}/predict"): {400, 409, 413, 503},

@@ -78,6 +78,7 @@ from app.jobs.executor import (
 )
 from app.jobs.history import MetricsReader
 from app.jobs.plans import Plans, original_params, params_at
+from app.jobs.server_events import ServerEvents
 from app.jobs.writer import DatabaseWriter
 from app.models import (
     ACTIVE_STATUSES,
@@ -88,6 +89,7 @@ from app.models import (
     JobData,
     JobPublic,
     JobStatus,
+    JobSummary,
     Progress,
     utcnow,
 )
@@ -162,6 +164,11 @@ class _LiveJob:
         return self.last_event_id
 
 
+def _summary(status_data: dict[str, Any]) -> dict[str, Any]:
+    """A ``status`` event's job as the list shows it (``JobSummary``)."""
+    return JobSummary.from_public(JobPublic.model_validate(status_data)).model_dump(mode="json")
+
+
 class JobService:
     def __init__(self, *, settings: Settings, engine: Engine, executor: Executor) -> None:
         self.settings = settings
@@ -176,6 +183,8 @@ class JobService:
             max_streams_per_job=settings.max_streams_per_job,
         )
         self.metrics = MetricsReader(engine)
+        # Job changes across the server (GET /api/events): created, status, progress, deleted.
+        self.server_events = ServerEvents(counts=self.counts)
         self.checkpoints = CheckpointStore(settings.checkpoints_dir, keep=settings.checkpoints_per_job)
         self.plans = Plans(engine, self.checkpoints)
         self._live: dict[str, _LiveJob] = {}
@@ -223,6 +232,7 @@ class JobService:
     def close_streams(self) -> None:
         """End every SSE stream (the server waits for open connections before it shuts down)."""
         self.broker.shutdown()
+        self.server_events.shutdown()
 
     async def stop(self) -> None:
         self.close_streams()
@@ -328,6 +338,7 @@ class JobService:
         await self.writer.run(write)
         self._live[job.id] = _LiveJob(last_event_id=1, status=job.status, epochs=job.epochs, step=fork_step)
         self.broker.publish(job.id, Event(1, EventType.STATUS, status_data))
+        self.server_events.publish("created", _summary(status_data))
         if paused:
             return self.public(job, data=data)
         spec_params = {**(run_params or stored), "data": data} if "data" in stored else dict(run_params or stored)
@@ -513,6 +524,7 @@ class JobService:
 
             await self.writer.run(write)
             self._live.pop(job_id, None)
+            self.server_events.publish("deleted", {"id": job_id})
             self.metrics.forget(job_id)
             model_path(self.settings.models_dir, job_id).unlink(missing_ok=True)
             await to_thread.run_sync(self.checkpoints.delete, job_id)
@@ -603,7 +615,13 @@ class JobService:
                 crud.add_event(session, job_id=job_id, event_id=e.id, type=e.type, data=e.data)
             crud.update_job(session, job_id=job_id, values=progress)
 
-        self.writer.submit(write, rows=len(rows), then=lambda _: self._publish(job_id, events))
+        server_progress = {"id": job_id, "progress": {"epoch": live.epoch, "epochs": live.epochs, "step": live.step}}
+
+        def stored(_: Any) -> None:
+            self._publish(job_id, events)
+            self.server_events.publish_progress(server_progress)
+
+        self.writer.submit(write, rows=len(rows), then=stored)
         waiting = live.waiting_checkpoint
         if waiting is not None and live.points >= waiting.points:
             live.waiting_checkpoint = None
@@ -721,6 +739,13 @@ class JobService:
     def _publish(self, job_id: str, events: list[Event]) -> None:
         for e in events:
             self.broker.publish(job_id, e)
+            if e.type == EventType.STATUS:
+                self.server_events.publish("status", _summary(e.data))
+
+    def counts(self) -> dict[str, int]:
+        """Jobs running and queued, as of the newest events taken (the header's counts)."""
+        statuses = [live.status for live in self._live.values()]
+        return {"running": statuses.count(JobStatus.RUNNING), "queued": statuses.count(JobStatus.QUEUED)}
 
     # ------------------------------------------------------------------------------------------
     # Reads (any thread)
