@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Literal
 
-ServerEventType = Literal["created", "status", "progress", "deleted", "reset"]
+ServerEventType = Literal["live", "created", "status", "progress", "deleted", "reset"]
 
 # Events kept for reconnecting clients: minutes of a busy server (progress is once a second per job).
 RING_EVENTS = 1000
@@ -154,9 +154,15 @@ class ServerEvents:
         reconnect after it resumes from here."""
         return ServerEvent(self._n, "reset", {"reason": reason, "counts": self._counts()}, self.run)
 
-    async def watch(self, last_event_id: str | None = None) -> AsyncIterator[ServerEvent | None]:
-        """What the client missed after ``last_event_id`` (or ``reset``), then new events, until
-        shutdown. First ``None``: subscribed (from here on nothing is missed)."""
+    async def watch(self, last_event_id: str | None = None) -> AsyncIterator[ServerEvent]:
+        """``live``, then what the client missed after ``last_event_id`` (or ``reset``), then new
+        events, until shutdown.
+
+        ``live`` (sent without an id: a client's Last-Event-ID stays what it was) says the client is
+        subscribed, from the newest event (``last_id``), with the server's ``counts``; ``resumed``:
+        the missed events follow. A client that is not resuming reads the list after it: from then
+        on it misses nothing.
+        """
         if self._closed:
             return
         subscriber = _Subscriber()
@@ -168,7 +174,8 @@ class ServerEvents:
                 f"the events after {last_event_id!r} are no longer kept: read the list again"
             )
             last = self._n  # what is queued from here on is new
-            yield None
+            resumed = last_event_id is not None and missed is not None
+            yield ServerEvent(last, "live", {"last_id": self.last_id, "resumed": resumed, "counts": self._counts()}, self.run)
             if reset is not None:
                 yield reset
             for event in missed or ():

@@ -1,7 +1,7 @@
 """GET /api/events: every job's changes on one stream, with ids, resume and reset (issue 13).
 
 Jobs are created paused (they hold no worker until resumed), so no test races the clock; a
-``Listener`` reads the stream in a thread and waits for the server's "live" comment before the test
+``Listener`` reads the stream in a thread and waits for the server's ``live`` event before the test
 acts, so nothing the test does falls before the subscription.
 """
 
@@ -27,12 +27,13 @@ class Listener:
     def __init__(self, base_url: str, last_event_id: str | None = None, params: dict[str, str] | None = None) -> None:
         self.events: list[tuple[str, str, Any]] = []
         self.live = threading.Event()
+        self.greeting: dict[str, Any] = {}
         self.status: int | None = None
         self._stop = False
         headers = {"Last-Event-ID": last_event_id} if last_event_id is not None else {}
         self._thread = threading.Thread(target=self._read, args=(base_url, headers, params or {}), daemon=True)
         self._thread.start()
-        assert self.live.wait(30), f"no 'live' comment (status {self.status})"
+        assert self.live.wait(30), f"no 'live' event (status {self.status})"
 
     def _read(self, base_url: str, headers: dict[str, str], params: dict[str, str]) -> None:
         with (
@@ -48,13 +49,15 @@ class Listener:
                 if self._stop:
                     return
                 if line.startswith(":"):
-                    if line[1:].strip().startswith("live after"):
-                        self.live.set()
                     continue
                 if line == "":
-                    if data:
+                    if data and event == "live":
+                        assert event_id is None, "live has no id"
+                        self.greeting = json.loads("\n".join(data))
+                        self.live.set()
+                    elif data:
                         self.events.append((event, event_id, json.loads("\n".join(data))))
-                    event, data = "message", []
+                    event, data, event_id = "message", [], None
                     continue
                 name, _, value = line.partition(":")
                 value = value.removeprefix(" ")
@@ -98,6 +101,7 @@ def client(server: Server):
 
 def test_a_jobs_life_arrives_in_order_with_increasing_ids(server: Server, client: httpx.Client) -> None:
     listener = Listener(server.url)
+    assert listener.greeting["resumed"] is False and set(listener.greeting["counts"]) == {"running", "queued"}
     job = post_job(client, "linear", {"epochs": 200}, seed=1, paused=True)
     listener.wait(has(job["id"], "created"))
     assert client.post(f"/api/jobs/{job['id']}/resume").status_code == 202
@@ -142,6 +146,7 @@ def test_reconnect_with_last_event_id_gets_exactly_the_missed_events(server: Ser
     watching.wait(has(second["id"], "deleted"))
 
     back = Listener(server.url, last_event_id=left_at)
+    assert back.greeting["resumed"] is True
     expected = [e for e in watching.events if seq(e[1])[1] > seq(left_at)[1]]
     back.wait(lambda events: len(events) >= len(expected))
     time.sleep(0.3)  # nothing more than the missed ones
@@ -166,6 +171,7 @@ def test_reconnect_with_last_event_id_gets_exactly_the_missed_events(server: Ser
 @pytest.mark.parametrize("last_event_id", ["nope", "0abc-3", "xyz", "run-from-before-1"])
 def test_an_id_from_another_run_gets_reset(server: Server, last_event_id: str) -> None:
     listener = Listener(server.url, last_event_id=last_event_id)
+    assert listener.greeting["resumed"] is False
     events = listener.wait(lambda events: len(events) >= 1)
     listener.close()
     type_, event_id, data = events[0]
@@ -230,7 +236,7 @@ def test_a_client_that_stops_reading_is_dropped_to_a_reset() -> None:
     async def scenario() -> list[str]:
         events = ServerEvents(run="r")
         stream = events.watch(None)
-        assert await anext(stream) is None  # subscribed
+        assert (await anext(stream)).type == "live"  # subscribed
         for i in range(1000):  # more than a queue holds
             events.publish("deleted", {"id": str(i)})
         subscriber = next(iter(events._subscribers))

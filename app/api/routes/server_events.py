@@ -41,8 +41,10 @@ async def server_events(
         Query(alias="last_event_id", max_length=41, description="Start after this event id; the header wins."),
     ] = None,
 ) -> AsyncIterable[ServerSentEvent]:
-    """Every job's changes, live: `created` and `status` (the job's summary, as `GET /api/jobs`
-    lists it, with `counts`: the server's `running` and `queued` jobs), `progress` (`id` and
+    """Every job's changes, live. First `live` (no id): subscribed after `last_id`, with `counts`
+    (the server's `running` and `queued` jobs); `resumed`: the missed events follow, else read the
+    list now (from here on nothing is missed). Then `created` and `status` (the job's summary, as `GET /api/jobs`
+    lists it, with `counts`), `progress` (`id` and
     `progress`, at most once a second per job), `deleted` (`id`, `counts`).
 
     Ids are `"<run>-<n>"`, increasing; `run` changes when the server restarts. Reconnecting with
@@ -53,7 +55,5 @@ async def server_events(
     """
     start = last_event_id if last_event_id is not None else after
     async for event in service.server_events.watch(start):
-        if event is None:  # subscribed: says so at once (a client may wait for it before it acts)
-            yield ServerSentEvent(comment=f"live after {service.server_events.last_id}")
-        else:
-            yield ServerSentEvent(event=event.type, id=event.id, raw_data=event.json)
+        event_id = None if event.type == "live" else event.id
+        yield ServerSentEvent(event=event.type, id=event_id, raw_data=event.json)
