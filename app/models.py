@@ -188,7 +188,7 @@ class JobPublic(JobBase, _JobId):  # the id comes first in the JSON
 RESUMABLE_STATUSES = (JobStatus.PAUSED, JobStatus.INTERRUPTED, JobStatus.FAILED)
 # What a result holds for the pictures (up to 1,000 [x, y] pairs each, the network's curve, example
 # images): tens of KB a job, which lists and events leave out (see JobPublic.result_abridged).
-HEAVY_RESULT_KEYS = frozenset({"train_points", "val_points", "curve", "confusion_examples", "samples"})
+HEAVY_RESULT_KEYS = frozenset({"train_points", "val_points", "curve", "hidden_units", "confusion_examples", "samples"})
 
 
 # What a summary's result leaves out besides HEAVY_RESULT_KEYS: CIFAR's per-class picture of the

@@ -34,6 +34,33 @@ def network_curve(model: nn.Module, x: torch.Tensor, input_scale: float, device:
     return [[xi, finite_or_none(yi)] for xi, yi in zip(x.tolist(), y.tolist())]
 
 
+UNITS_SHOWN = 16  # hidden units pictured in the result: the ones that move the output most
+UNIT_POINTS = 120
+
+
+def hidden_units(model: nn.Sequential, x_min: float, x_max: float, input_scale: float) -> dict:
+    """The network's output as a sum of bent lines: each hidden unit's contribution (its output
+    weight times its activation) over the data's range and as far again on each side, beyond the
+    data, where the network extrapolates. output = bias + the sum over all units."""
+    span = x_max - x_min or 1.0
+    x = torch.linspace(x_min - 0.5 * span, x_max + 0.5 * span, UNIT_POINTS)
+    with torch.no_grad():
+        hidden = model.hidden_activation(model.hidden_linear((input_scale * x).unsqueeze(1).to(model.output_linear.weight.device)))
+        contributions = (hidden * model.output_linear.weight[0]).cpu()  # [points, units]
+        bias = float(model.output_linear.bias[0])
+        output = contributions.sum(dim=1) + bias
+    strongest = contributions.abs().amax(dim=0).argsort(descending=True)[:UNITS_SHOWN].tolist()
+    return {
+        "x": x.tolist(),
+        "data_range": [x_min, x_max],
+        "output": [finite_or_none(v) for v in output.tolist()],
+        "bias": finite_or_none(bias),
+        "hidden": contributions.shape[1],
+        "units": sorted(strongest),
+        "contributions": [[finite_or_none(v) for v in contributions[:, j].tolist()] for j in sorted(strongest)],
+    }
+
+
 def make_model(params: MlpParams) -> nn.Sequential:
     return nn.Sequential(
         OrderedDict(
@@ -163,6 +190,7 @@ def run(params: MlpParams, ctx: RunContext) -> RunOutcome:
         "epochs_run": epoch,
         "input_scale": params.input_scale,
         "curve": network_curve(model, torch.linspace(x_min, x_max, CURVE_POINTS), params.input_scale, device),
+        "hidden_units": hidden_units(model, x_min, x_max, params.input_scale),
         "train_points": sample_pairs(t_u[train_idx], t_c[train_idx]),
         "val_points": sample_pairs(t_u[val_idx], t_c[val_idx]),
     }

@@ -63,8 +63,10 @@ function formatValue(value) {
 // parameter, a fork, a picked step) over the plot; setSpots([{x, y, label, color}]) rings single
 // points (the best validation loss); setCursor(x) draws the replay's position.
 export class LineChart {
-  constructor(container, { height = 300, spec, log = false, xLabel = "step", yLabel = "", wholeX = true, onPick = null }) {
+  constructor(container, { height = 300, spec, log = false, xLabel = "step", yLabel = "", wholeX = true, onPick = null, legend = true }) {
     this.container = container;
+    this.legend = legend;
+    this.bands = []; // [{x0, x1, label}]: shaded stretches of x
     this.wholeX = wholeX;
     this.height = height;
     this.spec = spec;
@@ -131,7 +133,7 @@ export class LineChart {
         })),
       ],
       cursor: { drag: { x: true, y: false, setScale: true } },
-      legend: { live: true },
+      legend: { show: this.legend, live: true },
       hooks: {
         setScale: [
           (u, key) => {
@@ -145,6 +147,7 @@ export class LineChart {
         ],
         draw: [
           (u) => {
+            drawBands(u, this.bands);
             drawMarkers(u, this.markers);
             drawSpots(u, this.spots, this.log);
             drawCursor(u, this.cursorX);
@@ -201,6 +204,12 @@ export class LineChart {
     this.redrawSoon();
   }
 
+  setBands(bands) {
+    this.bands = bands;
+    this.container.dataset.bands = JSON.stringify(bands.map(({ x0, x1 }) => [x0, x1])); // for the tests
+    this.redrawSoon();
+  }
+
   setCursor(x) {
     if (x === this.cursorX) return;
     this.cursorX = x;
@@ -236,6 +245,29 @@ export class LineChart {
     this.zoomed = false;
     if (this.plot && this.data) this.plot.setData(this.prepare(this.data), true);
   }
+}
+
+// Shaded stretches of x (e.g. beyond the data), labelled at the top.
+function drawBands(u, bands) {
+  if (!bands.length) return;
+  const ctx = u.ctx;
+  const ratio = uPlot.pxRatio || 1;
+  const { left, top, width, height } = u.bbox;
+  ctx.save();
+  ctx.font = `${11 * ratio}px system-ui, sans-serif`;
+  for (const band of bands) {
+    const x0 = Math.max(left, u.valToPos(band.x0, "x", true));
+    const x1 = Math.min(left + width, u.valToPos(band.x1, "x", true));
+    if (!(x1 > x0)) continue;
+    ctx.fillStyle = "rgba(87, 96, 106, 0.12)";
+    ctx.fillRect(x0, top, x1 - x0, height);
+    if (band.label) {
+      ctx.fillStyle = "#57606a";
+      ctx.textAlign = "center";
+      ctx.fillText(band.label, (x0 + x1) / 2, top + 12 * ratio);
+    }
+  }
+  ctx.restore();
 }
 
 // A ring around each spot's point, labelled beside it.

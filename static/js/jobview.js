@@ -21,6 +21,7 @@ import { loadPrevious, RerunPanel, withOverlayColumns } from "./rerun.js";
 import { RunControls } from "./runcontrols.js";
 import { JobStream } from "./stream.js";
 import { mountImagePredict, mountNumberPredict } from "./tryit.js";
+import { renderHiddenUnits } from "./unitsview.js";
 import { bestValidation, verdict } from "./verdict.js";
 
 // Above this many steps the history is fetched min/max-downsampled (to HISTORY_POINTS rows), and
@@ -529,6 +530,7 @@ function mountLearned() {
         el("div", { class: "chart", dataset: { fitChart: "" } }),
         el("p", { class: "notice info small", dataset: { fitPlaceholder: "" }, hidden: true }),
         el("figcaption", { dataset: { fitCaption: "" } }, "The data; the network's output is drawn as it trains.")),
+      el("figure", { class: "hidden-units", dataset: { hiddenUnits: "" }, hidden: true }),
     );
     fitChart = new FitChart(box.querySelector("[data-fit-chart]"), { fitLabel: "network output", placeholder: box.querySelector("[data-fit-placeholder]") });
   } else if (job.kind === "cifar") {
@@ -598,6 +600,11 @@ function showResult() {
     fitChart.setPoints(result.train_points, result.val_points);
     fitChart.setCurve(result.curve);
     root.querySelector("[data-fit-caption]").textContent = "The data and the network's output over the input range.";
+    const units = root.querySelector("[data-hidden-units]");
+    if (result.hidden_units && units) {
+      units.hidden = false;
+      renderHiddenUnits(units, result.hidden_units);
+    }
   } else if (job.kind === "cifar") {
     showClassifier(el("p", {}, `Validation accuracy ${percent(result.val_acc)}, training accuracy ${percent(result.train_acc)}.`), result);
   }

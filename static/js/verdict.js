@@ -7,6 +7,13 @@ import { num, percent } from "./format.js";
 
 // The loss counts as levelled off when it falls by less than this share per 100 steps.
 const LEVEL = 0.001;
+// A final validation loss this many times its best (with the training loss lower) is overfitting.
+const OVERFIT = 1.2;
+
+function indexAtStepOf(store, step) {
+  const i = store.steps.indexOf(step);
+  return i < 0 ? 0 : i;
+}
 
 function lastFinite(values) {
   for (let i = values.length - 1; i >= 0; i -= 1) if (values[i] != null && Number.isFinite(values[i])) return i;
@@ -95,6 +102,13 @@ export function verdict(job, store, books) {
     text += `; the best validation loss was ${num(best.loss)} at step ${best.step.toLocaleString()} (marked on the chart)`;
   }
   lines.push({ text: `${text}.`, tone: "" });
+  // Validation loss well above its best while the training loss went on down: overfitting.
+  if (best && finalVal >= 0 && store.val[finalVal] > OVERFIT * best.loss && store.train[end] < store.train[indexAtStepOf(store, best.step)]) {
+    lines.push({
+      text: `The validation loss has risen since step ${best.step.toLocaleString()} (${num(best.loss)} → ${num(store.val[finalVal])}) while the training loss went on falling: it is overfitting the training points. Fewer epochs (stop near step ${best.step.toLocaleString()}), ${job.kind === "mlp" ? "fewer hidden units" : "more regularisation"} or more data would generalise better.`,
+      tone: "warn",
+    });
+  }
 
   if (store.valAcc.length) {
     const last = store.valAcc.length - 1;

@@ -85,4 +85,7 @@ def test_the_best_validation_loss_is_ringed_on_the_chart_and_named(page, api):
     text = " ".join(verdict_lines(page))
     if best["step"] != rows[-1]["step"]:
         assert f"the best validation loss was {best['val_loss']:.4g} at step {best['step']:,}" in text
+    overfit = rows[-1]["val_loss"] > 1.2 * best["val_loss"] and rows[-1]["train_loss"] < best["train_loss"]
+    assert overfit, f"premise: adam at lr 0.05 for 3000 epochs overfits 8 points: {best}, {rows[-1]}"
+    assert f"The validation loss has risen since step {best['step']:,}" in text and "overfitting" in text
     screenshot(page, "verdict-best-val")

@@ -79,3 +79,28 @@ def test_cancellation_stops_within_one_epoch():
     outcome = mlp.run(MlpParams(), ctx)
     assert outcome.status == RunStatus.CANCELLED
     assert outcome.result["epochs_run"] == 5
+
+
+@pytest.mark.parametrize("hidden", [13, 40])
+def test_the_output_is_the_bias_plus_each_hidden_units_contribution(hidden):
+    import torch
+
+    outcome, _ = run_mlp(seed=2, epochs=200, hidden=hidden, optimizer="adam", lr=0.01)
+    units = outcome.result["hidden_units"]
+    assert units["hidden"] == hidden and len(units["units"]) == min(hidden, mlp.UNITS_SHOWN)
+    # Beyond the data on both sides: half the data's range again each way.
+    (lo, hi), xs = units["data_range"], units["x"]
+    assert xs[0] == pytest.approx(lo - 0.5 * (hi - lo)) and xs[-1] == pytest.approx(hi + 0.5 * (hi - lo))
+    # The output over x is the network's own (its predict), and the units shown are the strongest.
+    assert units["output"] == pytest.approx(mlp.predict(MlpParams(hidden=hidden), outcome.state_dict, xs), abs=1e-4)
+    w1, b1 = outcome.state_dict["hidden_linear.weight"][:, 0], outcome.state_dict["hidden_linear.bias"]
+    w2 = outcome.state_dict["output_linear.weight"][0]
+    x = torch.tensor(xs) * 0.1
+    each = torch.tanh(x[:, None] * w1 + b1) * w2  # [points, units], the book's tanh
+    for j, values in zip(units["units"], units["contributions"]):
+        assert values == pytest.approx(each[:, j].tolist(), abs=1e-5)
+    strongest = set(each.abs().amax(dim=0).argsort(descending=True)[: mlp.UNITS_SHOWN].tolist())
+    assert set(units["units"]) == strongest
+    if hidden <= mlp.UNITS_SHOWN:  # all shown: they add up to the output
+        total = [units["bias"] + sum(c[i] for c in units["contributions"]) for i in range(len(xs))]
+        assert total == pytest.approx(units["output"], abs=1e-4)
