@@ -6,6 +6,7 @@ import { LineChart, PALETTE, VAL_DASH } from "./charts.js";
 import { duration, el, elapsedMs, isTerminal, jobLabel, keyResult, markScrolling, statusBadge } from "./format.js";
 import "./header.js";
 import { rowsToPoints } from "./metrics.js";
+import { onServerEvents } from "./serverevents.js";
 
 const MAX_POINTS = 2000; // per run: plenty for a chart, and fast with many runs
 const root = document.getElementById("compare-view");
@@ -13,7 +14,7 @@ const $ = (selector) => root.querySelector(selector);
 
 let runs = []; // [{job, points}]
 let chart = null;
-let refresh = null; // while some runs are still going, the view reloads every REFRESH_MS
+let refresh = null; // a compared run changed: the view reloads REFRESH_MS later (once for many changes)
 const REFRESH_MS = 2000;
 
 function selectedIds() {
@@ -175,13 +176,13 @@ async function loadRuns(ids) {
   }
 }
 
-// The run picker: the newest runs (summaries), re-read every few seconds while the tab is in view
-// (and when it comes back), updated in place so ticks and focus stay where they are.
-const PICKER_REFRESH_MS = 3000;
-const PICKER_IDLE_MS = 10_000;
-let pickerTimer = null;
+// The run picker: the newest runs (summaries), read when the server's event stream says so (its
+// first connection, a reset) and when the kind filter changes, then kept current by the stream's
+// job changes, updated in place so ticks and focus stay where they are. Nothing polls.
+const PICKER_LIMIT = 100;
 const pickRows = new Map(); // job id -> li
-
+let pickerLoading = null;
+let pickerPending = []; // events that came while the list was read
 function pickRow(job, chosen) {
   const label = el("label", { for: `pick-${job.id}` });
   return el("li", { dataset: { jobId: job.id } },
@@ -195,47 +196,96 @@ function fillPickLabel(li, job) {
   li.dataset.status = job.status;
 }
 
+function pickerChosen() {
+  return new Set([...root.querySelectorAll("[data-pick-list] input:checked")].map((i) => i.value).concat(selectedIds()));
+}
+
 async function renderPicker() {
-  clearTimeout(pickerTimer);
+  if (pickerLoading) return pickerLoading;
+  pickerLoading = (async () => {
+    let page;
+    try {
+      page = await api.listJobs({ kind: $("[data-pick-kind]").value, limit: PICKER_LIMIT });
+    } catch (error) {
+      return;
+    } finally {
+      pickerLoading = null;
+    }
+    const list = $("[data-pick-list]");
+    const chosen = pickerChosen();
+    const seen = new Set();
+    let previous = null;
+    for (const job of page.items) {
+      seen.add(job.id);
+      let li = pickRows.get(job.id);
+      if (!li) {
+        li = pickRow(job, chosen);
+        pickRows.set(job.id, li);
+      }
+      fillPickLabel(li, job);
+      const expectedNext = previous ? previous.nextSibling : list.firstChild;
+      if (expectedNext !== li) list.insertBefore(li, expectedNext);
+      previous = li;
+    }
+    for (const [id, li] of pickRows) {
+      if (!seen.has(id)) {
+        li.remove();
+        pickRows.delete(id);
+      }
+    }
+    const events = pickerPending;
+    pickerPending = [];
+    for (const [type, data] of events) pickerApply(type, data);
+    pickerUpdated();
+  })();
+  return pickerLoading;
+}
+
+function pickerUpdated() {
   const list = $("[data-pick-list]");
-  const chosen = new Set([...root.querySelectorAll("[data-pick-list] input:checked")].map((i) => i.value).concat(selectedIds()));
-  let page;
-  try {
-    page = await api.listJobs({ kind: $("[data-pick-kind]").value, limit: 100 });
-  } catch (error) {
-    pickerTimer = setTimeout(renderPicker, PICKER_IDLE_MS);
-    return;
-  }
-  const seen = new Set();
-  let previous = null;
-  for (const job of page.items) {
-    seen.add(job.id);
-    let li = pickRows.get(job.id);
-    if (!li) {
-      li = pickRow(job, chosen);
-      pickRows.set(job.id, li);
-    }
-    fillPickLabel(li, job);
-    const expectedNext = previous ? previous.nextSibling : list.firstChild;
-    if (expectedNext !== li) list.insertBefore(li, expectedNext);
-    previous = li;
-  }
-  for (const [id, li] of pickRows) {
-    if (!seen.has(id)) {
-      li.remove();
-      pickRows.delete(id);
-    }
-  }
   list.querySelector("[data-empty]")?.remove();
-  if (!page.items.length) list.append(el("li", { class: "muted", dataset: { empty: "" } }, "No runs yet. Train some first."));
+  if (!pickRows.size) list.append(el("li", { class: "muted", dataset: { empty: "" } }, "No runs yet. Train some first."));
   list.dataset.updated = String(Date.now());
-  // Sooner while some run may change by itself; a new run started elsewhere shows up either way.
-  const open = page.items.some((job) => !isTerminal(job.status));
-  if (!document.hidden) pickerTimer = setTimeout(renderPicker, open ? PICKER_REFRESH_MS : PICKER_IDLE_MS);
+}
+
+// A job change from the server's stream, applied to the picker.
+function pickerApply(type, data) {
+  const li = pickRows.get(data.id);
+  const kind = $("[data-pick-kind]").value;
+  if (type === "created" && !li && (!kind || data.kind === kind)) {
+    const row = pickRow(data, pickerChosen());
+    fillPickLabel(row, data);
+    pickRows.set(data.id, row);
+    $("[data-pick-list]").prepend(row);
+    while (pickRows.size > PICKER_LIMIT) {
+      const [oldest, oldestLi] = [...pickRows].at(-1);
+      oldestLi.remove();
+      pickRows.delete(oldest);
+    }
+  } else if (type === "status" && li) fillPickLabel(li, data);
+  else if (type === "deleted" && li) {
+    li.remove();
+    pickRows.delete(data.id);
+  }
+}
+
+function onPickerEvent(type, data) {
+  if (pickerLoading) pickerPending.push([type, data]);
+  else {
+    pickerApply(type, data);
+    pickerUpdated();
+  }
+}
+
+// A compared run that changes (its points, its status) redraws the view, at most every REFRESH_MS.
+function comparedChanged(id) {
+  if (refresh || !runs.some(({ job }) => job.id === id)) return;
+  refresh = setTimeout(() => show({ quiet: true }), REFRESH_MS);
 }
 
 async function show({ quiet = false } = {}) {
   clearTimeout(refresh);
+  refresh = null;
   const ids = selectedIds();
   if (ids.length && !quiet) {
     $("[data-compare-empty]").hidden = false;
@@ -248,8 +298,7 @@ async function show({ quiet = false } = {}) {
   const going = runs.filter(({ job }) => !isTerminal(job.status)).length;
   const note = $("[data-compare-live]");
   note.hidden = !going;
-  note.textContent = going ? `${going} of these runs ${going === 1 ? "is" : "are"} still going: this view updates every ${REFRESH_MS / 1000} s.` : "";
-  if (going) refresh = setTimeout(() => show({ quiet: true }), REFRESH_MS);
+  note.textContent = going ? `${going} of these runs ${going === 1 ? "is" : "are"} still going: this view updates as they train.` : "";
   root.dataset.ready = "true";
 }
 
@@ -261,13 +310,23 @@ $("[data-picker]").addEventListener("submit", (event) => {
   show();
 });
 $("[data-pick-kind]").addEventListener("change", renderPicker);
-document.addEventListener("visibilitychange", () => {
-  if (!document.hidden) renderPicker();
+onServerEvents({
+  reload: () => {
+    renderPicker();
+    if (runs.some(({ job }) => !isTerminal(job.status))) show({ quiet: true });
+  },
+  connection: (state) => state === "reopening" && !pickRows.size && renderPicker(),
+  created: (job) => onPickerEvent("created", job),
+  status: (job) => {
+    onPickerEvent("status", job);
+    comparedChanged(job.id);
+  },
+  progress: (change) => comparedChanged(change.id),
+  deleted: (change) => onPickerEvent("deleted", change),
 });
 $("[data-log]").addEventListener("change", (event) => chart?.setLog(event.target.checked));
 $("[data-show-val]").addEventListener("change", renderChart);
 $("[data-x-axis]").addEventListener("change", renderChart);
 window.addEventListener("popstate", show);
 
-renderPicker();
 show();

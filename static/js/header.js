@@ -1,36 +1,64 @@
 // What every page shows in its header and footer: the server's state and the token button.
 
 import { api, authHeaders, getToken, setToken } from "./api.js";
+import { onServerEvents } from "./serverevents.js";
 
-// The counts are re-read from /api/health (a few hundred bytes, no database read) every few
-// seconds while the tab is in view, and at once when the page sees a run change (the job list's
-// "playground:jobs-changed" event). A server-wide event stream will replace the timer.
-const HEALTH_REFRESH_MS = 5000;
-let refreshTimer = null;
+// /api/health is read once (the executor, the devices, the version); the running and queued counts
+// then follow the server's job events (GET /api/events: every event but progress carries them).
+// Nothing is re-read on a timer: after the server was unreachable, health is read again once the
+// event stream is back.
+let server = null; // the last health read
+let offline = false;
+let pendingCounts = null; // counts that came before the first health read
+
+function render(node) {
+  if (!server) return;
+  node.textContent = `${server.executor} · ${server.devices.join(", ")} · ${server.running} running, ${server.queued} queued`;
+  node.title = `version ${server.version}, ${server.workers} workers`;
+  node.classList.toggle("offline", offline);
+}
 
 async function showServerStatus() {
   const node = document.getElementById("server-status");
   if (!node) return null;
-  clearTimeout(refreshTimer);
   try {
-    const health = await api.health();
-    node.textContent = `${health.executor} · ${health.devices.join(", ")} · ${health.running} running, ${health.queued} queued`;
-    node.title = `version ${health.version}, ${health.workers} workers`;
-    node.classList.remove("offline");
-    return health;
+    server = await api.health();
+    if (pendingCounts) server = { ...server, ...pendingCounts };
+    pendingCounts = null;
+    offline = false;
+    render(node);
+    return server;
   } catch (error) {
+    offline = true;
     node.textContent = "server not answering";
     node.classList.add("offline");
     return null;
-  } finally {
-    if (!document.hidden) refreshTimer = setTimeout(showServerStatus, HEALTH_REFRESH_MS);
   }
 }
 
-document.addEventListener("visibilitychange", () => {
-  if (!document.hidden) showServerStatus();
+function showCounts({ running, queued }) {
+  const node = document.getElementById("server-status");
+  if (!node || running === undefined) return;
+  if (!server) {
+    pendingCounts = { running, queued };
+    return;
+  }
+  server = { ...server, running, queued };
+  node.dataset.counts = `${running},${queued}`;
+  render(node);
+}
+
+onServerEvents({
+  counts: showCounts,
+  connection(state) {
+    const node = document.getElementById("server-status");
+    if (state === "reopening" && node) {
+      offline = true;
+      node.textContent = "server not answering";
+      node.classList.add("offline");
+    } else if (state === "live" && offline) showServerStatus();
+  },
 });
-document.addEventListener("playground:jobs-changed", () => showServerStatus());
 
 function wireTokenButton() {
   const button = document.getElementById("token-button");

@@ -1,12 +1,13 @@
-// The list of runs: newest first, filtered by kind and status, kept current by polling the API
-// (GET /api/jobs, summaries of a few hundred bytes each, every two seconds while the tab is
-// visible), with cancel, delete and a selection for Compare. A status it sees change is announced
-// to the page (the "playground:jobs-changed" event: the header's counts follow it).
+// The list of runs: newest first, filtered by kind and status, with cancel, delete and a selection
+// for Compare. It reads a page of summaries (GET /api/jobs) when the server's event stream says so
+// (its first connection, a reset) or the filters change, and is kept current by the stream's job
+// changes (static/js/serverevents.js): nothing polls. A status it sees change is announced to the
+// page (the "playground:jobs-changed" event).
 
 import { api } from "./api.js";
 import { duration, el, elapsedMs, isTerminal, jobLabel, keyResult, statusBadge, timeAgo } from "./format.js";
+import { onServerEvents } from "./serverevents.js";
 
-const POLL_MS = 2000;
 const PAGE = 25;
 
 export function mountJobList(root) {
@@ -20,8 +21,10 @@ export function mountJobList(root) {
   const selected = new Set();
   const rowById = new Map();
   let limit = PAGE;
-  let timer = null;
-  let inFlight = false;
+  let page = null; // {items, total}: what the rows show
+  let loading = null; // the list read under way
+  let again = false; // another read was asked for while one was under way
+  let pending = []; // events that came while a read was under way: applied after it
 
   const filtersFromUrl = new URLSearchParams(location.search);
   if (root.dataset.syncUrl !== undefined) {
@@ -29,21 +32,73 @@ export function mountJobList(root) {
     statusFilter.value = filtersFromUrl.get("filter_status") || "";
   }
 
-  async function refresh() {
-    if (inFlight) return;
-    inFlight = true;
-    try {
-      const page = await api.listJobs({ kind: kindFilter.value, status: statusFilter.value, limit });
-      render(page);
-      count.textContent = page.total
-        ? `${page.items.length} of ${page.total} run${page.total === 1 ? "" : "s"}`
-        : "No runs yet" + (kindFilter.value || statusFilter.value ? " that match the filters." : ".");
-      more.hidden = page.items.length >= page.total;
-    } catch (error) {
-      count.textContent = `Could not load the runs: ${error.message}`;
-    } finally {
-      inFlight = false;
+  function refresh() {
+    if (loading) {
+      again = true;
+      return loading;
     }
+    loading = (async () => {
+      do {
+        again = false;
+        try {
+          page = await api.listJobs({ kind: kindFilter.value, status: statusFilter.value, limit });
+          const events = pending;
+          pending = [];
+          for (const [type, data] of events) apply(type, data, false);
+          show();
+        } catch (error) {
+          count.textContent = `Could not load the runs: ${error.message}`;
+        }
+      } while (again);
+      loading = null;
+    })();
+    return loading;
+  }
+
+  function show() {
+    render(page);
+    count.textContent = page.total
+      ? `${page.items.length} of ${page.total} run${page.total === 1 ? "" : "s"}`
+      : "No runs yet" + (kindFilter.value || statusFilter.value ? " that match the filters." : ".");
+    more.hidden = page.items.length >= page.total;
+  }
+
+  const matches = (job) => (!kindFilter.value || job.kind === kindFilter.value) && (!statusFilter.value || job.status === statusFilter.value);
+
+  // A job change from the server's stream, applied to the page of runs shown; true when it needs
+  // the list read again (a run that now matches the status filter: where it goes in the order).
+  function apply(type, data, live = true) {
+    if (loading && live) {
+      pending.push([type, data]);
+      return;
+    }
+    if (!page) return;
+    const at = page.items.findIndex((job) => job.id === data.id);
+    let reread = false;
+    if (type === "created") {
+      if (at < 0 && matches(data)) {
+        page.items.unshift(data);
+        page.total += 1;
+        if (page.items.length > limit) page.items.pop();
+      }
+    } else if (type === "status") {
+      if (at >= 0 && matches(data)) page.items[at] = data;
+      else if (at >= 0) {
+        page.items.splice(at, 1);
+        page.total -= 1;
+        reread = page.total > page.items.length;
+      } else if (matches(data)) reread = true;
+    } else if (type === "progress") {
+      if (at >= 0) page.items[at] = { ...page.items[at], progress: data.progress };
+    } else if (type === "deleted") {
+      if (at >= 0) {
+        page.items.splice(at, 1);
+        page.total -= 1;
+        reread = page.total > page.items.length;
+      }
+    }
+    if (reread && live) refresh();
+    else if (live) show();
   }
 
   function render(page) {
@@ -175,14 +230,6 @@ export function mountJobList(root) {
     if (!failed) announcer.textContent = removes;
   }
 
-  function schedule() {
-    clearTimeout(timer);
-    timer = setTimeout(async () => {
-      if (!document.hidden) await refresh();
-      schedule();
-    }, POLL_MS);
-  }
-
   for (const filter of [kindFilter, statusFilter]) {
     filter.addEventListener("change", () => {
       limit = PAGE;
@@ -204,11 +251,14 @@ export function mountJobList(root) {
   compareButton.addEventListener("click", () => {
     location.href = `/compare?ids=${[...selected].join(",")}`;
   });
-  document.addEventListener("visibilitychange", () => {
-    if (!document.hidden) refresh();
+  onServerEvents({
+    reload: refresh,
+    // The stream cannot open (the server refuses it, or wants a token first): the list once anyway.
+    connection: (state) => state === "reopening" && !page && !loading && refresh(),
+    created: (job) => apply("created", job),
+    status: (job) => apply("status", job),
+    progress: (change) => apply("progress", change),
+    deleted: (change) => apply("deleted", change),
   });
-
-  refresh();
-  schedule();
   return { refresh };
 }

@@ -1,0 +1,112 @@
+"""The runs list, the header's counts and Compare's run picker follow GET /api/events (issue 13):
+jobs made, run, paused, cancelled and deleted through the API show on the pages, and an idle page
+repeats no request (its one EventSource stays open)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from tests.browser.helpers import create_job, pause_job, wait_for_api_status, wait_for_job
+
+IDLE_S = 12
+LONG_MLP = {"epochs": 100_000}  # minutes of work: running while the test looks, then paused
+
+
+def wait_until_idle(api, timeout: float = 300) -> None:
+    """Until no job of the session's server runs or waits (the jobs of earlier tests have ended)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        health = api.get("/api/health").json()
+        if health["running"] == 0 and health["queued"] == 0:
+            return
+        assert time.monotonic() < deadline, f"the server is still busy after {timeout} s: {health}"
+        time.sleep(0.5)
+
+
+def record_requests(page) -> list[tuple[float, str]]:
+    log: list[tuple[float, str]] = []
+    page.on("request", lambda request: log.append((time.monotonic(), request.url)))
+    return log
+
+
+def api_requests(log: list[tuple[float, str]], since: float = 0.0) -> list[str]:
+    return [url.split("//", 1)[1].split("/", 1)[1] for at, url in log if at >= since and "/api/" in url]
+
+
+def assert_idle_page_repeats_nothing(page, log: list[tuple[float, str]]) -> None:
+    quiet_from = time.monotonic()
+    page.wait_for_timeout(IDLE_S * 1000)
+    assert api_requests(log, quiet_from) == [], "an idle page made requests"
+    streams = [url for url in api_requests(log) if url.startswith("api/events")]
+    assert streams == ["api/events"], f"one EventSource, opened once: {streams}"
+
+
+def status_of(page, job_id: str) -> Any:
+    return page.locator(f'tr[data-job-id="{job_id}"] .badge')
+
+
+def test_the_runs_list_and_header_follow_the_server_without_polling(page, api) -> None:
+    wait_until_idle(api)
+    log = record_requests(page)
+    page.goto("/jobs")
+    header = page.locator("#server-status")
+    header.filter(has_text="0 running, 0 queued").wait_for()
+    page.locator("[data-job-count]").filter(has_text="run").wait_for()
+
+    long = create_job(api, "mlp", LONG_MLP, seed=1, name="live list long", paused=True)
+    status_of(page, long["id"]).filter(has_text="paused").wait_for()
+    try:
+        assert api.post(f"/api/jobs/{long['id']}/resume").status_code == 202
+        status_of(page, long["id"]).filter(has_text="running").wait_for()
+        header.filter(has_text="1 running, 0 queued").wait_for()
+        # its progress shows without a request
+        page.locator(f'tr[data-job-id="{long["id"]}"] .job-result').filter(has_text="epoch").wait_for()
+        pause_job(api, long["id"])
+        status_of(page, long["id"]).filter(has_text="paused").wait_for()
+        header.filter(has_text="0 running, 0 queued").wait_for()
+    finally:
+        api.post(f"/api/jobs/{long['id']}/cancel")
+    status_of(page, long["id"]).filter(has_text="cancelled").wait_for()
+
+    short = create_job(api, "linear", {"epochs": 200}, seed=1, name="live list short")
+    wait_for_job(api, short["id"])
+    status_of(page, short["id"]).filter(has_text="succeeded").wait_for()
+    assert api.delete(f"/api/jobs/{short['id']}").status_code == 204
+    page.locator(f'tr[data-job-id="{short["id"]}"]').wait_for(state="detached")
+    assert api.delete(f"/api/jobs/{long['id']}").status_code == 204
+    page.locator(f'tr[data-job-id="{long["id"]}"]').wait_for(state="detached")
+
+    list_reads = [url for url in api_requests(log) if url.startswith("api/jobs")]
+    assert len(list_reads) == 1, f"the list was read once, then kept by the events: {list_reads}"
+    assert_idle_page_repeats_nothing(page, log)
+
+
+def test_compares_picker_and_header_follow_the_server_without_polling(page, api) -> None:
+    wait_until_idle(api)
+    log = record_requests(page)
+    page.goto("/compare")
+    header = page.locator("#server-status")
+    header.filter(has_text="0 running, 0 queued").wait_for()
+    picker = page.locator("[data-pick-list]")
+    picker.and_(page.locator("[data-updated]")).wait_for()
+
+    job = create_job(api, "mlp", LONG_MLP, seed=2, name="live picker", paused=True)
+    item = picker.locator(f'li[data-job-id="{job["id"]}"]')
+    item.filter(has_text="live picker").wait_for()
+    item.locator(".badge", has_text="paused").wait_for()
+    try:
+        assert api.post(f"/api/jobs/{job['id']}/resume").status_code == 202
+        item.locator(".badge", has_text="running").wait_for()
+        header.filter(has_text="1 running, 0 queued").wait_for()
+        pause_job(api, job["id"])
+        item.locator(".badge", has_text="paused").wait_for()
+    finally:
+        api.post(f"/api/jobs/{job['id']}/cancel")
+    wait_for_api_status(api, job["id"], "cancelled")
+    item.locator(".badge", has_text="cancelled").wait_for()
+    header.filter(has_text="0 running, 0 queued").wait_for()
+    assert api.delete(f"/api/jobs/{job['id']}").status_code == 204
+    item.wait_for(state="detached")
+
+    assert_idle_page_repeats_nothing(page, log)
