@@ -14,6 +14,7 @@ import torch
 from app.experiments._data import load_points, sample_pairs, split_indices
 from app.experiments.base import RunContext, RunOutcome, RunStatus, finite_or_none
 from app.experiments.checkpoints import check_resume, detached
+from app.experiments.lr_finder import run_range_test
 from app.experiments.params import LinearParams
 
 # ----------------------------------------------------------------------------------------------
@@ -160,6 +161,9 @@ def run(params: LinearParams, ctx: RunContext) -> RunOutcome:
         params, stop = ctx.control.boundary(epoch, epoch, params, save)
         apply_live(params, optimizer)  # also replaces the lr that load_state_dict brought back
 
+    if params.lr_finder:
+        return range_test(params, ctx, coeffs, optimizer, train_t_un, train_t_c, bounds)
+
     while stop is None and epoch < params.epochs:  # epochs may change live
         if ctx.should_stop():
             status = RunStatus.CANCELLED
@@ -237,6 +241,50 @@ def run(params: LinearParams, ctx: RunContext) -> RunOutcome:
     }
     state_dict = {"w": torch.tensor(w_value), "b": torch.tensor(b_value)}
     return RunOutcome(status=status, result=result, error=error, state_dict=state_dict)
+
+
+def range_test(
+    params: LinearParams,
+    ctx: RunContext,
+    coeffs: torch.Tensor,
+    optimizer: torch.optim.Optimizer | None,
+    t_un: torch.Tensor,
+    t_c: torch.Tensor,
+    bounds: tuple[float, float] | None,
+) -> RunOutcome:
+    """The learning-rate range test (app/experiments/lr_finder.py) with this run's optimizer: one
+    step of the book's loop per learning rate, from the book's start w=1, b=0."""
+
+    def step(lr: float) -> float:
+        nonlocal coeffs
+        t_p = model(t_un, coeffs[0], coeffs[1])
+        loss = loss_fn(t_p, t_c)
+        value = loss.item()
+        if not math.isfinite(value):
+            return value
+        if params.optimizer == "manual":
+            coeffs = coeffs - lr * grad_fn(t_un, t_c, t_p)
+        elif params.optimizer == "autograd":
+            loss.backward()
+            with torch.no_grad():
+                coeffs -= lr * coeffs.grad
+            coeffs.grad.zero_()
+        else:
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        return value
+
+    status, finder = run_range_test(step, ctx)
+    result = {
+        "lr_finder": finder,
+        "epochs_run": len(finder["losses"]),
+        "input_scale": params.input_scale,
+        "stable_lr": bounds[0] if bounds else None,
+    }
+    return RunOutcome(status=status, result=result)
 
 
 def predict(params: LinearParams, state_dict: dict, inputs: list[float]) -> list[float | None]:

@@ -17,6 +17,7 @@ from torch import nn, optim
 from app.experiments._data import load_points, sample_pairs, split_indices
 from app.experiments.base import RunContext, RunOutcome, RunStatus, finite_or_none
 from app.experiments.checkpoints import check_resume, detached
+from app.experiments.lr_finder import run_range_test
 from app.experiments.params import MlpParams
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid}
@@ -137,6 +138,9 @@ def run(params: MlpParams, ctx: RunContext) -> RunOutcome:
         params, stop = ctx.control.boundary(epoch, epoch, params, save)
         apply_live(params, optimizer)  # also replaces the lr that load_state_dict brought back
 
+    if params.lr_finder:
+        return range_test(ctx, model, optimizer, loss_fn, train_t_un, train_t_c)
+
     while stop is None and epoch < params.epochs:  # epochs may change live
         if ctx.should_stop():
             status = RunStatus.CANCELLED
@@ -196,6 +200,32 @@ def run(params: MlpParams, ctx: RunContext) -> RunOutcome:
     }
     state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     return RunOutcome(status=status, result=result, error=error, state_dict=state_dict)
+
+
+def range_test(
+    ctx: RunContext,
+    model: nn.Module,
+    optimizer: optim.Optimizer,
+    loss_fn: nn.Module,
+    t_un: torch.Tensor,
+    t_c: torch.Tensor,
+) -> RunOutcome:
+    """The learning-rate range test (app/experiments/lr_finder.py) with this run's network and
+    optimizer: one step per learning rate, from the seed's initialisation."""
+
+    def step(lr: float) -> float:
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        loss = loss_fn(model(t_un), t_c)
+        value = loss.item()
+        if math.isfinite(value):
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        return value
+
+    status, finder = run_range_test(step, ctx)
+    return RunOutcome(status=status, result={"lr_finder": finder, "epochs_run": len(finder["losses"])})
 
 
 def predict(params: MlpParams, state_dict: dict, inputs: list[float]) -> list[float | None]:

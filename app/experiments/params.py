@@ -66,6 +66,13 @@ class LinearParams(ExperimentParams):
         le=0.5,
         description="Share of the points held out for validation, drawn at random from the seed.",
     )
+    lr_finder: bool = Field(
+        False,
+        description=(
+            "Instead of training: a learning-rate range test. One step at each lr from 1e-7 to 10 "
+            "(growing exponentially, 100 steps) until the loss blows up; the result suggests an lr."
+        ),
+    )
     data: list[DataPoint] | None = Field(
         None,
         min_length=2,
@@ -91,6 +98,13 @@ class MlpParams(ExperimentParams):
     )
     val_fraction: float = Field(
         0.2, ge=0, le=0.5, description="Share of the points held out for validation, drawn at random from the seed."
+    )
+    lr_finder: bool = Field(
+        False,
+        description=(
+            "Instead of training: a learning-rate range test. One step at each lr from 1e-7 to 10 "
+            "(growing exponentially, 100 steps) until the loss blows up; the result suggests an lr."
+        ),
     )
     data: list[DataPoint] | None = Field(
         None,

@@ -85,6 +85,12 @@ Lineage = list[tuple[str, int]]  # (ancestor id, fork step), the oldest first
 def _history_of(session: Session, job: Job, depth: int = 0) -> tuple[dict[str, Any], list[Change], Lineage]:
     """(the parameters at step 0, every change after that, the forks on the way) of ``job``."""
     own = _own_changes(job)
+    if (job.params or {}).get("lr_finder"):
+        raise HistoryUnavailable(
+            job.id,
+            "it is a learning-rate range test, not a training run: export the run you train with the "
+            "suggested lr (result.lr_finder.suggested_lr) instead",
+        )
     if job.parent_id is None or not job.fork_step:  # a fork at step 0 starts from scratch
         return original_params(job), own, []
     if depth >= MAX_FORK_DEPTH:

@@ -65,7 +65,8 @@ export class ForkPanel {
   update(job) {
     const k = this.step();
     // A queued run has no state to start from; the server also needs a checkpoint at or before k.
-    const available = job.status !== "queued" && k !== null && this.properties.length > 0;
+    // A learning-rate range test is not a run to go on from: "Train with this lr" starts one.
+    const available = job.status !== "queued" && k !== null && this.properties.length > 0 && !job.params?.lr_finder;
     this.box.hidden = !available;
     if (!available) return;
     const label = this.trainsLonger(job) ? "Train longer…" : `Continue from step ${k.toLocaleString()}…`;

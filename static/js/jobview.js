@@ -6,6 +6,7 @@
 import { api, ApiError, wireDownload } from "./api.js";
 import { COLORS, LineChart, VAL_DASH, withAlpha } from "./charts.js";
 import { CodePanel } from "./codeview.js";
+import { finderSummary, renderFinder } from "./finderview.js";
 import { renderConfusion, renderPerClass, renderSamples } from "./cifarview.js";
 import { LossSurfaceMap } from "./contour.js";
 import { FitChart } from "./fitview.js";
@@ -98,6 +99,7 @@ function renderProgress() {
   const elapsed = elapsedMs(job);
   const parts = [];
   if (job.status === "queued") parts.push("waiting for a worker");
+  else if (job.params?.lr_finder) parts.push(`range test: ${step} of at most 100 steps`);
   else if (job.kind === "cifar" && !isTerminal(job.status) && epochs) parts.push(...cifarProgress(step, store.accEpochs.at(-1) ?? 0, epochs, elapsed));
   else if (job.status === "paused" && epochs) parts.push(`paused at epoch ${shownEpoch} of ${epochs}`);
   else if (epochs) parts.push(`epoch ${shownEpoch} of ${epochs}`);
@@ -134,7 +136,8 @@ function renderVerdict(now = false) {
   if (!now && performance.now() - verdictAt < 250) return;
   verdictAt = performance.now();
   const books = kinds?.find((k) => k.kind === job.kind)?.book_results ?? [];
-  const lines = verdict(job, store, books);
+  const finder = job.result?.lr_finder;
+  const lines = finder ? [{ text: finderSummary(finder), tone: finder.suggested_lr === null ? "warn" : "good" }] : verdict(job, store, books);
   $("[data-verdict]").replaceChildren(...lines.map((line) => el("p", { class: line.tone, dataset: line.book ? { book: "" } : {} }, line.text)));
   const best = bestValidation(store);
   lossChart?.setSpots(best ? [{ x: best.step, y: best.loss, label: "best val", color: COLORS.val }] : []);
@@ -465,6 +468,7 @@ function showPrevious() {
 // One frame of the replay: every picture as it was at that step.
 function showReplayFrame(frame) {
   lossChart.setCursor(frame.step);
+  if (job.params?.lr_finder) return; // a range test has only its loss to replay
   if (job.kind === "linear") {
     const scale = job.params?.input_scale ?? 1;
     if (frame.w != null && frame.b != null) fitChart.setLine(frame.w * scale, frame.b);
@@ -508,6 +512,10 @@ function leaveReplay() {
 
 function mountLearned() {
   const box = $("[data-learned]");
+  if (job.params?.lr_finder) {
+    box.replaceChildren(el("p", { class: "muted" }, "The loss against the learning rate, and the suggested rate, appear when the test ends."));
+    return;
+  }
   if (job.kind === "linear") {
     box.replaceChildren(
       el("div", { class: "two-columns" },
@@ -592,6 +600,10 @@ function showResult() {
   const result = job.result;
   if (!result || resultShown || replay?.active) return; // leaving the replay shows it
   resultShown = true;
+  if (result.lr_finder) {
+    renderFinder($("[data-learned]"), job);
+    return;
+  }
   if (job.kind === "linear") {
     fitChart.setPoints(result.train_points, result.val_points);
     if (result.slope != null && result.intercept != null) fitChart.setLine(result.slope, result.intercept);

@@ -144,3 +144,38 @@ def test_bad_parameters_name_the_field(bad, field):
     with pytest.raises(ValidationError) as info:
         LinearParams(**bad)
     assert info.value.errors()[0]["loc"][0] == field
+
+
+def test_the_lr_range_test_suggests_a_rate_that_converges_on_the_raw_readings():
+    from app.experiments import lr_finder
+
+    outcome, points = run_linear(input_scale=1.0, lr_finder=True)
+    finder = outcome.result["lr_finder"]
+    assert outcome.status == RunStatus.SUCCEEDED and outcome.state_dict is None
+    assert [p["lr"] for p in points] == finder["lrs"] == lr_finder.ramp()[: len(points)]
+    assert [p["train_loss"] for p in points] == finder["losses"]
+    assert finder["lrs"][0] == pytest.approx(1e-7) and finder["lrs"][-1] < 10, "it stopped when the loss blew up"
+    suggested = finder["suggested_lr"]
+    assert suggested < outcome.result["stable_lr"], "under the stable bound of plain gradient descent (3.4e-4)"
+    trained, steps = run_linear(input_scale=1.0, lr=suggested)
+    assert trained.status == RunStatus.SUCCEEDED and steps[-1]["train_loss"] < steps[0]["train_loss"] / 50
+
+
+def test_the_lr_range_test_on_the_books_scaled_data_trains_to_the_books_loss():
+    outcome, _ = run_linear(lr_finder=True)
+    suggested = outcome.result["lr_finder"]["suggested_lr"]
+    assert 1e-3 < suggested < outcome.result["stable_lr"]
+    # Gradient descent gets as far in lr x epochs: the book's 5000 epochs at 1e-2, in proportion.
+    epochs = math.ceil(5000 * 0.01 / suggested)
+    trained, _ = run_linear(lr=suggested, epochs=min(epochs, 100_000))
+    assert trained.result["train_loss"] == pytest.approx(2.927648, abs=2e-3)
+
+
+def test_the_suggestion_rule_is_the_steepest_fall_of_the_smoothed_loss_before_its_minimum():
+    from app.experiments.lr_finder import suggest
+
+    lrs = [10.0**e for e in range(-7, 1)]  # 1e-7 .. 1
+    losses = [10.0, 10.0, 9.9, 9.0, 4.0, 1.0, 0.9, 50.0]
+    # smoothed (beta 0.8, debiased), the steepest fall is between 1e-3 and 1e-2
+    assert suggest(lrs, losses) == 1e-3
+    assert suggest(lrs, [5.0, 5.0, 5.1, 6.0]) is None, "a loss that never falls suggests nothing"
