@@ -37,6 +37,7 @@ from app.experiments.base import (
     finite_or_none,
 )
 from app.experiments.checkpoints import check_resume, detached
+from app.experiments.lr_finder import run_range_test
 from app.experiments.cifar_data import (
     CIFAR2_CLASSES,
     CIFAR10_CLASSES,
@@ -368,6 +369,9 @@ def run(params: CifarParams, ctx: RunContext) -> RunOutcome:
         params, stop = ctx.control.boundary(step, epoch, params, save, epoch_end=order is None)
         apply_live(params, optimizer, schedule, loss_fn, steps_per_epoch)  # over the checkpoint's lr
 
+    if params.lr_finder:
+        return range_test(params, ctx, forward, optimizer, loss_fn, precision, train_images, train_labels, generator)
+
     while stop is None and (order is not None or epoch < params.epochs):  # epochs may change live
         if order is None:  # a new epoch
             epoch += 1
@@ -545,6 +549,44 @@ def decode_upload(data: bytes) -> torch.Tensor:
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise InvalidImage(f"{_describe(data)}, which could not be decoded: {exc}") from exc
     return torch.from_numpy(np.asarray(rgb).copy()).permute(2, 0, 1).unsqueeze(0)
+
+
+def range_test(
+    params: CifarParams,
+    ctx: RunContext,
+    forward: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: nn.Module,
+    precision: Any,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    generator: torch.Generator,
+) -> RunOutcome:
+    """The learning-rate range test (app/experiments/lr_finder.py): one training batch (augmented
+    as the run would be) per learning rate, the same lr for every parameter group, no schedule."""
+    forward.train()
+    batches: list[torch.Tensor] = []
+
+    def step(lr: float) -> float:
+        if not batches:
+            batches.extend(order_batches(torch.randperm(images.shape[0], generator=generator), params.batch_size))
+        index = batches.pop(0).to(images.device)
+        imgs, targets = images.index_select(0, index), labels.index_select(0, index)
+        if params.augment:
+            imgs = batch_crop(batch_flip_lr(imgs, generator), CROP_PADDING, generator)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        with precision:
+            loss = loss_fn(forward(imgs), targets)
+        value = loss.item()
+        if math.isfinite(value):
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        return value
+
+    status, finder = run_range_test(step, ctx)
+    return RunOutcome(status=status, result={"lr_finder": finder, "steps_run": len(finder["losses"])})
 
 
 @torch.inference_mode()

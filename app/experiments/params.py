@@ -189,6 +189,13 @@ class CifarParams(ExperimentParams):
         description="Share of each target spread over the other classes (0 is the book's plain cross-entropy).",
         json_schema_extra=LIVE,
     )
+    lr_finder: bool = Field(
+        False,
+        description=(
+            "Instead of training: a learning-rate range test. One batch at each lr from 1e-7 to 10 "
+            "(growing exponentially, 100 batches) until the loss blows up; the result suggests an lr."
+        ),
+    )
     limit_train: int | None = Field(
         None,
         ge=10,

@@ -16,7 +16,14 @@ pytestmark = pytest.mark.browser
 JOB_URL = re.compile(r"/jobs/([0-9a-f]{32})$")
 
 
-@pytest.mark.parametrize("kind,params", [("linear", {"input_scale": 1}), ("mlp", {})])
+@pytest.mark.parametrize(
+    "kind,params",
+    [
+        ("linear", {"input_scale": 1}),
+        ("mlp", {}),
+        ("cifar", {"dataset": "cifar10", "model": "conv", "epochs": 2, "batch_size": 16}),  # the tiny set
+    ],
+)
 def test_a_range_test_suggests_an_lr_and_trains_with_it(page, api, kind, params):
     job = create_job(api, kind, {**params, "lr_finder": True}, seed=4)
     done = wait_for_job(api, job["id"])

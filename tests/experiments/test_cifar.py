@@ -294,3 +294,13 @@ def test_predict_refuses_a_decompression_bomb_before_decoding_it(trained):
     assert "decompression bomb" in str(exc.value)
     # A small picture of the same make is classified: what is refused is the size, not the make.
     assert cifar.predict(params, outcome.state_dict, png_claiming(16, 12))["label"] in outcome.result["classes"]
+
+
+def test_the_lr_range_test_runs_a_batch_per_lr_and_suggests_one(tiny_pickle):
+    outcome, points = run_cifar(tiny_pickle.root, seed=1, model="conv", batch_size=16, lr_finder=True)
+    finder = outcome.result["lr_finder"]
+    assert outcome.status == RunStatus.SUCCEEDED and outcome.state_dict is None
+    assert [p["lr"] for p in points] == finder["lrs"] and [p["train_loss"] for p in points] == finder["losses"]
+    assert len(points) > 20, "more batches than one epoch of the tiny set (10): it draws a new order"
+    assert finder["suggested_lr"] is not None and 1e-7 < finder["suggested_lr"] < 10
+    assert all(p["step"] == i for i, p in enumerate(points, start=1))
