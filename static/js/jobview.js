@@ -821,6 +821,8 @@ async function main() {
       // The parent's line, faint under this run's own; downsampled when the two are long.
       const long = job.fork_step + (job.progress?.step ?? 0) > FULL_HISTORY_LIMIT;
       parent = await loadParentLine(jobId, job.fork_step, { maxPoints: long ? HISTORY_POINTS : undefined });
+      // The line fit's path up to the fork, faint on the loss surface under the child's own.
+      if (surface && parent.w.some((w) => w !== null)) surface.setGhost(parent.w, parent.b);
     } catch {
       parent = null; // the parent was deleted: its curve is not drawn
     }

@@ -30,12 +30,12 @@ export function indexAtStep(steps, step) {
   return found;
 }
 
-// A fork's parent line up to the fork step (and theirs, up the line): {steps, train, val, hasVal}.
+// A fork's parent line up to the fork step (and theirs, up the line): {steps, train, val, hasVal, w, b}.
 export async function loadParentLine(jobId, forkStep, { maxPoints } = {}) {
   const history = await api.metrics(jobId, { withParent: true, maxPoints });
   const line = new MetricStore();
   line.loadHistory(rowsToPoints(history).filter((point) => point.step <= forkStep));
-  return { steps: line.steps, train: line.train, val: line.val, hasVal: line.hasVal() };
+  return { steps: line.steps, train: line.train, val: line.val, hasVal: line.hasVal(), w: line.w, b: line.b };
 }
 
 // uPlot columns [x, first, ...rest] of a fork's own points with its parent's line put in after

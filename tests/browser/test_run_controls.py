@@ -216,6 +216,8 @@ def test_fork_from_a_clicked_point_draws_the_parent_curve_on_the_childs_page(pag
     assert page.evaluate("window.playgroundJob.parent.steps.slice()") == [r["step"] for r in parent_rows]
     assert page.evaluate("window.playgroundJob.parent.train.slice()") == pytest.approx([r["train_loss"] for r in parent_rows])
     assert "parent train" in page.locator("[data-loss-chart] .u-legend").inner_text()
+    # and the parent's (w, b) path up to k, faint on the loss surface
+    assert page.locator("[data-surface]").get_attribute("data-ghost-points") == str(len(parent_rows))
     page.wait_for_function(f"document.querySelector('[data-loss-chart]').dataset.points === '{k + 300}'")  # one x axis
     assert {"x": k, "label": "forked here"} in chart_markers(page)
     assert page.locator("[data-parent-link]").get_attribute("href") == f"/jobs/{parent_id}"
