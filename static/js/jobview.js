@@ -101,6 +101,7 @@ function renderProgress() {
   if (job.status === "queued") parts.push("waiting for a worker");
   else if (job.params?.lr_finder) parts.push(`range test: ${step} of at most 100 steps`);
   else if (job.kind === "cifar" && !isTerminal(job.status) && epochs) parts.push(...cifarProgress(step, store.accEpochs.at(-1) ?? 0, epochs, elapsed));
+  else if (job.kind === "cifar" && epochs && job.status !== "succeeded") parts.push(cifarEnded(step, epochs));
   else if (job.status === "paused" && epochs) parts.push(`paused at epoch ${shownEpoch} of ${epochs}`);
   else if (epochs) parts.push(`epoch ${shownEpoch} of ${epochs}`);
   if (elapsed !== null) parts.push(`${duration(elapsed)} elapsed`);
@@ -129,6 +130,15 @@ function cifarProgress(step, epochsDone, epochs, elapsed) {
     parts.push(`about ${duration(left * 1000)} left`);
   }
   return parts;
+}
+
+// How far an ended (cancelled, failed, diverged, interrupted) CIFAR run got, as the charts show
+// it: the epochs it finished (each has its accuracy point) and the batches after the last one.
+function cifarEnded(step, epochs) {
+  const done = store.accEpochs.at(-1) ?? 0;
+  const after = step - (store.accSteps.at(-1) ?? job.fork_step ?? 0);
+  const partial = after > 0 ? ` and ${after.toLocaleString()} batch${after === 1 ? "" : "es"} of epoch ${done + 1}` : "";
+  return `${done} of ${epochs} epochs done${partial}`;
 }
 
 // The verdict in words and numbers, and the best validation loss ringed on the chart.

@@ -153,3 +153,7 @@ def test_a_cifar_runs_progress_counts_batches_within_its_epoch(page, api, cifar_
     paused_with("paused in epoch 2 of 3 · batch 3 of 10")
     screenshot(page, "cifar-progress-in-batches")
     assert api.post(f"/api/jobs/{job['id']}/cancel").status_code == 202
+    # Cancelled: what it finished, as the charts show it (one accuracy point, three batches after).
+    page.wait_for_selector("#job-view[data-status=cancelled]")
+    assert progress.inner_text().startswith("1 of 3 epochs done and 3 batches of epoch 2")
+    assert page.evaluate("window.playgroundJob.store.accEpochs.slice()") == [1]
