@@ -160,8 +160,8 @@ class ServerEvents:
 
         ``live`` (sent without an id: a client's Last-Event-ID stays what it was) says the client is
         subscribed, from the newest event (``last_id``), with the server's ``counts``; ``resumed``:
-        the missed events follow. A client that is not resuming reads the list after it: from then
-        on it misses nothing.
+        the client sent an id, and the missed events or a ``reset`` follow. A client that is not
+        resuming reads the list after it: from then on it misses nothing.
         """
         if self._closed:
             return
@@ -174,7 +174,7 @@ class ServerEvents:
                 f"the events after {last_event_id!r} are no longer kept: read the list again"
             )
             last = self._n  # what is queued from here on is new
-            resumed = last_event_id is not None and missed is not None
+            resumed = last_event_id is not None
             yield ServerEvent(last, "live", {"last_id": self.last_id, "resumed": resumed, "counts": self._counts()}, self.run)
             if reset is not None:
                 yield reset

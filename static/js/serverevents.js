@@ -75,7 +75,7 @@ function open() {
     if (!greeting) return;
     report("live");
     if (greeting.counts) emit("counts", greeting.counts);
-    if (!greeting.resumed) emit("reload"); // a `reset` follows otherwise, or the missed events
+    if (!greeting.resumed) emit("reload"); // else the missed events follow, or a `reset`
   });
   es.addEventListener("reset", (event) => {
     const data = parse(event);

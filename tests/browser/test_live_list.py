@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tests.browser.helpers import create_job, pause_job, wait_for_api_status, wait_for_job
+from tests.browser.helpers import create_job, pause_job, wait_for_api_status, wait_for_job, watched_tab
 
 IDLE_S = 12
 LONG_MLP = {"epochs": 100_000}  # minutes of work: running while the test looks, then paused
@@ -110,3 +110,25 @@ def test_compares_picker_and_header_follow_the_server_without_polling(page, api)
     item.wait_for(state="detached")
 
     assert_idle_page_repeats_nothing(page, log)
+
+
+def test_after_a_server_restart_the_list_reads_itself_again_once(browser, server_factory) -> None:
+    """The page's Last-Event-ID is from the server's previous run: the server answers ``reset``
+    and the list is read again (one read), with what happened meanwhile."""
+    srv = server_factory(workers=1)
+    with watched_tab(browser, srv.url) as page:
+        log = record_requests(page)
+        page.goto("/jobs")
+        page.locator("[data-job-count]").filter(has_text="run").wait_for()  # read after the stream is live
+        with srv.client() as api:
+            before = create_job(api, "linear", {}, name="before the restart", paused=True)
+        page.locator(f'tr[data-job-id="{before["id"]}"]').wait_for()
+        last_id = page.evaluate("import('/static/js/serverevents.js').then((m) => m.serverEvents.lastId)")
+        assert last_id, "premise: the page has an event id to resume after"
+        srv.restart()
+        with srv.client() as api:
+            after = create_job(api, "mlp", {}, name="after the restart", paused=True)
+        page.locator(f'tr[data-job-id="{after["id"]}"]').wait_for(timeout=60_000)
+        page.locator(f'tr[data-job-id="{before["id"]}"]').wait_for()
+        list_reads = [url for url in api_requests(log) if url.startswith("api/jobs")]
+        assert len(list_reads) == 2, f"read at the start and once after the reset: {list_reads}"
