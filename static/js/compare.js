@@ -182,6 +182,7 @@ async function loadRuns(ids) {
 const PICKER_LIMIT = 100;
 const pickRows = new Map(); // job id -> li
 let pickerLoading = null;
+let pickerAgain = false; // the kind changed while the list was read: read it again after
 let pickerPending = []; // events that came while the list was read
 function pickRow(job, chosen) {
   const label = el("label", { for: `pick-${job.id}` });
@@ -201,7 +202,10 @@ function pickerChosen() {
 }
 
 async function renderPicker() {
-  if (pickerLoading) return pickerLoading;
+  if (pickerLoading) {
+    pickerAgain = true;
+    return pickerLoading;
+  }
   pickerLoading = (async () => {
     let page;
     try {
@@ -238,7 +242,12 @@ async function renderPicker() {
     for (const [type, data] of events) pickerApply(type, data);
     pickerUpdated();
   })();
-  return pickerLoading;
+  const loaded = pickerLoading;
+  await loaded;
+  if (pickerAgain) {
+    pickerAgain = false;
+    return renderPicker();
+  }
 }
 
 function pickerUpdated() {

@@ -65,6 +65,9 @@ export function mountJobList(root) {
 
   const matches = (job) => (!kindFilter.value || job.kind === kindFilter.value) && (!statusFilter.value || job.status === statusFilter.value);
 
+  // Newest first: a run older than the page's last one belongs to a later page.
+  const onThisPage = (job) => page.items.length < limit || job.created_at >= page.items[page.items.length - 1].created_at;
+
   // A job change from the server's stream, applied to the page of runs shown; true when it needs
   // the list read again (a run that now matches the status filter: where it goes in the order).
   function apply(type, data, live = true) {
@@ -87,7 +90,7 @@ export function mountJobList(root) {
         page.items.splice(at, 1);
         page.total -= 1;
         reread = page.total > page.items.length;
-      } else if (matches(data)) reread = true;
+      } else if (matches(data) && onThisPage(data)) reread = true;
     } else if (type === "progress") {
       if (at >= 0) page.items[at] = { ...page.items[at], progress: data.progress };
     } else if (type === "deleted") {
