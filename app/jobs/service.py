@@ -338,7 +338,7 @@ class JobService:
         await self.writer.run(write)
         self._live[job.id] = _LiveJob(last_event_id=1, status=job.status, epochs=job.epochs, step=fork_step)
         self.broker.publish(job.id, Event(1, EventType.STATUS, status_data))
-        self.server_events.publish("created", _summary(status_data))
+        self._announce("created", status_data)
         if paused:
             return self.public(job, data=data)
         spec_params = {**(run_params or stored), "data": data} if "data" in stored else dict(run_params or stored)
@@ -739,8 +739,16 @@ class JobService:
     def _publish(self, job_id: str, events: list[Event]) -> None:
         for e in events:
             self.broker.publish(job_id, e)
+        for e in events:
             if e.type == EventType.STATUS:
-                self.server_events.publish("status", _summary(e.data))
+                self._announce("status", e.data)
+
+    def _announce(self, type: Literal["created", "status"], status_data: dict[str, Any]) -> None:
+        """A job's change on the server-wide stream; never in the way of the job's own events."""
+        try:
+            self.server_events.publish(type, _summary(status_data))
+        except Exception:
+            log.exception("could not announce %s of job %s", type, status_data.get("id"))
 
     def counts(self) -> dict[str, int]:
         """Jobs running and queued, as of the newest events taken (the header's counts)."""
