@@ -10,6 +10,9 @@ executor, and turns what the executor reports into database rows and SSE events:
     JobCheckpoint      a file under PLAYGROUND_HOME/checkpoints   (none)
     JobFinished        job: final (or paused), result            status, done (none when paused)
 
+Each ``status`` also goes on the server-wide stream (``app.jobs.server_events``, GET /api/events) as
+the job's summary, with ``created`` for a new job, ``deleted``, and ``progress`` (once a second).
+
 Commands: create (and fork), cancel, delete, and the playable ones -- pause, resume (and step),
 patch. Each job takes one command at a time (``_command``); a command's own writes are awaited
 (stored, or 503 after the writer's deadline) before it answers. How a job starts -- from the
