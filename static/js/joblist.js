@@ -9,6 +9,7 @@ import { duration, el, elapsedMs, isTerminal, jobLabel, keyResult, statusBadge, 
 import { onServerEvents } from "./serverevents.js";
 
 const PAGE = 25;
+const AGE_REDRAW_MS = 15_000;
 
 export function mountJobList(root) {
   const rows = root.querySelector("[data-job-rows]");
@@ -254,6 +255,9 @@ export function mountJobList(root) {
   compareButton.addEventListener("click", () => {
     location.href = `/compare?ids=${[...selected].join(",")}`;
   });
+  // "2 minutes ago" and the durations move on without a request: the rows are redrawn from what
+  // the page has.
+  setInterval(() => page && !loading && !document.hidden && show(), AGE_REDRAW_MS);
   onServerEvents({
     reload: refresh,
     // The stream cannot open (the server refuses it, or wants a token first): the list once anyway.
