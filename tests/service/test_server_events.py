@@ -212,6 +212,18 @@ def test_the_stream_counts_against_the_server_limit(server_factory) -> None:
     listener.close()
 
 
+def test_the_stream_needs_the_token_where_reads_do_and_takes_the_cookie(server_factory) -> None:
+    token = "t" * 24
+    srv = server_factory(env={"PLAYGROUND_API_TOKEN": token, "PLAYGROUND_AUTH_READS": "true"}, workers=1)
+    assert httpx.get(f"{srv.url}/api/events", timeout=10).status_code == 401
+    with (
+        httpx.Client(base_url=srv.url, cookies={"playground_token": token}, timeout=10) as client,
+        client.stream("GET", "/api/events") as response,
+    ):
+        assert response.status_code == 200  # the browser's EventSource sends the cookie, not a header
+        assert next(response.iter_lines()) == "event: live"
+
+
 # ----------------------------------------------------------------------------------------------
 # The ring and the queues, without a server
 
