@@ -130,12 +130,14 @@ class EventBroker:
     # ------------------------------------------------------------------------------------------
     # Limits
 
-    def open_stream(self, job_id: str) -> StreamSlot:
-        """Count a new stream, or refuse it with ``StreamLimit`` (503) when the server or the job is full."""
+    def open_stream(self, job_id: str, *, per_job_limit: bool = True) -> StreamSlot:
+        """Count a new stream, or refuse it with ``StreamLimit`` (503) when the server or the job is
+        full. ``per_job_limit=False``: a stream that is not one job's (the server-wide
+        ``/api/events``, one per open page) counts against the server's limit only."""
         if self._streams >= self.max_streams:
             raise StreamLimit("on this server", self._streams, self.max_streams, "PLAYGROUND_MAX_STREAMS")
         on_job = self._streams_per_job.get(job_id, 0)
-        if on_job >= self.max_streams_per_job:
+        if per_job_limit and on_job >= self.max_streams_per_job:
             raise StreamLimit(
                 "on this job", on_job, self.max_streams_per_job, "PLAYGROUND_MAX_STREAMS_PER_JOB"
             )

@@ -212,6 +212,18 @@ def test_the_stream_counts_against_the_server_limit(server_factory) -> None:
     listener.close()
 
 
+def test_pages_open_more_server_wide_streams_than_one_jobs_limit(server_factory) -> None:
+    # One per open page: held to PLAYGROUND_MAX_STREAMS, not to a job's PLAYGROUND_MAX_STREAMS_PER_JOB.
+    srv = server_factory(env={"PLAYGROUND_MAX_STREAMS": "2", "PLAYGROUND_MAX_STREAMS_PER_JOB": "1"}, workers=1)
+    listeners = [Listener(srv.url), Listener(srv.url)]  # two, over the per-job limit of one
+    with srv.client() as client:
+        refused = client.get("/api/events")  # the third: over the server's limit
+        assert refused.status_code == 503, refused.text
+        assert "PLAYGROUND_MAX_STREAMS" in refused.text and "PER_JOB" not in refused.text
+    for listener in listeners:
+        listener.close()
+
+
 def test_the_stream_needs_the_token_where_reads_do_and_takes_the_cookie(server_factory) -> None:
     token = "t" * 24
     srv = server_factory(env={"PLAYGROUND_API_TOKEN": token, "PLAYGROUND_AUTH_READS": "true"}, workers=1)

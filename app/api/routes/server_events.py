@@ -12,14 +12,14 @@ from app.api.deps import ReadAccess, ServiceDep
 
 router = APIRouter(tags=["events"])
 
-# The server-wide stream's place in the broker's count of open streams (PLAYGROUND_MAX_STREAMS;
-# it is also held to PLAYGROUND_MAX_STREAMS_PER_JOB, as if it were one job).
+# The server-wide stream's place in the broker's count of open streams: held to
+# PLAYGROUND_MAX_STREAMS only (one per open page, not one job's watchers).
 SERVER_STREAM = "*server*"
 
 
 async def server_stream_slot(service: ServiceDep) -> AsyncIterator[None]:
     """A stream may open (else 503 at the limits), checked before the 200; held until it ends."""
-    slot = service.broker.open_stream(SERVER_STREAM)
+    slot = service.broker.open_stream(SERVER_STREAM, per_job_limit=False)
     try:
         yield
     finally:
