@@ -29,10 +29,10 @@ run: install
 	$(VENV)/bin/playground serve --host $(HOST) --port $(PORT)
 
 # Most tests wait on servers, workers and browsers: three pytest workers overlap the waits. Each test
-# module stays on one worker, and the Ray modules share one (tests/conftest.py's groups).
+# module stays on one worker, and the Ray modules share one (tests/conftest.py's scheduler).
 PYTEST_WORKERS ?= 3
 test: install-test
-	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 # Needs a Docker engine: builds the CPU image, runs it, trains the book's line fit through the API.
 docker-test:

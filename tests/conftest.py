@@ -24,18 +24,25 @@ import pytest
 
 from tests.service.server_process import Server
 
-TESTS = Path(__file__).resolve().parent
 
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """How ``pytest -n N`` (``make test``) shares the tests out: a module's tests run on one worker
+    (its module-scoped servers and caches are made once), the Ray modules all on one (one Ray
+    cluster at a time on the machine), and so do the Firefox tests (one Marionette port).
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Groups for ``pytest -n N --dist loadgroup`` (``make test``): a module's tests run on one
-    worker (its module-scoped servers and caches are made once), the Ray modules share one (one
-    Ray cluster at a time on the machine), and so do the Firefox tests (one Marionette port)."""
-    for item in items:
-        path = item.path.relative_to(TESTS)
-        group = path.parts[0] if path.parts[0] in ("ray", "firefox") else path.as_posix()
-        item.add_marker(pytest.mark.xdist_group(group))
+    (pytest-xdist's own ``--dist loadgroup`` marks do not take effect with pytest 9: its worker
+    renames the tests' ids, which pytest 9 no longer reads.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByModule(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            for shared in ("tests/ray/", "tests/firefox/"):
+                if path.startswith(shared):
+                    return shared
+            return path
+
+    return ByModule(config, log)
 
 
 def tiny_cifar_env(root: Path) -> dict[str, str]:

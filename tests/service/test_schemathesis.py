@@ -10,6 +10,7 @@ queue of 4, CIFAR not downloaded, so such jobs fail at once), and it cancels and
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -82,4 +83,5 @@ def test_the_server_keeps_to_its_openapi_description(server_factory, tmp_path: P
     run = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=240)
     report = run.stdout + run.stderr
     assert run.returncode == 0, report[-30_000:]
-    assert "0 generated" not in report and "passed" in report, report[-5_000:]
+    # Some cases were made at all ("1720 generated" must not read as "0 generated").
+    assert not re.search(r"\b0 generated", report) and "passed" in report, report[-5_000:]
