@@ -57,6 +57,17 @@ def wait_for_api_status(api: httpx.Client, job_id: str, status: str, timeout: fl
 # paused again before the page clicks Cancel. A paused job is never over by itself; Cancel ends it.
 
 
+def wait_until_idle(api: httpx.Client, timeout: float = 300) -> None:
+    """Until no job of the session's server runs or waits (the jobs of earlier tests have ended)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        health = api.get("/api/health").json()
+        if health["running"] == 0 and health["queued"] == 0:
+            return
+        assert time.monotonic() < deadline, f"the server is still busy after {timeout} s: {health}"
+        time.sleep(0.5)
+
+
 def hold_job(api: httpx.Client, job_id: str) -> dict[str, Any]:
     """Pause a long job just made: a queued one at once, a running one at its next step boundary."""
     response = api.post(f"/api/jobs/{job_id}/pause")

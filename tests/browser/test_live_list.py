@@ -7,21 +7,17 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tests.browser.helpers import create_job, pause_job, wait_for_api_status, wait_for_job, watched_tab
+from tests.browser.helpers import (
+    create_job,
+    pause_job,
+    wait_for_api_status,
+    wait_for_job,
+    wait_until_idle,
+    watched_tab,
+)
 
 IDLE_S = 12
 LONG_MLP = {"epochs": 100_000}  # minutes of work: running while the test looks, then paused
-
-
-def wait_until_idle(api, timeout: float = 300) -> None:
-    """Until no job of the session's server runs or waits (the jobs of earlier tests have ended)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        health = api.get("/api/health").json()
-        if health["running"] == 0 and health["queued"] == 0:
-            return
-        assert time.monotonic() < deadline, f"the server is still busy after {timeout} s: {health}"
-        time.sleep(0.5)
 
 
 def record_requests(page) -> list[tuple[float, str]]:

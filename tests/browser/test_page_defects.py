@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 
 import pytest
 
@@ -14,6 +13,7 @@ from tests.browser.helpers import (
     pause_job,
     screenshot,
     wait_for_job,
+    wait_until_idle,
     watched_tab,
 )
 
@@ -81,17 +81,6 @@ def test_1_the_runs_list_reads_small_summaries_without_pictures(page, api, serve
 
 
 # 2 -------------------------------------------------------------------------------------------
-
-def wait_until_idle(api, timeout: float = 300) -> None:
-    """Until no job of the session's server runs or waits (the jobs of earlier tests have ended)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        health = api.get("/api/health").json()
-        if health["running"] == 0 and health["queued"] == 0:
-            return
-        assert time.monotonic() < deadline, f"the server is still busy after {timeout} s: {health}"
-        time.sleep(0.5)
-
 
 def test_2_the_headers_running_and_queued_counts_follow_the_server(page, api, server):
     # A run long enough to be running while the test looks (paused as soon as the header shows it):

@@ -67,7 +67,7 @@ class RayCluster:
             return "(no log)"
 
 
-def start_ray_cluster(num_cpus: int = 2) -> RayCluster:
+def start_ray_cluster(num_cpus: int = 2, num_gpus: int = 0) -> RayCluster:
     # Ray's unix sockets live under the temp dir, and a socket path may have at most 107 bytes.
     temp_dir = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))
     log_path = temp_dir / "head.log"
@@ -75,7 +75,7 @@ def start_ray_cluster(num_cpus: int = 2) -> RayCluster:
     ray = Path(sys.executable).with_name("ray")
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [str(ray), "start", "--head", "--block", f"--num-cpus={num_cpus}", "--num-gpus=0",
+            [str(ray), "start", "--head", "--block", f"--num-cpus={num_cpus}", f"--num-gpus={num_gpus}",
              f"--port={port}", "--node-ip-address=127.0.0.1", f"--temp-dir={temp_dir}",
              "--include-dashboard=false", "--disable-usage-stats",
              "--object-store-memory=200000000"],  # 200 MB: the jobs pass metric points and weights only

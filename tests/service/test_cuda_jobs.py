@@ -10,13 +10,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import math
-import os
-import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,7 +24,7 @@ from tests.service.helpers import (
     wait_for,
     wait_until_step,
 )
-from tests.service.server_process import Server, free_port
+from tests.service.server_process import Server
 
 torch = pytest.importorskip("torch")
 
@@ -172,32 +166,9 @@ ray_installed = importlib.util.find_spec("ray") is not None
 @pytest.fixture(scope="module")
 def gpu_ray_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A one-node Ray cluster with 2 CPUs and 1 GPU, and a playground server on it."""
-    from tests.ray.conftest import (
-        RAY_ENV,
-        RAY_START_TIMEOUT_S,
-        RayCluster,
-        ray_server_env,
-        stop_ray_cluster,
-    )
+    from tests.ray.conftest import ray_server_env, start_ray_cluster, stop_ray_cluster
 
-    temp_dir = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # socket paths have at most 107 bytes
-    log_path = temp_dir / "head.log"
-    port = free_port()
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", "--num-cpus=2",
-             "--num-gpus=1", f"--port={port}", "--node-ip-address=127.0.0.1", f"--temp-dir={temp_dir}",
-             "--include-dashboard=false", "--disable-usage-stats", "--object-store-memory=200000000"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            env={**os.environ, **RAY_ENV, "RAY_ADDRESS": ""},
-        )
-    cluster = RayCluster(f"127.0.0.1:{port}", proc, temp_dir, log_path)
-    deadline = time.monotonic() + RAY_START_TIMEOUT_S
-    while "Ray runtime started" not in log_path.read_text(errors="replace"):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            stop_ray_cluster(cluster)
-            raise RuntimeError(f"ray start failed (exit {proc.poll()}):\n{cluster.log_tail()}")
-        time.sleep(0.2)
+    cluster = start_ray_cluster(num_cpus=2, num_gpus=1)
     env = tiny_cifar_env(tmp_path_factory.mktemp("ray-tiny-cifar"))
     srv = Server(tmp_path_factory.mktemp("ray-cuda-home"), env=ray_server_env(cluster, env)).start()
     try:
