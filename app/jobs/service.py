@@ -268,7 +268,7 @@ class JobService:
     async def create(self, request: JobCreate, owner: str | None = None) -> JobPublic:
         """A new job owned by ``owner`` (a user's name; None without users)."""
         if not request.paused:
-            self._check_user_limits(owner)
+            await self._check_user_limits(owner)
         if request.fork is not None:
             return await self._fork(request, owner)
         spec = get_experiment(request.kind)
@@ -453,7 +453,7 @@ class JobService:
                 raise JobConflict(
                     job_id, status, action, [JobStatus.PAUSED, "interrupted or failed with a checkpoint"]
                 )
-            self._check_user_limits(job.owner)
+            await self._check_user_limits(job.owner)
             data = await to_thread.run_sync(self.job_data, job_id) if job.data_points else None
             params = self._validate(job.kind, self._full_params(job, data))
             plan, run_params, position = await to_thread.run_sync(self.plans.for_job, job, params)
@@ -954,12 +954,16 @@ class JobService:
         if data is not None and len(data) > self.settings.max_data_points:
             raise LimitExceeded("data", len(data), self.settings.max_data_points, "PLAYGROUND_MAX_DATA_POINTS")
 
-    def _check_user_limits(self, owner: str | None) -> None:
+    async def _check_user_limits(self, owner: str | None) -> None:
         """429 when ``owner`` has as many jobs queued or running as one user may (app/users.py)."""
         if owner is None or (self.settings.max_queued_per_user is None and self.settings.max_running_per_user is None):
             return
-        with self._session() as session:
-            jobs = crud.open_jobs_of(session, owner=owner)
+
+        def read() -> list[Job]:  # off the event loop, as the service's other reads
+            with self._session() as session:
+                return crud.open_jobs_of(session, owner=owner)
+
+        jobs = await to_thread.run_sync(read)
         check_user_limits(
             owner,
             [self._status(job) for job in jobs],
