@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Literal
 
+from app.models import OPEN_STATUSES
+
 ServerEventType = Literal["live", "created", "status", "progress", "deleted", "reset"]
 
 # Events kept for reconnecting clients: minutes of a busy server (progress is once a second per job).
@@ -110,7 +112,7 @@ class ServerEvents:
         self._ring.append(event)
         for subscriber in self._subscribers:
             subscriber.put(event)
-        if type == "deleted" or (type == "status" and data.get("status") not in _OPEN):
+        if type == "deleted" or (type == "status" and data.get("status") not in OPEN_STATUSES):
             self._progress_sent.pop(data.get("id", ""), None)
         return event
 
@@ -195,9 +197,6 @@ class ServerEvents:
                 yield item
         finally:
             self._subscribers.discard(subscriber)
-
-
-_OPEN = {"queued", "running", "paused"}
 
 
 def _base36(value: int) -> str:

@@ -114,7 +114,7 @@ function renderProgress() {
 // speed so far.
 function cifarProgress(step, epochsDone, epochs, elapsed) {
   const ends = store.accSteps;
-  const perEpoch = ends.length >= 2 ? ends.at(-1) - ends.at(-2) : ends.length === 1 && !job.fork_step ? ends[0] : null;
+  const perEpoch = store.stepsPerEpoch(job.fork_step ?? 0);
   const lead = job.status === "paused" ? "paused in epoch" : "epoch";
   if (epochsDone >= epochs) return [`${lead} ${epochs} of ${epochs}`];
   const parts = [`${lead} ${epochsDone + 1} of ${epochs}`];

@@ -45,6 +45,15 @@ export class MetricStore {
     return this.steps.length;
   }
 
+  // Batches in an epoch, from the steps at the epoch ends held (null before one has ended; a run
+  // that starts at `startStep`, a fork, needs two ends to tell).
+  stepsPerEpoch(startStep = 0) {
+    const ends = this.accSteps;
+    if (ends.length >= 2) return ends.at(-1) - ends.at(-2);
+    if (ends.length === 1 && !startStep) return ends[0];
+    return null;
+  }
+
   // The history from GET /metrics; `downsampled` = {shown, total} when it was thinned out.
   loadHistory(points, downsampled = null) {
     points.sort((p, q) => (p.step ?? 0) - (q.step ?? 0));

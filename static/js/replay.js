@@ -74,8 +74,8 @@ export class Replay {
   stepsPerEpoch() {
     const job = this.getJob();
     if (job.kind !== "cifar") return 1;
-    const epochs = this.store.accEpochs.at(-1);
-    return epochs ? Math.max(1, Math.round(this.store.steps.at(-1) / epochs)) : 1;
+    // Before an epoch has ended, the run so far is (part of) the first.
+    return this.store.stepsPerEpoch(job.fork_step ?? 0) ?? Math.max(1, this.store.steps.at(-1) ?? 1);
   }
 
   // Steps per second at the chosen speed.
