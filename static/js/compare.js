@@ -266,10 +266,13 @@ function pickerApply(type, data) {
     fillPickLabel(row, data);
     pickRows.set(data.id, row);
     $("[data-pick-list]").prepend(row);
-    while (pickRows.size > PICKER_LIMIT) {
-      const [oldest, oldestLi] = [...pickRows].at(-1);
+    // The list is newest first: the one to drop is its last row (not the Map's last entry, which
+    // is the run just added).
+    const rows = [...$("[data-pick-list]").querySelectorAll("li[data-job-id]")];
+    while (pickRows.size > PICKER_LIMIT && rows.length) {
+      const oldestLi = rows.pop();
       oldestLi.remove();
-      pickRows.delete(oldest);
+      pickRows.delete(oldestLi.dataset.jobId);
     }
   } else if (type === "status" && li) fillPickLabel(li, data);
   else if (type === "deleted" && li) {

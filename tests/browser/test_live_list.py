@@ -18,6 +18,12 @@ from tests.browser.helpers import (
 
 IDLE_S = 12
 LONG_MLP = {"epochs": 100_000}  # minutes of work: running while the test looks, then paused
+PAGE_SIZE = 25  # runs on a page of the runs list
+PICKER_SIZE = 100  # runs in Compare's picker
+
+
+def total_runs(api) -> int:
+    return api.get("/api/jobs", params={"limit": 1}).json()["total"]
 
 
 def record_requests(page) -> list[tuple[float, str]]:
@@ -68,14 +74,53 @@ def test_the_runs_list_and_header_follow_the_server_without_polling(page, api) -
     short = create_job(api, "linear", {"epochs": 200}, seed=1, name="live list short")
     wait_for_job(api, short["id"])
     status_of(page, short["id"]).filter(has_text="succeeded").wait_for()
-    assert api.delete(f"/api/jobs/{short['id']}").status_code == 204
-    page.locator(f'tr[data-job-id="{short["id"]}"]').wait_for(state="detached")
-    assert api.delete(f"/api/jobs/{long['id']}").status_code == 204
-    page.locator(f'tr[data-job-id="{long["id"]}"]').wait_for(state="detached")
+    # A deleted row is taken off the page; the page reads the list again only to fill its place
+    # when there are more runs than it shows (the session's server may hold runs of other tests).
+    refills = 0
+    for job in (short, long):
+        refills += total_runs(api) > PAGE_SIZE
+        assert api.delete(f"/api/jobs/{job['id']}").status_code == 204
+        page.locator(f'tr[data-job-id="{job["id"]}"]').wait_for(state="detached")
+        left = total_runs(api)
+        page.locator("[data-job-count]").filter(has_text=f"of {left} run" if left else "No runs yet").wait_for()
 
     list_reads = [url for url in api_requests(log) if url.startswith("api/jobs")]
-    assert len(list_reads) == 1, f"the list was read once, then kept by the events: {list_reads}"
+    assert len(list_reads) == 1 + refills, f"the list was read once, then kept by the events: {list_reads}"
     assert_idle_page_repeats_nothing(page, log)
+
+
+def test_full_lists_show_a_new_run_first_and_fill_a_deleted_runs_place(page, api) -> None:
+    # More runs than the runs list's page (25) and Compare's picker (100) show.
+    wait_until_idle(api)
+    filler = [
+        create_job(api, "linear", {"epochs": 10}, seed=i, name=f"filler {i}", paused=True)["id"]
+        for i in range(max(0, PICKER_SIZE + 1 - total_runs(api)))
+    ]
+    try:
+        page.goto("/compare")
+        picker = page.locator("[data-pick-list]")
+        picker.and_(page.locator("[data-updated]")).wait_for()
+        rows = picker.locator("li[data-job-id]")
+        assert rows.count() == PICKER_SIZE
+        oldest_shown = rows.last.get_attribute("data-job-id")
+        newest = create_job(api, "linear", {"epochs": 10}, seed=1, name="newest of many", paused=True)
+        filler.append(newest["id"])
+        rows.first.filter(has_text="newest of many").wait_for()
+        picker.locator(f'li[data-job-id="{oldest_shown}"]').wait_for(state="detached")
+        assert rows.count() == PICKER_SIZE
+
+        page.goto("/jobs")
+        table = page.locator("tr[data-job-id]")
+        table.first.filter(has_text="newest of many").wait_for()
+        assert table.count() == PAGE_SIZE
+        next_one = api.get("/api/jobs", params={"limit": 1, "offset": PAGE_SIZE}).json()["items"][0]["id"]
+        assert api.delete(f"/api/jobs/{filler.pop()}").status_code == 204
+        page.locator(f'tr[data-job-id="{newest["id"]}"]').wait_for(state="detached")
+        page.locator(f'tr[data-job-id="{next_one}"]').wait_for()  # the next page's first run fills the place
+        assert table.count() == PAGE_SIZE
+    finally:
+        for job_id in filler:
+            api.delete(f"/api/jobs/{job_id}")
 
 
 def test_compares_picker_and_header_follow_the_server_without_polling(page, api) -> None:
