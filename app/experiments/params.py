@@ -6,9 +6,19 @@ carries a description a learner can read. No torch here.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import math
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 # Marks a parameter that may change while the run trains (PATCH on a job; the CLI's --resume -p):
 # it takes effect from the next step on. The JSON Schema carries it as "x-live": true.
@@ -16,6 +26,63 @@ LIVE = {"x-live": True}
 
 # One [x, y] pair of the user's own data, in data units (x like the book's t_u, y like t_c).
 DataPoint = Annotated[list[float], Field(min_length=2, max_length=2)]
+MAX_DATA_POINTS = 100_000  # the model's bound; a server may set a lower one (PLAYGROUND_MAX_DATA_POINTS)
+DATA_ERRORS_SHOWN = 5  # a 422 for 100,000 bad points names the first few, and counts the rest
+
+
+def _shown(value: Any) -> str:
+    """A value as the learner wrote it, short: JSON's words for NaN and the infinities."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
+
+
+def _explain_data_error(error: Any) -> str:
+    """One of pydantic's errors under ``data`` said for a learner: which point, what is wrong with
+    it and what is allowed (pydantic's own says "Input should be a valid number" at data.3.1)."""
+    where, kind, value = error["loc"], error["type"], error["input"]
+    points = f"2 to {MAX_DATA_POINTS:,} [x, y] points"
+    if not where:  # the list itself
+        if kind == "too_short":
+            n = len(value)
+            return f"data has {n} point{'' if n == 1 else 's'}; a fit needs at least 2 (data takes {points})."
+        if kind == "too_long":
+            return f"data has {len(value):,} points, more than the {MAX_DATA_POINTS:,} it takes ({points})."
+        return f"data is {_shown(value)}; it must be a list of {points}, like [[35.7, 0.5], [55.9, 14.0]]."
+    index = where[0]
+    point = f"point {index + 1} (data[{index}])" if isinstance(index, int) else f"data[{index!r}]"
+    if len(where) == 1:
+        if kind in ("too_short", "too_long"):
+            return f"{point} is {_shown(value)}: {len(value)} number{'' if len(value) == 1 else 's'}; a point is [x, y], two numbers."
+        return f"{point} is {_shown(value)}, not a pair [x, y] of two numbers."
+    axis = {0: "x", 1: "y"}.get(where[1], f"item {where[1]}")
+    why = "is not finite" if kind == "finite_number" else "is not a number"
+    return f"{point}: its {axis}, {_shown(value)}, {why}; x and y must be finite numbers."
+
+
+def validate_data(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """``data`` as pydantic checks it, with each error's message naming the point (see above); the
+    locations (``data.3.1``) and the inputs stay pydantic's, the first few errors only."""
+    try:
+        return handler(value)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        details: list[InitErrorDetails] = []
+        for error in errors[:DATA_ERRORS_SHOWN]:
+            message = _explain_data_error(error)
+            details.append(
+                InitErrorDetails(
+                    type=PydanticCustomError("data_point", "{message}", {"message": message}),
+                    loc=error["loc"],
+                    input=error["input"],
+                )
+            )
+        if len(errors) > DATA_ERRORS_SHOWN:
+            last = details[-1]
+            more = f"{last['type'].message()} (And {len(errors) - DATA_ERRORS_SHOWN:,} more errors after it.)"  # type: ignore[union-attr]
+            last["type"] = PydanticCustomError("data_point", "{message}", {"message": more})
+        raise ValidationError.from_exception_data(exc.title, details) from None
 
 
 class ExperimentParams(BaseModel):
@@ -76,9 +143,10 @@ class LinearParams(ExperimentParams):
     data: list[DataPoint] | None = Field(
         None,
         min_length=2,
-        max_length=100_000,
+        max_length=MAX_DATA_POINTS,
         description="Your own [x, y] pairs (2 to 100,000) instead of the book's temperatures.",
     )
+    _data = field_validator("data", mode="wrap")(validate_data)
 
 
 class MlpParams(ExperimentParams):
@@ -109,9 +177,10 @@ class MlpParams(ExperimentParams):
     data: list[DataPoint] | None = Field(
         None,
         min_length=2,
-        max_length=100_000,
+        max_length=MAX_DATA_POINTS,
         description="Your own [x, y] pairs (2 to 100,000) instead of the book's temperatures.",
     )
+    _data = field_validator("data", mode="wrap")(validate_data)
 
 
 # The nets built for speed; "auto" switches (tta, channels_last) are on for them, off for the book's.
