@@ -19,10 +19,15 @@ ARG PYTHON_VERSION=3.12
 # bundles its own CUDA runtime; the base image adds NVIDIA's container settings and refuses to start
 # on a host driver too old for that CUDA (13.0 needs driver 580 or later).
 ARG CUDA_VERSION=13.0.1
+# The base images themselves, for a build that cannot pull them (an offline or air-gapped builder
+# with a locally made stand-in: see docker/smoke-test.sh) or that pins them by digest. The cpu base
+# must have python3 with venv; the cuda base is NVIDIA's Ubuntu 24.04 image (Python comes from apt).
+ARG CPU_BASE_IMAGE=python:${PYTHON_VERSION}-slim-bookworm
+ARG CUDA_BASE_IMAGE=nvidia/cuda:${CUDA_VERSION}-base-ubuntu24.04
 
 # ---- bases: what the builder and the runtime share, one per flavour ----------------------------
 
-FROM python:${PYTHON_VERSION}-slim-bookworm AS base-cpu
+FROM ${CPU_BASE_IMAGE} AS base-cpu
 # tini is the init (PID 1): it forwards SIGTERM to the server and reaps worker processes.
 # DL3008 (pin apt versions) is ignored here and in base-cuda on purpose: the base image tag already
 # fixes the distribution release, and its archive keeps only the newest point release of a package,
@@ -33,7 +38,7 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 ENV PYTHON=python3
 
-FROM nvidia/cuda:${CUDA_VERSION}-base-ubuntu24.04 AS base-cuda
+FROM ${CUDA_BASE_IMAGE} AS base-cuda
 ARG PYTHON_VERSION
 # hadolint ignore=DL3008
 RUN apt-get update \

@@ -36,9 +36,10 @@ PYTEST_WORKERS ?= 1
 test: install-test
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
-# Needs a Docker engine: builds the CPU image, runs it, trains the book's line fit through the API.
-docker-test:
-	bash docker/smoke-test.sh
+# Needs Docker or podman (DOCKER=podman): builds the CPU image, runs it, trains the book's line fit
+# through the API, stops it with SIGTERM (tests/deploy/test_image.py, opt-in, not in `make test`).
+docker-test: install-test
+	PLAYGROUND_IMAGE_TEST=1 $(PY) -m pytest -q -n 0 -p no:cacheprovider -s tests/deploy/test_image.py
 
 # Rewrites the README's table of PLAYGROUND_* variables from app/config.py.
 docs: install

@@ -113,8 +113,12 @@ def test_flavours_and_versions_are_pinned_build_arguments():
     assert re.fullmatch(r"3\.\d+(\.\d+)?", global_args["PYTHON_VERSION"])
     bases = {s.name: s.base for s in stages}
     assert bases["base"] == "base-${FLAVOR}"
-    assert bases["base-cpu"].startswith("python:${PYTHON_VERSION}-slim")
-    assert bases["base-cuda"].startswith("nvidia/cuda:${CUDA_VERSION}-")
+    # The bases are build arguments (an offline build passes a local stand-in), defaulting to the
+    # official images of the pinned versions.
+    assert bases["base-cpu"] == "${CPU_BASE_IMAGE}"
+    assert bases["base-cuda"] == "${CUDA_BASE_IMAGE}"
+    assert global_args["CPU_BASE_IMAGE"] == "python:${PYTHON_VERSION}-slim-bookworm"
+    assert global_args["CUDA_BASE_IMAGE"].startswith("nvidia/cuda:${CUDA_VERSION}-")
     builder_args = dict(v.partition("=")[::2] for v in stage("builder").values("ARG"))
     assert re.fullmatch(r"\d+\.\d+\.\d+", builder_args["TORCH_VERSION"])
     assert re.fullmatch(r"\d+\.\d+\.\d+", builder_args["TORCHVISION_VERSION"])
