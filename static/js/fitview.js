@@ -3,12 +3,16 @@
 // epoch's w and b) or the network's curve (mlp, from the result).
 
 import { COLORS, dotSeries, LineChart } from "./charts.js";
+import { axisTitles } from "./datapoints.js";
 import { num } from "./format.js";
 
 export class FitChart {
   // placeholder: shown instead of the chart while the data points are unknown (the book's data
   // arrive with the result; a run on the user's own data has them from the start).
-  constructor(container, { fitLabel, placeholder }) {
+  // ownData: the axes say x and y, not the book's t_u and t_c.
+  constructor(container, { fitLabel, placeholder, ownData = false }) {
+    const titles = axisTitles(ownData);
+    container.dataset.axes = JSON.stringify([titles.x, titles.y]); // uPlot draws them on its canvas
     this.container = container;
     this.fitLabel = fitLabel;
     this.placeholder = placeholder;
@@ -20,8 +24,8 @@ export class FitChart {
     this.chart = new LineChart(container, {
       height: 300,
       wholeX: false,
-      xLabel: "x (t_u)",
-      yLabel: "y (t_c, °C)",
+      xLabel: titles.x,
+      yLabel: titles.y,
       spec: () => this.spec(),
     });
   }

@@ -4,7 +4,9 @@
 // select for an enum, a checkbox for a boolean, a textarea for a list of [x, y] pairs. Every input
 // is named after its parameter, labelled, and described by the field's description.
 
+import { parsePoints, pointsToText } from "./datapoints.js";
 import { el } from "./format.js";
+import { PointEditor } from "./pointeditor.js";
 
 // The parts of a JSON Schema property the form uses. pydantic writes `X | None` as anyOf [X, null].
 export function describeField(name, prop) {
@@ -56,7 +58,9 @@ function inputId(name) {
 }
 
 // One field: label, input, help text and a place for its error message.
-export function renderField(field, value) {
+// context (the start page's): {defaultData, onFitPoints} for the data points' chart.
+export function renderField(field, value, context = {}) {
+  if (field.name === "data" && field.type === "json") return renderDataField(field, value, context);
   const id = inputId(field.name);
   const helpId = `${id}-help`;
   const errorId = `${id}-error`;
@@ -103,6 +107,42 @@ export function renderField(field, value) {
   const wrapper = el("div", { class: `field field-${field.type}`, dataset: { field: field.name } });
   if (field.type === "boolean") wrapper.append(el("div", { class: "checkbox-row" }, input, label), help, error);
   else wrapper.append(label, input, help, error);
+  return wrapper;
+}
+
+// The points a linear or mlp run fits: a chart to draw them on (pointeditor.js) over the data box,
+// a textarea of "x, y" lines that takes a paste. The wrapper's pointEditor is the chart's editor.
+function renderDataField(field, value, { defaultData = null, onFitPoints = null } = {}) {
+  const id = inputId(field.name);
+  const helpId = `${id}-help`;
+  const errorId = `${id}-error`;
+  const textarea = el("textarea", {
+    id,
+    name: field.name,
+    rows: "5",
+    spellcheck: "false",
+    autocomplete: "off",
+    "aria-describedby": `${helpId} ${errorId}`,
+    placeholder: "empty: the book's readings. Or paste yours, one point per line:\n35.7, 0.5\n55.9, 14.0",
+  });
+  const v = value === undefined ? field.default : value;
+  textarea.value = Array.isArray(v) ? pointsToText(v) : typeof v === "string" ? v : "";
+  if (textarea.value.trim()) textarea.dataset.own = "true";
+  const error = el("p", { class: "field-error", id: errorId, role: "alert", hidden: true });
+  const editorBox = el("div", { class: "point-editor" });
+  const max = field.maxItems ?? Infinity;
+  const allowed = `2 to ${Number.isFinite(max) ? max.toLocaleString("en") : "any number of"} points`;
+  const wrapper = el(
+    "div",
+    { class: "field field-json field-points", dataset: { field: field.name } },
+    editorBox,
+    error,
+    el("label", { for: id }, el("code", {}, field.name), " (the points, one ", el("code", {}, "x, y"), " per line)"),
+    textarea,
+    el("p", { class: "help", id: helpId }, field.description,
+      ` Paste CSV here (a header line is fine) or JSON [[x, y], ...]. Allowed: ${allowed}, each two finite numbers.`),
+  );
+  wrapper.pointEditor = new PointEditor(editorBox, { textarea, errorNode: error, bookPoints: defaultData, max, onSubmit: onFitPoints });
   return wrapper;
 }
 
@@ -158,6 +198,12 @@ export function readParams(form, fields) {
     if (field.type === "boolean") params[field.name] = input.checked;
     else if (field.type === "integer" || field.type === "number") {
       params[field.name] = input.value === "" ? null : Number(input.value);
+    } else if (field.name === "data" && field.type === "json") {
+      try {
+        params[field.name] = parsePoints(input.value, { min: field.minItems, max: field.maxItems, own: input.dataset.own === "true" });
+      } catch (error) {
+        errors.push({ field: field.name, msg: error.message });
+      }
     } else if (field.type === "json") {
       try {
         params[field.name] = parsePairs(input.value);

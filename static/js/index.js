@@ -13,6 +13,7 @@ import {
   shareQuery,
   showErrors,
 } from "./form.js";
+import { INLINE_CHARS, keepPoints, keptPoints, newDataKey } from "./datapoints.js";
 import { el, variantName } from "./format.js";
 import { health } from "./header.js";
 import { mountJobList } from "./joblist.js";
@@ -33,6 +34,7 @@ const estimate = document.getElementById("train-estimate");
 let kinds = {}; // kind -> {kind, title, description, params_schema, defaults}
 let wantedDevice = null; // from the link, applied when the server's devices are known
 let fields = []; // describeField() of the current kind
+let dataKey = null; // where this page keeps points too many for the address (datapoints.js)
 
 function currentKind() {
   return form.querySelector("input[name=kind]:checked")?.value;
@@ -44,11 +46,18 @@ function defaultsOf(kind) {
   return formDefaults(kind, kinds[kind].defaults);
 }
 
+// The chart of the data points (linear, mlp), or undefined.
+function pointEditor() {
+  return fieldsBox.querySelector('[data-field="data"]')?.pointEditor;
+}
+
 function renderKind(kind, values = {}) {
   const info = kinds[kind];
   fields = describeFields(info.params_schema);
   const start = { ...defaultsOf(kind), ...values };
-  fieldsBox.replaceChildren(...fields.map((field) => renderField(field, start[field.name])));
+  pointEditor()?.destroy();
+  const context = { defaultData: info.default_data, onFitPoints: () => HTMLFormElement.prototype.requestSubmit.call(form) };
+  fieldsBox.replaceChildren(...fields.map((field) => renderField(field, start[field.name], context)));
   renderPresets(kind);
   // "also try" varies one numeric parameter of this kind.
   const numeric = fields.filter((field) => field.type === "integer" || field.type === "number");
@@ -128,8 +137,21 @@ function syncAddress() {
   const query = shareQuery(kind, params, defaultsOf(kind), runOptions());
   const sweep = sweepSelect.value && sweepTokens().length ? `${sweepSelect.value}:${sweepTokens().join(",")}` : "";
   if (sweep) query.set("also_try", sweep);
+  keepLongData(query);
   const address = `/?${query}`;
   if (`${location.pathname}${location.search}` !== address) history.replaceState(null, "", address);
+}
+
+// Points too many for the address are kept in this tab's sessionStorage, and the address says
+// data_key=... instead (datapoints.js). True when the query still has all of the data.
+function keepLongData(query) {
+  const text = query.get("data");
+  if (!text || text.length <= INLINE_CHARS) return true;
+  query.delete("data");
+  dataKey ??= newDataKey();
+  if (!keepPoints(dataKey, JSON.parse(text))) return false;
+  query.set("data_key", dataKey);
+  return false;
 }
 
 // /?kind=linear&lr=0.0001&device=cpu&seed=1&name=... fills the form.
@@ -140,7 +162,7 @@ function applyQuery(query) {
   const invalid = []; // [{field, msg}]: a value of the link that does not parse, said by its field
   const kindFields = describeFields(kinds[kind].params_schema);
   for (const [name, text] of query) {
-    if (["kind", "device", "seed", "name", "also_try"].includes(name) || name.startsWith("filter_")) continue;
+    if (["kind", "device", "seed", "name", "also_try", "data_key"].includes(name) || name.startsWith("filter_")) continue;
     const field = kindFields.find((f) => f.name === name);
     if (!field) {
       ignored.push(name);
@@ -153,6 +175,17 @@ function applyQuery(query) {
       invalid.push({
         field: name,
         msg: `The link's ${name} ${error.message}: the form shows ${fallback === null || fallback === undefined ? "it empty" : `the default, ${fallback}`} instead.`,
+      });
+    }
+  }
+  if (query.has("data_key") && kindFields.some((f) => f.name === "data")) {
+    dataKey = query.get("data_key");
+    const kept = keptPoints(dataKey);
+    if (kept) values.data = kept;
+    else {
+      invalid.push({
+        field: "data",
+        msg: "This address's points were kept in the browser tab that made it (too many for an address), and this tab does not have them: the chart shows the book's data.",
       });
     }
   }
@@ -315,13 +348,16 @@ function shareLink() {
   }
   const kind = currentKind();
   const query = shareQuery(kind, params, defaultsOf(kind), runOptions());
+  const whole = keepLongData(query);
   const url = `${location.origin}/?${query}`;
   history.replaceState(null, "", `/?${query}`);
+  // A link without the points says so: they open in this tab only.
+  const without = whole ? "" : ` It leaves out your ${params.data.length.toLocaleString("en")} points (too many for a link; this tab keeps them).`;
   navigator.clipboard?.writeText(url).then(
-    () => (shareStatus.textContent = "Link copied; it is also in the address bar."),
-    () => (shareStatus.textContent = "The link is in the address bar."),
+    () => (shareStatus.textContent = `Link copied; it is also in the address bar.${without}`),
+    () => (shareStatus.textContent = `The link is in the address bar.${without}`),
   );
-  if (!navigator.clipboard) shareStatus.textContent = "The link is in the address bar.";
+  if (!navigator.clipboard) shareStatus.textContent = `The link is in the address bar.${without}`;
 }
 
 async function main() {
@@ -352,7 +388,9 @@ async function main() {
   form.addEventListener("change", (event) => {
     if (event.target.name === "kind") {
       clearErrors(form);
-      renderKind(event.target.value);
+      // Your own points go with you between the line and the network.
+      const points = pointEditor()?.points;
+      renderKind(event.target.value, points ? { data: points } : {});
     }
     showEstimate();
     syncAddress();

@@ -532,14 +532,16 @@ function mountLearned() {
         el("figure", {},
           el("div", { class: "chart", dataset: { fitChart: "" } }),
           el("p", { class: "notice info small", dataset: { fitPlaceholder: "" }, hidden: true }),
-          el("figcaption", {}, "The data and the line t_c = w · (input_scale · t_u) + b with the current w and b.")),
+          el("figcaption", {}, ownData()
+            ? "The data and the line y = w · (input_scale · x) + b with the current w and b."
+            : "The data and the line t_c = w · (input_scale · t_u) + b with the current w and b.")),
         el("figure", {},
           el("div", { class: "surface", dataset: { surface: "" } }),
           el("figcaption", {}, el("span", { dataset: { surfaceReadout: "" }, "aria-live": "off" }), el("br"),
             "Loss over (w, b); bands are equal steps of log(loss − minimum). The white path is the parameters, epoch by epoch: a learning rate that is too large zig-zags across the valley or flies off.")),
       ),
     );
-    fitChart = new FitChart(box.querySelector("[data-fit-chart]"), { fitLabel: "fitted line", placeholder: box.querySelector("[data-fit-placeholder]") });
+    fitChart = new FitChart(box.querySelector("[data-fit-chart]"), { fitLabel: "fitted line", placeholder: box.querySelector("[data-fit-placeholder]"), ownData: ownData() });
     surface = new LossSurfaceMap(box.querySelector("[data-surface]"), box.querySelector("[data-surface-readout]"));
     fitChart.setPoints([], []);
   } else if (job.kind === "mlp") {
@@ -550,7 +552,7 @@ function mountLearned() {
         el("figcaption", { dataset: { fitCaption: "" } }, "The data; the network's output is drawn as it trains.")),
       el("figure", { class: "hidden-units", dataset: { hiddenUnits: "" }, hidden: true }),
     );
-    fitChart = new FitChart(box.querySelector("[data-fit-chart]"), { fitLabel: "network output", placeholder: box.querySelector("[data-fit-placeholder]") });
+    fitChart = new FitChart(box.querySelector("[data-fit-chart]"), { fitLabel: "network output", placeholder: box.querySelector("[data-fit-placeholder]"), ownData: ownData() });
   } else if (job.kind === "cifar") {
     box.replaceChildren(el("p", { class: "muted" }, "The confusion matrix, the accuracy per class and sample predictions appear when training ends."));
   }
@@ -594,6 +596,24 @@ function showClassifier(intro, report) {
   }
 }
 
+// Whether the run fits points of its own (the charts and Try it then say x and y, not t_u and t_c).
+// The list's events leave params.data out and say data_points.
+function ownData() {
+  return Boolean(job.params?.data?.length || job.data_points);
+}
+
+// Try it's first input: the book's 80, or the middle of the run's own x range.
+function exampleInput() {
+  const points = job.params?.data;
+  if (!points?.length) return 80;
+  let lo = points[0][0], hi = lo;
+  for (const [x] of points) {
+    if (x < lo) lo = x;
+    if (x > hi) hi = x;
+  }
+  return Number(((lo + hi) / 2).toPrecision(3));
+}
+
 // The points being fitted, drawn from the start: the run's own data, or the book's (which
 // /api/kinds gives, so this runs again when that answer comes). The result replaces them with
 // the run's split into training and validation points.
@@ -625,7 +645,7 @@ function showResult() {
     const units = root.querySelector("[data-hidden-units]");
     if (result.hidden_units && units) {
       units.hidden = false;
-      renderHiddenUnits(units, result.hidden_units);
+      renderHiddenUnits(units, result.hidden_units, ownData() ? { xLabel: "x" } : {});
     }
   } else if (job.kind === "cifar") {
     showClassifier(el("p", {}, `Validation accuracy ${percent(result.val_acc)}, training accuracy ${percent(result.train_acc)}.`), result);
@@ -639,7 +659,7 @@ function mountTryIt() {
   if (!panel.hidden) return;
   panel.hidden = false;
   if (job.kind === "cifar") mountImagePredict($("[data-tryit]"), jobId);
-  else mountNumberPredict($("[data-tryit]"), jobId);
+  else mountNumberPredict($("[data-tryit]"), jobId, { ownData: ownData(), example: exampleInput() });
 }
 
 // ---- settings and downloads -----------------------------------------------------------------

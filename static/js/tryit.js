@@ -5,15 +5,17 @@
 import { api } from "./api.js";
 import { el, num, percent } from "./format.js";
 
-export function mountNumberPredict(container, jobId) {
-  const input = el("input", { id: "predict-input", name: "x", type: "number", step: "any", value: "80", inputmode: "decimal" });
+// ownData: the run's own points, whose x and y are not the book's thermometers; example: the x the
+// field starts with (one in the data's range).
+export function mountNumberPredict(container, jobId, { ownData = false, example = 80 } = {}) {
+  const input = el("input", { id: "predict-input", name: "x", type: "number", step: "any", value: String(example), inputmode: "decimal" });
   const output = el("output", { id: "predict-output", for: "predict-input", "aria-live": "polite" });
   const form = el(
     "form",
     { class: "predict-form" },
-    el("label", { for: "predict-input" }, "Input x (like the book's t_u, the unknown thermometer)"),
+    el("label", { for: "predict-input" }, ownData ? "Input x" : "Input x (like the book's t_u, the unknown thermometer)"),
     el("div", { class: "inline" }, input, el("button", { type: "submit" }, "Predict")),
-    el("p", {}, "Prediction y (like t_c, °C): ", output),
+    el("p", {}, ownData ? "Prediction y: " : "Prediction y (like t_c, °C): ", output),
   );
   // An answer belongs to the input it was asked for: a change clears it.
   let asked = 0;

@@ -5,7 +5,8 @@
 import { LineChart, PALETTE, withAlpha } from "./charts.js";
 import { el } from "./format.js";
 
-export function renderHiddenUnits(box, units) {
+// xLabel: "x" for a run on its own data.
+export function renderHiddenUnits(box, units, { xLabel = "x (t_u)" } = {}) {
   const shown = units.units.length;
   const caption = shown < units.hidden
     ? `The ${shown} of its ${units.hidden} hidden units that move the output most`
@@ -20,7 +21,7 @@ export function renderHiddenUnits(box, units) {
   const chart = new LineChart(chartNode, {
     height: 260,
     wholeX: false,
-    xLabel: "x (t_u)",
+    xLabel,
     yLabel: "contribution to y",
     legend: false,
     spec: () => ({
