@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api.routes import events, export, jobs, meta, predict, server_events, snapshots
+from app.api.routes import (
+    compare,
+    events,
+    export,
+    jobs,
+    meta,
+    predict,
+    server_events,
+    snapshots,
+)
 from app.config import Settings
 
 
@@ -16,6 +25,7 @@ def build_api_router(settings: Settings) -> APIRouter:
     api_router.include_router(server_events.router)
     api_router.include_router(export.router)
     api_router.include_router(snapshots.router)
+    api_router.include_router(compare.router)
     # The upload limit is a setting, so this router's body limit is set when the app is built.
     api_router.include_router(predict.router, max_body_size=settings.max_upload_bytes + predict.MULTIPART_SLACK)
     return api_router

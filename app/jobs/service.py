@@ -81,6 +81,7 @@ from app.jobs.executor import (
 )
 from app.jobs.history import MetricsReader
 from app.jobs.plans import Plans, original_params, params_at
+from app.jobs.repeats import NotEnoughRoom, repeat_name, repeat_seeds
 from app.jobs.server_events import ServerEvents
 from app.jobs.writer import DatabaseWriter
 from app.models import (
@@ -284,6 +285,55 @@ class JobService:
             paused=request.paused,
             owner=owner,
         )
+
+    async def repeat(self, job_id: str, count: int, owner: str | None = None, paused: bool = False) -> list[JobPublic]:
+        """``count`` new runs of the job's kind, parameters and device that differ from it only in
+        the seed (``app.jobs.repeats``), owned by ``owner``; each made by ``create``, as POST
+        /api/jobs makes one. The queues must have room for all of them, or none is made. A fork or a
+        run changed while it ran is refused: a new run could not start or change as it did."""
+        job = self.get_job(job_id)
+        allowed = ["trained from its start without live changes"]
+        if job.parent_id is not None:
+            raise JobConflict(job_id, f"a fork of {job.parent_id!r} at step {job.fork_step}", "repeat", allowed)
+        # A change at step 0 (made while it waited) is in effect from its first step: its params.
+        later = [change for change in job.changes if change["step"] > 0]
+        if later:
+            raise JobConflict(job_id, f"changed while it ran (from step {later[0]['step']})", "repeat", allowed)
+        await self._check_room(count, owner, paused)
+        data = await to_thread.run_sync(self.job_data, job_id) if job.data_points else None
+        params = self._full_params(job, data)
+        created = []
+        for seed in repeat_seeds(job.seed, count):
+            request = JobCreate(
+                kind=job.kind,
+                params=params,
+                device=job.device,
+                seed=seed,
+                name=repeat_name(job.name or job.kind, seed),
+                paused=paused,
+            )
+            created.append(await self.create(request, owner=owner))
+        return created
+
+    async def _check_room(self, count: int, owner: str | None, paused: bool) -> None:
+        """429 when the server's queue, or ``owner``'s share of it, cannot take ``count`` more runs."""
+        if not paused:
+            await self._check_user_limits(owner)  # none at all: the same answer as POST /api/jobs
+        queued = self.executor.info().queued
+        if queued + count > self.settings.max_queued:
+            room = max(self.settings.max_queued - queued, 0)
+            raise NotEnoughRoom("seeds", count, room, self.settings.max_queued, "PLAYGROUND_MAX_QUEUED", "the server's queue")
+        limit = self.settings.max_queued_per_user
+        if paused or owner is None or limit is None:
+            return
+
+        def read() -> list[Job]:
+            with self._session() as session:
+                return crud.open_jobs_of(session, owner=owner)
+
+        mine = sum(self._status(job) == JobStatus.QUEUED for job in await to_thread.run_sync(read))
+        if mine + count > limit:
+            raise NotEnoughRoom("seeds", count, max(limit - mine, 0), limit, "PLAYGROUND_MAX_QUEUED_PER_USER", f"{owner}'s queue")
 
     async def _record_and_submit(
         self,

@@ -1,12 +1,18 @@
-// Compare: the loss curves of two or more runs on one chart (their min/max-downsampled histories),
-// and the settings in which they differ.
+// Compare: the loss (and accuracy) curves of two or more runs on one chart (their min/max-downsampled
+// histories), the settings in which they differ, and one CSV of all their metrics. Runs that differ
+// only in their seed are one mean curve in a min–max band with the spread of their final metrics
+// (bands.js); runs that differ in one numeric parameter get a chart of their result against it
+// (sweep.js); the curves themselves are comparecurves.js's.
 
-import { api } from "./api.js";
-import { LineChart, PALETTE, VAL_DASH } from "./charts.js";
-import { duration, el, elapsedMs, isTerminal, jobLabel, keyResult, markScrolling, statusBadge } from "./format.js";
+import { api, wireDownload } from "./api.js";
+import { BandChart, meanSd, seedGroups } from "./bands.js";
+import { PALETTE } from "./charts.js";
+import { ACCURACY_CURVES, chartSeries, clipDiverged, groupLabel, LOSS_CURVES, runCurves } from "./comparecurves.js";
+import { duration, el, elapsedMs, isTerminal, jobLabel, keyResult, markScrolling, num, percent, statusBadge } from "./format.js";
 import "./header.js";
 import { rowsToPoints } from "./metrics.js";
 import { onServerEvents } from "./serverevents.js";
+import { SweepView, sweepParam } from "./sweep.js";
 
 const MAX_POINTS = 2000; // per run: plenty for a chart, and fast with many runs
 const root = document.getElementById("compare-view");
@@ -14,6 +20,8 @@ const $ = (selector) => root.querySelector(selector);
 
 let runs = []; // [{job, points}]
 let chart = null;
+let accChart = null;
+const sweep = new SweepView($("[data-sweep]"));
 let refresh = null; // a compared run changed: the view reloads REFRESH_MS later (once for many changes)
 const REFRESH_MS = 2000;
 
@@ -22,56 +30,8 @@ function selectedIds() {
   return ids ? ids.split(",").filter(Boolean) : [];
 }
 
-// x of each loss point: its step, or its (fractional) epoch so runs of different batch counts line up.
-function xOf(points, axis) {
-  if (axis === "step") return points.map((p) => p.step);
-  const epochOne = points.filter((p) => p.epoch === 1);
-  const complete = points.some((p) => (p.epoch ?? 0) > 1);
-  const perEpoch = complete && epochOne.length ? Math.max(...epochOne.map((p) => p.step)) : null;
-  return points.map((p) => (perEpoch ? p.step / perEpoch : p.epoch));
-}
-
-function lossPoints(points) {
-  // cifar's epoch-end points repeat a step with the epoch's mean loss; the batch points are the curve.
-  return points.filter((p) => p.train_acc == null && p.val_acc == null);
-}
-
-function buildChartData(axis, showVal) {
-  const tables = [];
-  const series = [];
-  runs.forEach(({ job, points }, i) => {
-    const color = PALETTE[i % PALETTE.length];
-    const loss = lossPoints(points);
-    const xs = xOf(loss, axis);
-    tables.push([xs, loss.map((p) => p.train_loss ?? null)]);
-    series.push({ label: `${jobLabel(job)} train`, stroke: color, width: 2 });
-    const valPoints = points.filter((p) => p.val_loss != null);
-    if (showVal && valPoints.length) {
-      tables.push([xOf(valPoints, axis), valPoints.map((p) => p.val_loss)]);
-      series.push({ label: `${jobLabel(job)} val`, stroke: color, width: 2, dash: VAL_DASH });
-    }
-  });
-  // uPlot.join aligns the runs on one x axis (null where a run has no point); x must be unique
-  // and ascending within each table.
-  const cleaned = tables.map(([xs, ys]) => dedupeSorted(xs, ys));
-  return { data: cleaned.length ? uPlot.join(cleaned) : [[]], series };
-}
-
-function dedupeSorted(xs, ys) {
-  const order = xs.map((_, i) => i).sort((a, b) => xs[a] - xs[b]);
-  const outX = [], outY = [];
-  for (const i of order) {
-    if (xs[i] == null) continue;
-    if (outX.length && outX[outX.length - 1] === xs[i]) {
-      outY[outY.length - 1] = ys[i] ?? outY[outY.length - 1];
-      continue;
-    }
-    outX.push(xs[i]);
-    outY.push(ys[i]);
-  }
-  return [outX, outY];
-}
-
+// The loss chart (and the accuracy chart, when a run has accuracies): a line per run, or a mean
+// and band per group of runs that differ only in their seed; diverged runs clipped and marked.
 function renderChart() {
   const empty = $("[data-compare-empty]");
   const container = $("[data-compare-chart]");
@@ -81,24 +41,103 @@ function renderChart() {
   } else empty.hidden = true;
   if (!runs.length) {
     container.replaceChildren();
+    $("[data-compare-acc-panel]").hidden = true;
     return;
   }
   const axis = $("[data-x-axis]").value;
-  const { data, series } = buildChartData(axis, $("[data-show-val]").checked);
+  const alpha = Number($("[data-smoothing]").value);
+  const curves = runs.map((run) => runCurves(run, axis, alpha));
+  const clipped = clipDiverged(runs, curves, axis);
+  const grouped = $("[data-bands]").checked;
+  const families = $("[data-show-val]").checked ? LOSS_CURVES : LOSS_CURVES.filter(({ key }) => key !== "val");
+  const loss = chartSeries(runs, curves, families, { grouped });
+  $("[data-bands-row]").hidden = !seedGroups(runs).length;
   if (!chart) {
-    chart = new LineChart(container, { height: 360, xLabel: axis, yLabel: "loss", log: $("[data-log]").checked, spec: () => chart.currentSpec });
+    chart = new BandChart(container, { height: 360, xLabel: axis, yLabel: "loss", log: $("[data-log]").checked, wholeX: axis === "step", spec: () => chart.currentSpec });
   }
-  chart.xLabel = axis;
-  chart.currentSpec = { series };
-  chart.data = data;
-  chart.rebuild();
+  drawInto(chart, loss, axis === "time" ? "time (s)" : axis);
+  chart.setMarkers(clipped.filter(({ x }) => x !== null).map(({ index, step, x }) => ({ x, label: `${jobLabel(runs[index].job)} diverged at step ${step}`, color: "#b42318" })));
   container.dataset.runs = String(runs.length);
+  container.dataset.groups = String(loss.groups.length);
+  renderClipNote(clipped);
+  renderAccuracy(curves, axis, grouped);
   const thinned = runs.filter(({ points, total }) => total && points.length < total);
   const note = $("[data-compare-note]");
   note.hidden = thinned.length === 0;
   note.textContent = thinned.length
     ? `Downsampled for drawing (lowest and highest value of each stretch): ${thinned.map(({ job, points, total }) => `${jobLabel(job)} ${points.length} of ${total} points`).join(", ")}.`
     : "";
+}
+
+function drawInto(target, { tables, series, bands }, xLabel) {
+  target.xLabel = xLabel;
+  target.wholeX = xLabel === "step";
+  target.currentSpec = { series, bands };
+  target.data = tables.length ? uPlot.join(tables) : [[]];
+  target.rebuild();
+}
+
+function renderClipNote(clipped) {
+  const note = $("[data-clip-note]");
+  const shown = clipped.filter(({ ceiling }) => ceiling !== null);
+  note.hidden = !shown.length;
+  note.textContent = shown.length
+    ? `Diverged: ${shown.map(({ index, step }) => `${jobLabel(runs[index].job)} (at step ${step})`).join(", ")}. ` +
+      `Its loss above ${num(shown[0].ceiling)} (twice the highest of the other runs) is left out of the chart, so that the others stay readable.`
+    : "";
+}
+
+function renderAccuracy(curves, axis, grouped) {
+  const panel = $("[data-compare-acc-panel]");
+  const has = curves.some((c) => c.trainAcc || c.valAcc);
+  panel.hidden = !has;
+  if (!has) return;
+  const acc = chartSeries(runs, curves, ACCURACY_CURVES, { grouped });
+  if (!accChart) {
+    accChart = new BandChart($("[data-compare-acc-chart]"), { height: 260, xLabel: axis, yLabel: "accuracy", spec: () => accChart.currentSpec });
+  }
+  drawInto(accChart, acc, axis === "time" ? "time (s)" : axis);
+}
+
+// The spread of the final metrics of each group of runs that differ only in their seed.
+function renderSpread() {
+  const groups = seedGroups(runs);
+  const panel = $("[data-spread-panel]");
+  panel.hidden = !groups.length;
+  if (!groups.length) return;
+  const metrics = SPREAD_METRICS.filter(({ key }) => groups.some((group) => group.runs.some(({ job }) => job.result?.[key] != null)));
+  const head = el("tr", {}, el("th", { scope: "col" }, "runs"), el("th", { scope: "col" }, "seeds"),
+    ...metrics.map(({ label }) => el("th", { scope: "col" }, `final ${label}`)));
+  const rows = groups.map((group) => el("tr", { dataset: { group: group.runs.map(({ job }) => job.id).join(",") } },
+    el("th", { scope: "row" }, groupLabel(group)),
+    el("td", {}, group.runs.map(({ job }) => job.seed).join(", ")),
+    ...metrics.map(({ key, format }) => {
+      const spread = meanSd(group.runs.map(({ job }) => job.result?.[key] ?? null));
+      if (!spread) return el("td", { dataset: { metric: key } }, "–");
+      const partial = spread.n < group.runs.length ? ` (${spread.n} of ${group.runs.length})` : "";
+      return el("td", { dataset: { metric: key, mean: String(spread.mean), sd: String(spread.sd), n: String(spread.n) } },
+        `${format(spread.mean)} ± ${format(spread.sd)}${partial}`);
+    })));
+  $("[data-spread-table]").replaceChildren(el("thead", {}, head), el("tbody", {}, ...rows));
+}
+
+const SPREAD_METRICS = [
+  { key: "train_loss", label: "train loss", format: num },
+  { key: "val_loss", label: "val loss", format: num },
+  { key: "train_acc", label: "train acc", format: percent },
+  { key: "val_acc", label: "val acc", format: percent },
+];
+
+function renderSweep() {
+  const name = runs.length >= 2 ? sweepParam(runs) : null;
+  if (!name) return sweep.hide();
+  sweep.show(runs, name, { logY: $("[data-log]").checked });
+}
+
+function renderDownload() {
+  const link = $("[data-compare-csv]");
+  link.hidden = !runs.length;
+  link.href = `/api/compare/metrics.csv?ids=${runs.map(({ job }) => job.id).join(",")}`;
 }
 
 function fmt(value) {
@@ -306,6 +345,9 @@ async function show({ quiet = false } = {}) {
   await loadRuns(ids);
   renderChart();
   renderDiff();
+  renderSpread();
+  renderSweep();
+  renderDownload();
   // Runs still queued or training (a sweep from the start page): their curves grow on this view too.
   const going = runs.filter(({ job }) => !isTerminal(job.status)).length;
   const note = $("[data-compare-live]");
@@ -336,9 +378,18 @@ onServerEvents({
   progress: (change) => comparedChanged(change.id),
   deleted: (change) => onPickerEvent("deleted", change),
 });
-$("[data-log]").addEventListener("change", (event) => chart?.setLog(event.target.checked));
+$("[data-log]").addEventListener("change", (event) => {
+  chart?.setLog(event.target.checked);
+  renderSweep();
+});
 $("[data-show-val]").addEventListener("change", renderChart);
 $("[data-x-axis]").addEventListener("change", renderChart);
+$("[data-bands]").addEventListener("change", renderChart);
+$("[data-smoothing]").addEventListener("input", (event) => {
+  $("[data-smoothing-value]").textContent = event.target.value;
+  renderChart();
+});
+wireDownload($("[data-compare-csv]"));
 window.addEventListener("popstate", show);
 
 show();

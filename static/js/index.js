@@ -154,8 +154,24 @@ function keepLongData(query) {
   return false;
 }
 
-// /?kind=linear&lr=0.0001&device=cpu&seed=1&name=... fills the form.
-function applyQuery(query) {
+// data_from=<run id> (the run page's "Edit these settings" for many points): that run's points,
+// put in the query as data. A message for the data field when they cannot be read.
+async function fetchDataFrom(query) {
+  const id = query.get("data_from");
+  if (!id) return null;
+  query.delete("data_from");
+  try {
+    const job = await api.getJob(id);
+    if (job.params?.data) query.set("data", JSON.stringify(job.params.data));
+    return null;
+  } catch (error) {
+    return `The points of run ${id} could not be read (${error.message}): the chart shows the book's data.`;
+  }
+}
+
+// /?kind=linear&lr=0.0001&device=cpu&seed=1&name=... fills the form. dataProblem: a message for
+// the data field (fetchDataFrom's).
+function applyQuery(query, dataProblem = null) {
   const kind = query.get("kind");
   const values = {};
   const ignored = [];
@@ -178,6 +194,7 @@ function applyQuery(query) {
       });
     }
   }
+  if (dataProblem) invalid.push({ field: "data", msg: dataProblem });
   if (query.has("data_key") && kindFields.some((f) => f.name === "data")) {
     dataKey = query.get("data_key");
     const kept = keptPoints(dataKey);
@@ -383,7 +400,7 @@ async function main() {
   }
   const query = new URLSearchParams(location.search);
   if (!kinds[query.get("kind")]) query.set("kind", list[0].kind);
-  applyQuery(query);
+  applyQuery(query, await fetchDataFrom(query));
 
   form.addEventListener("change", (event) => {
     if (event.target.name === "kind") {

@@ -6,6 +6,7 @@
 import { api, ApiError, wireDownload } from "./api.js";
 import { COLORS, LineChart, VAL_DASH, withAlpha } from "./charts.js";
 import { CodePanel } from "./codeview.js";
+import { INLINE_CHARS } from "./datapoints.js";
 import { finderSummary, renderFinder } from "./finderview.js";
 import { renderConfusion, renderPerClass, renderSamples } from "./cifarview.js";
 import { LossSurfaceMap } from "./contour.js";
@@ -675,6 +676,12 @@ function renderSettings() {
   // The form's defaults (the start page's presets over the server's); the new run gets a name of its own.
   const defaults = formDefaults(job.kind, kinds?.find((k) => k.kind === job.kind)?.defaults ?? {});
   const query = shareQuery(job.kind, job.params || {}, defaults, { seed: job.seed });
+  // Points too many for an address (or left out of the job as an event carried it): the start
+  // page reads them from this run.
+  if (job.data_points && !(query.get("data")?.length <= INLINE_CHARS)) {
+    query.delete("data");
+    query.set("data_from", job.id);
+  }
   $("[data-edit-link]").href = `/?${query}`;
   $("[data-compare-link]").href = `/compare?ids=${job.id}`;
   renderDownloads();

@@ -238,12 +238,22 @@ def test_points_survive_a_reload_and_back_in_the_address_or_the_tab(page):
 
     page.get_by_role("button", name="Train").click()
     page.wait_for_url(JOB_URL)
+    run_page = page.url
     page.go_back()
     page.wait_for_selector("#train-form[data-ready=true]")
     assert box_points(page) == many
+    key_only = page.url
+
+    # The run's "Edit these settings" brings its points back (read from the run, not the address).
+    page.goto(run_page)
+    page.wait_for_selector("#job-view[data-ready=true]")
+    assert "data_from=" in page.locator("[data-edit-link]").get_attribute("href")
+    page.locator("[data-edit-link]").click()
+    page.wait_for_selector("#train-form[data-ready=true]")
+    assert box_points(page) == many and form.locator("[name=epochs]").input_value() == "20"
 
     # Another tab has no such points, and says so by the chart.
-    key_only = page.url
+    assert "data_key=" in key_only
     other = page.context.new_page()
     other.goto(key_only)
     other.wait_for_selector("#train-form[data-ready=true]")

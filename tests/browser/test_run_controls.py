@@ -36,7 +36,19 @@ def open_job(page, job_id: str) -> None:
 
 
 def wait_for_status(page, status: str, timeout_ms: int = 60_000) -> None:
-    page.wait_for_selector(f"#job-view[data-status={status}]", timeout=timeout_ms)
+    try:
+        page.wait_for_selector(f"#job-view[data-status={status}]", timeout=timeout_ms)
+    except Exception as exc:
+        # What the page knew when it gave up: its status, the controls' message, its stream's states.
+        seen = page.evaluate(
+            """() => ({
+                status: document.querySelector('#job-view')?.dataset.status,
+                message: document.querySelector('[data-control-message]')?.textContent,
+                stream: window.playgroundJob?.stream?.states,
+                received: window.playgroundJob?.stream?.received,
+            })"""
+        )
+        raise AssertionError(f"the page never showed {status!r}: {seen}") from exc
 
 
 def wait_for_points(page, n: int) -> None:

@@ -6,7 +6,14 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import FileResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    field_validator,
+    model_validator,
+)
 
 from app import crud
 from app.api.conditional import NOT_MODIFIED_RESPONSE, json_or_not_modified
@@ -19,10 +26,12 @@ from app.api.deps import (
     Writer,
     job_change,
 )
+from app.api.openapi import ERROR_DESCRIPTIONS, ErrorMessage
 from app.errors import JobNotFound
 from app.experiments.params import live_params
 from app.experiments.registry import EXPERIMENTS
 from app.jobs.history import chunks
+from app.jobs.repeats import MAX_SEEDS, MIN_SEEDS
 from app.models import JobCreate, JobPublic, JobsPublic, JobStatus, JobSummary
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -72,6 +81,50 @@ def list_jobs(
 def read_job(job_id: JobId, service: ServiceDep) -> JobPublic:
     """The job, with its own data points in `params.data` (lists and events leave them out)."""
     return service.read_job(job_id)
+
+
+class RepeatRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    seeds: int = Field(
+        description=f"How many new runs, {MIN_SEEDS} to {MAX_SEEDS}; each has its own seed.",
+        json_schema_extra={"minimum": MIN_SEEDS, "maximum": MAX_SEEDS},
+    )
+    paused: StrictBool = Field(False, description="Create them paused, as POST /api/jobs does with `paused`.")
+
+    # A count is a JSON number (3, or 3.0 which JSON Schema calls an integer too), never "3" or true.
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seeds_a_number(cls, seeds: Any) -> Any:
+        if isinstance(seeds, bool) or not isinstance(seeds, int | float):
+            raise ValueError(  # noqa: TRY004 (pydantic turns a ValueError, not a TypeError, into a 422)
+                f"seeds={seeds!r} is not a number: repeat a run with {MIN_SEEDS} to {MAX_SEEDS} seeds"
+            )
+        return seeds
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds_in_range(cls, seeds: int) -> int:
+        if not MIN_SEEDS <= seeds <= MAX_SEEDS:
+            raise ValueError(f"seeds={seeds} is not allowed: repeat a run with {MIN_SEEDS} to {MAX_SEEDS} seeds")
+        return seeds
+
+
+@router.post(
+    "/{job_id}/repeat",
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        400: {"model": ErrorMessage, "description": ERROR_DESCRIPTIONS[400]},
+        409: {"model": ErrorMessage, "description": "A fork, or a run changed while it ran, cannot be repeated."},
+        429: {"model": ErrorMessage, "description": "The queue (or the user's share) has no room for them all."},
+    },
+)
+async def repeat_job(job_id: JobId, body: RepeatRequest, service: ServiceDep, who: Writer) -> JobsPublic:
+    """`seeds` new runs with the job's kind, parameters and device and the seeds after its own (so
+    another validation split and initialisation), named "<name> · seed N". Like a fork, anyone may
+    repeat anyone's run; the new runs are the repeater's, within the same limits as POST /api/jobs."""
+    jobs = await service.repeat(job_id, body.seeds, owner=who.owner, paused=body.paused)
+    return JobsPublic(items=[JobSummary.from_public(job) for job in jobs], total=len(jobs))
 
 
 @router.get("/{job_id}/data", dependencies=[ReadAccess])
