@@ -45,6 +45,18 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
     return ByModule(config, log)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed test that used the session's server shows the server's last log lines (a worker's
+    traceback, a refused request): what CI's output must carry, since its machine is gone after."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed:
+        srv = getattr(item, "funcargs", {}).get("server")
+        if isinstance(srv, Server):
+            report.sections.append(("the session server's log (last 60 lines)", srv.log_tail(60)))
+
+
 def tiny_cifar_env(root: Path) -> dict[str, str]:
     """PLAYGROUND_DATA_DIR with the tiny CIFAR image folder, when its writer exists yet."""
     try:
