@@ -277,6 +277,18 @@ def test_on_a_phone_a_tap_adds_a_point_and_a_picked_one_is_removed(phone):
     assert chart_state(phone)["selected"] == "0" and len(box_points(phone)) == 2
     phone.get_by_role("button", name="Remove point").tap()
     assert box_points(phone) == [points[1]]
+
+    # A finger on a point drags it (and does not scroll the page).
+    target = value_at_fraction(phone, 0.4, 0.2)
+    scrolled = phone.evaluate("scrollY")
+    touch = phone.context.new_cdp_session(phone)
+    path = [pixel_of(phone, points[1]), at_fraction(phone, 0.5, 0.4), at_fraction(phone, 0.4, 0.2)]
+    for kind, (x, y) in zip(["touchStart", "touchMove", "touchMove"], path):
+        touch.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [{"x": x, "y": y}]})
+    touch.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    (dragged,) = box_points(phone)
+    assert near(phone, dragged, target, pixels=3), (dragged, target)
+    assert phone.evaluate("scrollY") == scrolled
     for name in ("Add a point", "Remove point", "Use the book's data", "Fit these points"):
         button = phone.get_by_role("button", name=name)
         assert button.bounding_box()["x"] + button.bounding_box()["width"] <= 390, f"{name} is cut off"
