@@ -79,10 +79,10 @@ export class BandChart extends LineChart {
   build() {
     super.build();
     const bands = this.spec().bands ?? [];
-    // uPlot reads its bands when it draws: the options' array, kept as plot.bands.
+    // uPlot reads its bands when it draws, from the options' array it keeps as plot.bands; a plot
+    // just made draws first on the next microtask, so bands added now are in its first picture.
     for (const { series, fill } of bands) this.plot.bands.push({ series, fill: () => fill, dir: -1 });
     this.container.uplot = this.plot;
     this.container.dataset.bandCount = String(bands.length);
-    if (bands.length) this.plot.redraw(true);
   }
 }

@@ -109,16 +109,17 @@ export class SweepView {
           { label: logX ? `${name} (log scale)` : name, labelSize: 20, size: 40 },
           { label: metric.label + (useLogY ? " (log scale)" : ""), labelSize: 20, size: 64, values: (u, splits) => splits.map(format) },
         ],
+        // Best first, as a wide ring: the final value's dot, drawn over it, stays visible where they are equal.
         series: [
           { label: name },
-          { label: `final ${metric.label}`, stroke: PALETTE[0], width: 1.5, spanGaps: false, value: (u, v) => format(v),
-            points: { show: true, size: 9, stroke: PALETTE[0], fill: PALETTE[0] } },
           { label: `best ${metric.label}`, stroke: PALETTE[1], width: 1, dash: [4, 4], spanGaps: false, value: (u, v) => format(v),
-            points: { show: true, size: 9, stroke: PALETTE[1], fill: "#ffffff" } },
+            points: { show: true, size: 13, width: 2, stroke: PALETTE[1], fill: "rgba(255, 255, 255, 0)" } },
+          { label: `final ${metric.label}`, stroke: PALETTE[0], width: 1.5, spanGaps: false, value: (u, v) => format(v),
+            points: { show: true, size: 7, stroke: PALETTE[0], fill: PALETTE[0] } },
         ],
         hooks: { draw: [(u) => drawDiverged(u, diverged)] },
       },
-      [values, finals, bests],
+      [values, bests, finals],
       container,
     );
     container.uplot = this.plot; // what is drawn, for the tests
