@@ -84,15 +84,27 @@ function wireTokenButton() {
 // Who is signed in (GET /api/me, issue 16): "ann (student)", "admin" for PLAYGROUND_API_TOKEN,
 // nothing on an open server. A plain fetch: the header never prompts for a token (a page's own
 // reads do, on their first 401).
+// The parts of a page that depend on who reads it (the runs list's buttons) learn it here, without
+// a request of their own: onSignedIn(handler) calls handler(me) now if known, and at every change.
+let signedIn = null; // GET /api/me's answer, null until known or when not signed in
+const signedInHandlers = new Set();
+
+export function onSignedIn(handler) {
+  signedInHandlers.add(handler);
+  if (signedIn) handler(signedIn);
+  return () => signedInHandlers.delete(handler);
+}
+
 async function showSignedIn() {
   const node = document.getElementById("signed-in");
   if (!node) return;
   let text = "";
+  let me = null;
   try {
     const response = await fetch("/api/me", { headers: { Accept: "application/json", ...authHeaders() } });
     if (response.status === 401) text = "not signed in";
     else if (response.ok) {
-      const me = await response.json();
+      me = await response.json();
       if (me.role !== "open") text = me.name ? `${me.name} (${me.role})` : me.role;
     }
   } catch {
@@ -100,6 +112,8 @@ async function showSignedIn() {
   }
   node.textContent = text ? `· ${text}` : "";
   node.hidden = !text;
+  signedIn = me;
+  if (me) for (const handler of signedInHandlers) handler(me);
 }
 
 wireTokenButton();

@@ -5,7 +5,8 @@
 // page (the "playground:jobs-changed" event).
 
 import { api } from "./api.js";
-import { duration, el, elapsedMs, isTerminal, jobLabel, keyResult, statusBadge, timeAgo } from "./format.js";
+import { duration, el, elapsedMs, isTerminal, jobLabel, keyResult, mayChange, statusBadge, timeAgo } from "./format.js";
+import { onSignedIn } from "./header.js";
 import { onServerEvents } from "./serverevents.js";
 
 const PAGE = 25;
@@ -26,6 +27,7 @@ export function mountJobList(root) {
   let loading = null; // the list read under way
   let again = false; // another read was asked for while one was under way
   let pending = []; // events that came while a read was under way: applied after it
+  let viewer = null; // who reads the list (GET /api/me): a student changes only their own runs
 
   const filtersFromUrl = new URLSearchParams(location.search);
   if (root.dataset.syncUrl !== undefined) {
@@ -165,12 +167,15 @@ export function mountJobList(root) {
         "span",
         { class: "muted small job-sub" },
         el("span", { class: "phone-only" }, `${job.kind} · `),
+        job.owner ? `by ${job.owner} · ` : null,
         timeAgo(job.created_at),
         job.started_at ? el("span", { class: "phone-only" }, ` · ${duration(elapsedMs(job))}`) : null,
       ),
     );
-    if (row.dataset.status !== job.status) {
+    const actions = `${job.status} ${mayChange(job, viewer)}`;
+    if (row.dataset.status !== job.status || row.dataset.actions !== actions) {
       row.dataset.status = job.status;
+      row.dataset.actions = actions;
       statusCell.replaceChildren(statusBadge(job.status));
       // Cancel becomes Delete: a keyboard user's focus moves to the new button, not to the page.
       const hadFocus = actionsCell.contains(document.activeElement);
@@ -183,6 +188,9 @@ export function mountJobList(root) {
   }
 
   function actionButtons(job) {
+    // Another student's run: its page offers "Continue from a step"; here, nothing to press (the
+    // server would answer 403).
+    if (!mayChange(job, viewer)) return [];
     if (!isTerminal(job.status)) {
       return [
         el("button", {
@@ -258,6 +266,10 @@ export function mountJobList(root) {
   // "2 minutes ago" and the durations move on without a request: the rows are redrawn from what
   // the page has.
   setInterval(() => page && !loading && !document.hidden && show(), AGE_REDRAW_MS);
+  onSignedIn((me) => {
+    viewer = me;
+    if (page) show();
+  });
   onServerEvents({
     reload: refresh,
     // The stream cannot open (the server refuses it, or wants a token first): the list once anyway.

@@ -7,15 +7,11 @@
 // stream's, and says what it is waiting for meanwhile.
 
 import { api } from "./api.js";
-import { el, isTerminal, num } from "./format.js";
+import { el, isTerminal, mayChange, num } from "./format.js";
 import { liveField, liveProperties } from "./liveparams.js";
 
-// What a job's status allows; the server answers 409 to the rest.
-// On a server with users a student changes only their own runs (the server answers 403 to the
-// rest); a teacher, the admin or anyone on an open server changes all. viewer: GET /api/me's answer.
-export function mayChange(job, viewer) {
-  return !viewer || viewer.role !== "student" || job.owner === viewer.name;
-}
+// What a job's status allows; the server answers 409 to the rest (and 403 to what mayChange,
+// in format.js, refuses: another student's run).
 
 export function allowedCommands(job, viewer = null) {
   const status = job.status;

@@ -60,6 +60,17 @@ def test_a_student_has_the_controls_of_their_own_runs_only(browser, tmp_path: Pa
                     assert page.locator("[data-cancel]").is_hidden()
                     assert page.locator("[data-live-params]").is_hidden()
                     screenshot(page, "controls-of-someone-elses-run")
+                # The runs list says whose run it is, and offers Cancel on one's own runs only.
+                page.goto("/jobs")
+                row = page.locator(f'tr[data-job-id="{job["id"]}"]')
+                row.locator(".job-sub").filter(has_text="by ann").wait_for()
+                page.wait_for_selector(f'tr[data-job-id="{job["id"]}"][data-actions="paused {str(mine).lower()}"]')
+                assert row.get_by_role("button", name="Cancel").count() == (1 if mine else 0)
+        with watched_tab(browser, server.url) as page:  # a teacher changes every run
+            page.goto("/")
+            page.evaluate("token => localStorage.setItem('playground-token', token)", tokens["tess"])
+            page.goto("/jobs")
+            page.locator(f'tr[data-job-id="{job["id"]}"]').get_by_role("button", name="Cancel").wait_for()
         ann.close()
     finally:
         server.stop()
