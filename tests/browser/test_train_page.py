@@ -108,7 +108,7 @@ def test_a_shared_link_fills_the_form_and_the_form_makes_one(page):
 def test_the_server_422_is_shown_next_to_the_field_it_names(page, api):
     form = open_form(page, "/?kind=linear")
     total_before = api.get("/api/jobs").json()["total"]
-    # One [x, y] pair passes the browser (it is valid JSON) but not the server (2 at least).
+    # One [x, y] pair: the page names the field before sending (the server would too: 2 at least).
     form.locator("[name=data]").fill("[[35.7, 0.5]]")
     form.locator("button[type=submit]").click()
     error = form.locator('[data-field="data"] .field-error')
