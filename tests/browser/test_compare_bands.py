@@ -27,6 +27,16 @@ def drawn(page, selector: str) -> dict[str, list]:
     return {("x" if i == 0 else label): column for i, (label, column) in enumerate(zip(chart["labels"], chart["data"]))}
 
 
+# Pixels of the plot's canvas in a run's blue (PALETTE[0]: lines and the band's fill), not the grey grid.
+BLUE_PIXELS_JS = """(selector) => {
+  const plot = document.querySelector(selector).uplot;
+  const { data } = plot.ctx.getImageData(0, 0, plot.ctx.canvas.width, plot.ctx.canvas.height);
+  let count = 0;
+  for (let i = 0; i < data.length; i += 4) if (data[i + 3] > 0 && data[i + 2] > data[i] + 40) count++;
+  return count;
+}"""
+
+
 def open_compare(page, ids: list[str]) -> None:
     page.goto(f"/compare?ids={','.join(ids)}")
     page.wait_for_selector("#compare-view[data-ready=true]")
@@ -51,6 +61,7 @@ def test_a_run_repeated_with_two_seeds_is_one_band_from_the_runs_min_to_max(page
     page.get_by_label("log scale (y)").uncheck()
     chart = page.locator("[data-compare-chart]")
     assert chart.get_attribute("data-groups") == "1" and chart.get_attribute("data-band-count") == "2"  # train, val
+    page.wait_for_function(f"({BLUE_PIXELS_JS})('[data-compare-chart]') > 5000")  # the band is painted
     lines = drawn(page, "[data-compare-chart]")
     assert set(lines) == {"x"} | {f"fit (3 seeds) {curve} {edge}" for curve in ("train", "val") for edge in ("max", "min", "mean")}
     step = 17
