@@ -272,6 +272,10 @@ function countRuns() {
   document.getElementById("train-button").textContent = others ? `Train ${others + 1} runs` : "Train";
 }
 
+// "also try" starts at most this many runs at once (the run and 11 other values): a sweep is for
+// comparing a few values side by side, and the server's queue is shared.
+const MAX_SWEEP_RUNS = 12;
+
 // "also try": the other values of the chosen parameter, each checked as its input would be.
 function readSweep(params) {
   const name = sweepSelect.value;
@@ -279,6 +283,12 @@ function readSweep(params) {
   const field = fields.find((f) => f.name === name);
   const tokens = sweepTokens();
   if (!tokens.length) throw new FieldErrors([{ field: "sweep", msg: `List one or more other values of ${name}, separated by commas.` }]);
+  if (tokens.length > MAX_SWEEP_RUNS - 1) {
+    throw new FieldErrors([{
+      field: "sweep",
+      msg: `${tokens.length} values of ${name} is too many: also try at most ${MAX_SWEEP_RUNS - 1} other values (${MAX_SWEEP_RUNS} runs at once).`,
+    }]);
+  }
   const values = [];
   for (const token of tokens) {
     const value = Number(token);

@@ -148,3 +148,10 @@ def test_also_try_with_a_value_out_of_bounds_says_so_by_the_field_and_starts_not
     error.wait_for()
     assert "lr = 20 is not allowed" in error.inner_text() and "≤ 10" in error.inner_text()
     assert api.get("/api/jobs").json()["total"] == before
+
+    # Twelve runs at most: the run and 11 other values.
+    page.get_by_label("other values to try").fill(", ".join(str(k / 1000) for k in range(1, 13)))
+    page.get_by_role("button", name="Train 13 runs").click()
+    error.filter(has_text="12 values of lr is too many").wait_for()
+    assert "at most 11 other values (12 runs at once)" in error.inner_text()
+    assert api.get("/api/jobs").json()["total"] == before
