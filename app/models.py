@@ -84,6 +84,15 @@ class JobCreate(SQLModel):
             "POST /api/jobs/{id}/resume, or /step to run a few steps and pause again."
         ),
     )
+    lesson_id: int | None = Field(
+        None,
+        ge=1,
+        le=2**53 - 1,
+        description=(
+            "Started from this lesson (POST /api/lessons): its parameter values are the defaults, and a "
+            "student may not change the ones it locks or hides (422 naming the parameter and the lesson)."
+        ),
+    )
 
 
 class JobBase(SQLModel):
@@ -117,6 +126,9 @@ class JobBase(SQLModel):
         default=None,
         index=True,
         description="The user who created it (`playground users`); null: made without users (open or admin mode).",
+    )
+    lesson_id: int | None = Field(
+        default=None, index=True, description="The lesson it was started from (GET /api/lessons/{id}); null: none."
     )
 
 
@@ -221,6 +233,7 @@ class JobSummary(_JobId):
     worker: str | None = None
     has_model: bool = False
     owner: str | None = None
+    lesson_id: int | None = None
     parent_id: str | None = None
     fork_step: int | None = None
     checkpoint_step: int | None = None
@@ -264,6 +277,109 @@ class User(SQLModel, table=True):
     token_hash: str | None = Field(default=None, unique=True, index=True, max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
     removed_at: datetime | None = None
+
+
+# ----------------------------------------------------------------------------------------------
+# Lessons (a teacher's settings for a class: POST /api/lessons, the page /lessons/{id})
+
+
+class LessonMetric(StrEnum):
+    """What the class board ranks runs by: the run's final value (losses: lower is better)."""
+
+    TRAIN_LOSS = "train_loss"
+    VAL_LOSS = "val_loss"
+    TRAIN_ACC = "train_acc"  # cifar only
+    VAL_ACC = "val_acc"  # cifar only
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.value.endswith("_acc")
+
+
+class LessonBase(SQLModel):
+    title: str = Field(min_length=1, max_length=200, description="What the class sees as the page's heading.")
+    instructions: str = Field(
+        "",
+        max_length=20_000,
+        description=(
+            "Markdown: paragraphs, # headings, - lists, `code`, **strong**, *em*, [links](https://...) to "
+            "http(s) or this site; raw HTML shows as text (`instructions_html` is the safe rendering)."
+        ),
+    )
+    kind: str = Field(description="linear, mlp or cifar (GET /api/kinds lists them).")
+
+
+class LessonCreate(LessonBase):
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="The kind's parameters as the lesson sets them; omitted ones take their defaults."
+    )
+    locked: list[str] = Field(
+        default_factory=list, max_length=64, description="Parameters shown on the lesson's form but not editable."
+    )
+    hidden: list[str] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Parameters not shown on the lesson's form; like locked ones, a student's run keeps the lesson's value.",
+    )
+    metric: LessonMetric | None = Field(
+        None,
+        description=(
+            "What the class board ranks by: a run's final train_loss or val_loss (lower is better), or "
+            "train_acc or val_acc (cifar; higher is better). Empty: val_acc for cifar, else val_loss when "
+            "the lesson holds points out (val_fraction > 0), else train_loss."
+        ),
+    )
+
+
+class Lesson(LessonBase, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    locked: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    hidden: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    metric: LessonMetric
+    owner: str | None = Field(default=None, description="The teacher who made it; null: the admin token or an open server.")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class LessonPublic(LessonBase):
+    id: int
+    params: dict[str, Any] = Field(description="Every parameter of the kind, as the lesson sets it (defaults filled in).")
+    locked: list[str]
+    hidden: list[str]
+    metric: LessonMetric
+    higher_is_better: bool = Field(description="How the board ranks `metric`: true for accuracies.")
+    instructions_html: str = Field(description="`instructions` rendered to HTML that is safe to show as it is.")
+    owner: str | None = None
+    created_at: datetime
+
+    @field_validator("created_at")
+    @classmethod
+    def _as_utc(cls, value: datetime) -> datetime:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+class LessonsPublic(SQLModel):
+    items: list[LessonPublic]
+    total: int
+
+
+class BoardRow(SQLModel):
+    """One student's best run so far (by the lesson's metric), or their newest when none has a value yet."""
+
+    owner: str | None = Field(description="Whose runs; null: made without users.")
+    job_id: str
+    job_name: str | None = None
+    status: JobStatus
+    value: float | None = Field(description="The run's final value of the lesson's metric; null: none yet.")
+    runs: int = Field(description="How many runs of the lesson this student has.")
+
+
+class LessonBoard(SQLModel):
+    lesson_id: int
+    metric: LessonMetric
+    higher_is_better: bool
+    rows: list[BoardRow] = Field(description="Best first; students without a value yet last.")
+    job_ids: list[str] = Field(description="Every run of the lesson (a page re-reads the board when one changes).")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from app.api.routes import (
     events,
     export,
     jobs,
+    lessons,
     meta,
     predict,
     server_events,
@@ -26,6 +27,7 @@ def build_api_router(settings: Settings) -> APIRouter:
     api_router.include_router(export.router)
     api_router.include_router(snapshots.router)
     api_router.include_router(compare.router)
+    api_router.include_router(lessons.router)
     # The upload limit is a setting, so this router's body limit is set when the app is built.
     api_router.include_router(predict.router, max_body_size=settings.max_upload_bytes + predict.MULTIPART_SLACK)
     return api_router

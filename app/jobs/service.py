@@ -84,6 +84,7 @@ from app.jobs.plans import Plans, original_params, params_at
 from app.jobs.repeats import NotEnoughRoom, repeat_name, repeat_seeds
 from app.jobs.server_events import ServerEvents
 from app.jobs.writer import DatabaseWriter
+from app.lessons import check_fixed, fixed_params, get_lesson, unknown_lesson
 from app.models import (
     ACTIVE_STATUSES,
     OPEN_STATUSES,
@@ -94,6 +95,7 @@ from app.models import (
     JobPublic,
     JobStatus,
     JobSummary,
+    Lesson,
     Progress,
     utcnow,
 )
@@ -266,14 +268,20 @@ class JobService:
     # ------------------------------------------------------------------------------------------
     # Commands (event loop thread)
 
-    async def create(self, request: JobCreate, owner: str | None = None) -> JobPublic:
-        """A new job owned by ``owner`` (a user's name; None without users)."""
+    async def create(self, request: JobCreate, owner: str | None = None, student: bool = False) -> JobPublic:
+        """A new job owned by ``owner`` (a user's name; None without users). From a lesson
+        (``request.lesson_id``) it starts from the lesson's values, and a ``student``'s run keeps
+        the ones the lesson locks or hides (``app.lessons``)."""
         if not request.paused:
             await self._check_user_limits(owner)
         if request.fork is not None:
-            return await self._fork(request, owner)
+            return await self._fork(request, owner, student)
         spec = get_experiment(request.kind)
-        params = self._validate(request.kind, request.params)
+        lesson = await self._lesson(request.lesson_id, request.kind)
+        values = {**lesson.params, **request.params} if lesson is not None else request.params
+        params = self._validate(request.kind, values)
+        if lesson is not None and student:
+            check_fixed(lesson, fixed_params(lesson), params.model_dump(mode="json"), ["body", "params"])
         device, seed = self._placement(request)
         return await self._record_and_submit(
             spec.kind,
@@ -284,9 +292,33 @@ class JobService:
             plan=self.plans.policy(spec.kind, params),
             paused=request.paused,
             owner=owner,
+            lesson_id=request.lesson_id,
         )
 
-    async def repeat(self, job_id: str, count: int, owner: str | None = None, paused: bool = False) -> list[JobPublic]:
+    async def _lesson(self, lesson_id: int | None, kind: str) -> Lesson | None:
+        """The lesson a new run is started from (None: none); 422 when there is no such lesson or
+        it is of another kind."""
+        if lesson_id is None:
+            return None
+        lesson = await self._read_lesson(lesson_id)
+        if lesson is None:
+            raise unknown_lesson(lesson_id)
+        if lesson.kind != kind:
+            raise InvalidField(
+                ["body", "kind"], f"Lesson {lesson_id} ({lesson.title!r}) is a {lesson.kind} lesson, not {kind}.", kind
+            )
+        return lesson
+
+    async def _read_lesson(self, lesson_id: int) -> Lesson | None:
+        def read() -> Lesson | None:  # off the event loop, as the service's other reads
+            with self._session() as session:
+                return get_lesson(session, lesson_id=lesson_id)
+
+        return await to_thread.run_sync(read)
+
+    async def repeat(
+        self, job_id: str, count: int, owner: str | None = None, paused: bool = False, student: bool = False
+    ) -> list[JobPublic]:
         """``count`` new runs of the job's kind, parameters and device that differ from it only in
         the seed (``app.jobs.repeats``), owned by ``owner``; each made by ``create``, as POST
         /api/jobs makes one. The queues must have room for all of them, or none is made. A fork or a
@@ -302,6 +334,8 @@ class JobService:
         await self._check_room(count, owner, paused)
         data = await to_thread.run_sync(self.job_data, job_id) if job.data_points else None
         params = self._full_params(job, data)
+        # Of its lesson, while the lesson exists.
+        lesson_id = job.lesson_id if job.lesson_id is not None and await self._read_lesson(job.lesson_id) else None
         created = []
         for seed in repeat_seeds(job.seed, count):
             request = JobCreate(
@@ -311,8 +345,9 @@ class JobService:
                 seed=seed,
                 name=repeat_name(job.name or job.kind, seed),
                 paused=paused,
+                lesson_id=lesson_id,
             )
-            created.append(await self.create(request, owner=owner))
+            created.append(await self.create(request, owner=owner, student=student))
         return created
 
     async def _check_room(self, count: int, owner: str | None, paused: bool) -> None:
@@ -349,6 +384,7 @@ class JobService:
         fork_step: int | None = None,
         paused: bool = False,
         owner: str | None = None,
+        lesson_id: int | None = None,
     ) -> JobPublic:
         """Write a new queued job (its points once, its first event), then hand it to the executor;
         a job created ``paused`` waits for resume or step instead (they plan its start then).
@@ -377,6 +413,7 @@ class JobService:
             parent_id=parent_id,
             fork_step=fork_step,
             owner=owner,
+            lesson_id=lesson_id,
         )
         job = Job(**fields)
         status_data = self.public(job).model_dump(mode="json")
@@ -400,7 +437,7 @@ class JobService:
         )
         return self.public(job, data=data)
 
-    async def _fork(self, request: JobCreate, owner: str | None = None) -> JobPublic:
+    async def _fork(self, request: JobCreate, owner: str | None = None, student: bool = False) -> JobPublic:
         """A new job from ``request.fork.job_id``'s state at ``request.fork.step`` (see issue "Playable runs")."""
         assert request.fork is not None
         parent = self.get_job(request.fork.job_id)
@@ -423,6 +460,12 @@ class JobService:
         at_fork = params_at(original, parent.changes, k)
         overrides = self._only_live(parent.kind, request.params, at_fork)
         child = self._validate(parent.kind, {**at_fork, **overrides, "data": data})
+        lesson_id, lesson = request.lesson_id, await self._lesson(request.lesson_id, parent.kind)
+        if lesson is None and parent.lesson_id is not None:  # its parent's, while the lesson exists
+            lesson = await self._read_lesson(parent.lesson_id)
+            lesson_id = parent.lesson_id if lesson is not None else None
+        if lesson is not None and student:  # a student's run of the lesson, a fork too, keeps its values
+            check_fixed(lesson, fixed_params(lesson), child.model_dump(mode="json"), ["body", "params"])
         self._check_epochs(parent.kind, child, k, None)
         device, _ = self._placement(request)
         seed = request.seed if request.seed is not None else parent.seed
@@ -448,6 +491,7 @@ class JobService:
             fork_step=k,
             paused=request.paused,
             owner=owner,
+            lesson_id=lesson_id,
         )
 
     async def cancel(self, job_id: str) -> JobPublic:
@@ -529,9 +573,10 @@ class JobService:
             self.executor.submit(self._job_spec(job, params, plan, run_params))
             return self.public(self.get_job(job_id))
 
-    async def patch(self, job_id: str, changes: dict[str, Any]) -> JobPublic:
+    async def patch(self, job_id: str, changes: dict[str, Any], student: bool = False) -> JobPublic:
         """Change live parameters: a running job takes them at its next step boundary, a queued or
-        paused one now (in effect from its next step)."""
+        paused one now (in effect from its next step). A ``student`` may not change one that the
+        run's lesson locks or hides."""
         async with self._command(job_id):
             job = self.get_job(job_id)
             status = self._status(job)
@@ -544,6 +589,10 @@ class JobService:
             self._check_epochs(job.kind, merged, self._progress_step(job), self._progress_epoch(job))
             values = merged.model_dump(mode="json")
             clean = {name: values[name] for name in changes}
+            if student and job.lesson_id is not None:
+                lesson = await self._read_lesson(job.lesson_id)  # a deleted lesson locks nothing
+                if lesson is not None:
+                    check_fixed(lesson, clean, clean, ["body", "params"])
             if not clean:
                 return self.public(job)  # nothing differs from what it has
             if status == JobStatus.RUNNING and self.executor.control(job_id, patch=clean):
@@ -915,6 +964,10 @@ class JobService:
             plan=plan,
             owner=job.owner,
         )
+
+    def validate_params(self, kind: str, values: dict[str, Any]) -> Any:
+        """The kind's parameters from ``values``, within the server's limits (422 naming the field)."""
+        return self._validate(kind, values)
 
     def _validate(self, kind: str, values: dict[str, Any]) -> Any:
         spec = get_experiment(kind)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import FileResponse, StreamingResponse
@@ -33,6 +33,7 @@ from app.experiments.registry import EXPERIMENTS
 from app.jobs.history import chunks
 from app.jobs.repeats import MAX_SEEDS, MIN_SEEDS
 from app.models import JobCreate, JobPublic, JobsPublic, JobStatus, JobSummary
+from app.users import Principal
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -55,7 +56,7 @@ async def create_job(
 ) -> JobPublic:
     """A new job, owned by whoever sends it; a fork of anyone's run is the forker's."""
     # async: the service writes on the event loop's thread only (see app/jobs/service.py).
-    job = await service.create(body, owner=who.owner)
+    job = await service.create(body, owner=who.owner, student=who.role == "student")
     response.headers["Location"] = request.url_for("read_job", job_id=job.id).path
     return job
 
@@ -123,7 +124,9 @@ async def repeat_job(job_id: JobId, body: RepeatRequest, service: ServiceDep, wh
     """`seeds` new runs with the job's kind, parameters and device and the seeds after its own (so
     another validation split and initialisation), named "<name> · seed N". Like a fork, anyone may
     repeat anyone's run; the new runs are the repeater's, within the same limits as POST /api/jobs."""
-    jobs = await service.repeat(job_id, body.seeds, owner=who.owner, paused=body.paused)
+    jobs = await service.repeat(
+        job_id, body.seeds, owner=who.owner, paused=body.paused, student=who.role == "student"
+    )
     return JobsPublic(items=[JobSummary.from_public(job) for job in jobs], total=len(jobs))
 
 
@@ -195,11 +198,14 @@ async def step_job(job_id: JobId, service: ServiceDep, body: StepRequest | None 
     return await service.resume(job_id, steps=body.steps, epochs=epochs, action="step")
 
 
-@router.patch("/{job_id}", status_code=status.HTTP_202_ACCEPTED, dependencies=[job_change("change")])
-async def patch_job(job_id: JobId, body: ParamsPatch, service: ServiceDep) -> JobPublic:
+@router.patch("/{job_id}", status_code=status.HTTP_202_ACCEPTED)
+async def patch_job(
+    job_id: JobId, body: ParamsPatch, service: ServiceDep, who: Annotated[Principal, job_change("change")]
+) -> JobPublic:
     """Change live parameters of a queued, running or paused job, from its next step on. A running
-    job takes them at its next step boundary: a `control` event `{"step", "params"}` says where."""
-    return await service.patch(job_id, body.params)
+    job takes them at its next step boundary: a `control` event `{"step", "params"}` says where.
+    A student may not change a parameter that the run's lesson locks or hides (422)."""
+    return await service.patch(job_id, body.params, student=who.role == "student")
 
 
 @router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[job_change("delete")])
