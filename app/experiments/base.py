@@ -41,7 +41,9 @@ METRIC_FIELDS: tuple[str, ...] = (
 #   curve             mlp: the network's output over the input range, [[x, y], ...] in data units
 #   confusion_matrix  cifar, on epoch-end points: counts over the test split, rows the true classes
 #   per_class_acc     cifar, on epoch-end points: {class name: test accuracy}, in class order
-SNAPSHOT_FIELDS: tuple[str, ...] = ("curve", "confusion_matrix", "per_class_acc")
+#   histograms        mlp (with its curve) and cifar (on epoch-end points): per layer with weights,
+#                     histograms of the weights and gradients and the gradient norm (histograms.py)
+SNAPSHOT_FIELDS: tuple[str, ...] = ("curve", "confusion_matrix", "per_class_acc", "histograms")
 
 
 class RunStatus(StrEnum):

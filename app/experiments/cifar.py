@@ -54,6 +54,7 @@ from app.experiments.cifar_data import (
 )
 from app.experiments.cifar_models import WHITENED, make_net
 from app.experiments.cifar_report import confusion_matrix, per_class_accuracy, summarize
+from app.experiments.histograms import layer_histograms
 from app.experiments.params import CifarParams
 
 EVAL_BATCH = 500  # evaluation has no gradients to keep, so larger batches: fewer, faster calls
@@ -454,7 +455,8 @@ def run(params: CifarParams, ctx: RunContext) -> RunOutcome:
             "val_loss": current.loss,
             "val_acc": current.accuracy,
         }
-        # With a picture of the classifier this epoch: where its test predictions land, per class.
+        # With a picture of the classifier this epoch: where its test predictions land, per class;
+        # and of its layers: the weights now and the gradients of the epoch's last batch.
         matrix = confusion_matrix(test_labels.cpu(), current.predictions, len(classes))
         ctx.emit(
             {
@@ -463,6 +465,7 @@ def run(params: CifarParams, ctx: RunContext) -> RunOutcome:
                 **{k: finite_or_none(v) for k, v in last_epoch.items()},
                 "confusion_matrix": matrix.tolist(),
                 "per_class_acc": per_class_accuracy(matrix, classes),
+                "histograms": layer_histograms(model),
             }
         )
 

@@ -3,7 +3,8 @@
 The loop is the book's ``training_loop`` with a validation split; what it adds is a metric point
 per epoch, a cancellation check, stopping when the loss blows up, now and then the network's
 output over the input range (``curve`` on that epoch's point), so a chart can show it bend to the
-data, and a control point after each epoch's step (pause, resume from a checkpoint, live lr and epochs).
+data, with histograms of each layer's weights and gradients (``histograms``, see histograms.py), and
+a control point after each epoch's step (pause, resume from a checkpoint, live lr and epochs).
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import torch
 from torch import nn, optim
 
 from app.experiments._data import load_points, sample_pairs, split_indices
-from app.experiments.base import RunContext, RunOutcome, RunStatus, finite_or_none
+from app.experiments.base import Checkpoint, RunContext, RunOutcome, RunStatus, finite_or_none
 from app.experiments.checkpoints import check_resume, detached
+from app.experiments.histograms import layer_histograms
 from app.experiments.lr_finder import run_range_test
 from app.experiments.params import MlpParams
 
@@ -40,13 +42,14 @@ UNIT_POINTS = 120
 
 
 def hidden_units(model: nn.Sequential, x_min: float, x_max: float, input_scale: float) -> dict:
-    """The network's output as a sum of bent lines: each hidden unit's contribution (its output
-    weight times its activation) over the data's range and as far again on each side, beyond the
-    data, where the network extrapolates. output = bias + the sum over all units."""
+    """The network's output as a sum of bent lines: each unit of the last hidden layer's contribution
+    (its output weight times its activation) over the data's range and as far again on each side,
+    beyond the data, where the network extrapolates. output = bias + the sum over all units."""
     span = x_max - x_min or 1.0
     x = torch.linspace(x_min - 0.5 * span, x_max + 0.5 * span, UNIT_POINTS)
     with torch.no_grad():
-        hidden = model.hidden_activation(model.hidden_linear((input_scale * x).unsqueeze(1).to(model.output_linear.weight.device)))
+        last_hidden = model[:-1]  # every layer but output_linear
+        hidden = last_hidden((input_scale * x).unsqueeze(1).to(model.output_linear.weight.device))
         contributions = (hidden * model.output_linear.weight[0]).cpu()  # [points, units]
         bias = float(model.output_linear.bias[0])
         output = contributions.sum(dim=1) + bias
@@ -63,15 +66,30 @@ def hidden_units(model: nn.Sequential, x_min: float, x_max: float, input_scale: 
 
 
 def make_model(params: MlpParams) -> nn.Sequential:
-    return nn.Sequential(
-        OrderedDict(
-            [
-                ("hidden_linear", nn.Linear(1, params.hidden)),
-                ("hidden_activation", ACTIVATIONS[params.activation]()),
-                ("output_linear", nn.Linear(params.hidden, 1)),
-            ]
-        )
-    )
+    """The book's net for layers=1; each further hidden layer is another Linear(hidden, hidden) and
+    activation (hidden_linear_2, hidden_activation_2, ...), made in order, so the seed gives the
+    first layers the same initial weights whatever the depth."""
+    layers = [
+        ("hidden_linear", nn.Linear(1, params.hidden)),
+        ("hidden_activation", ACTIVATIONS[params.activation]()),
+    ]
+    for k in range(2, params.layers + 1):
+        layers += [
+            (f"hidden_linear_{k}", nn.Linear(params.hidden, params.hidden)),
+            (f"hidden_activation_{k}", ACTIVATIONS[params.activation]()),
+        ]
+    layers.append(("output_linear", nn.Linear(params.hidden, 1)))
+    return nn.Sequential(OrderedDict(layers))
+
+
+def with_defaults(cp: Checkpoint) -> Checkpoint:
+    """A checkpoint from before a parameter existed (layers) lacks it; its run used what is now its
+    default, so compare with that."""
+    try:
+        filled = MlpParams.model_validate(cp.params).model_dump(mode="json")
+    except ValueError:
+        return cp  # check_resume names what differs
+    return Checkpoint(cp.kind, cp.step, cp.epoch, cp.epoch_end, filled, cp.state)
 
 
 def make_optimizer(params: MlpParams, model: nn.Module) -> optim.Optimizer:
@@ -128,7 +146,7 @@ def run(params: MlpParams, ctx: RunContext) -> RunOutcome:
         }
 
     if ctx.resume is not None:
-        check_resume(ctx.resume, "mlp", params)
+        check_resume(with_defaults(ctx.resume), "mlp", params)
         state = detached(ctx.resume.state)  # a copy: the run trains in place, the checkpoint stays as it was
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -171,13 +189,17 @@ def run(params: MlpParams, ctx: RunContext) -> RunOutcome:
             "lr": params.lr,
         }
         live_every = max(1, params.epochs // LIVE_CURVES)
-        if epoch == 1 or epoch % live_every == 0 or epoch == params.epochs:
+        pictured = epoch == 1 or epoch % live_every == 0 or epoch == params.epochs
+        if pictured:
             # The output of the weights this epoch's loss was computed with (before the update).
             point["curve"] = network_curve(model, live_x, params.input_scale, device)
-        ctx.emit(point)
 
         optimizer.zero_grad()
         train_loss.backward()
+        if pictured:
+            # Those weights again, and this loss's gradients of them, before the step uses them.
+            point["histograms"] = layer_histograms(model)
+        ctx.emit(point)
         optimizer.step()
 
         # The control point (base.py): pause here, or go on with changed live parameters.

@@ -147,14 +147,24 @@ class LinearParams(ExperimentParams):
         description="Your own [x, y] pairs (2 to 100,000) instead of the book's temperatures.",
     )
     _data = field_validator("data", mode="wrap")(validate_data)
+    _start = field_validator("init_w", "init_b", mode="wrap")(validate_start)
 
 
 class MlpParams(ExperimentParams):
     """Chapter 6: a small neural network fits the same temperatures."""
 
-    hidden: int = Field(13, ge=1, le=1024, description="Units in the hidden layer.")
+    hidden: int = Field(13, ge=1, le=1024, description="Units in each hidden layer.")
+    layers: int = Field(
+        1,
+        ge=1,
+        le=4,
+        description=(
+            "Hidden layers, each of `hidden` units with the activation (1 is the book's net). With "
+            "sigmoid and 4 layers the first layer's gradients are much smaller than the last's: they vanish."
+        ),
+    )
     activation: Literal["tanh", "relu", "sigmoid"] = Field(
-        "tanh", description="The non-linearity between the two linear layers."
+        "tanh", description="The non-linearity after each hidden layer (the book's is tanh)."
     )
     epochs: int = Field(
         5000, ge=1, le=100_000, description="Passes over the data; one gradient step each.", json_schema_extra=LIVE

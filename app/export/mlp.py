@@ -72,12 +72,20 @@ t_un = {{ input_scale }} * t_u  # what the network sees{{ scale_note }}
 # %% [markdown]
 # ## The model
 #
+{% if layers == 1 %}
 # One hidden layer of {{ hidden }} units with {{ activation }}, then a linear output: a sum of {{ hidden }} bent lines.
+{% else %}
+# {{ layers }} hidden layers of {{ hidden }} units, each followed by {{ activation }}, then a linear output.
+{% endif %}
 
 # %%
 seq_model = nn.Sequential(OrderedDict([
     ("hidden_linear", nn.Linear(1, {{ hidden }})),
     ("hidden_activation", nn.{{ activation }}()),
+{% for k in range(2, layers + 1) %}
+    ("hidden_linear_{{ k }}", nn.Linear({{ hidden }}, {{ hidden }})),
+    ("hidden_activation_{{ k }}", nn.{{ activation }}()),
+{% endfor %}
     ("output_linear", nn.Linear({{ hidden }}, 1)),
 ]))
 optimizer = optim.{{ optim }}(seq_model.parameters(), lr={{ lr }})
@@ -199,6 +207,7 @@ def context(history: RunHistory) -> dict[str, Any]:
         "input_scale": py(params.input_scale),
         "scale_note": SCALE_NOTES.get(params.input_scale, ""),
         "hidden": params.hidden,
+        "layers": params.layers,
         "activation": ACTIVATIONS[params.activation],
         "optim": {"sgd": "SGD", "adam": "Adam"}[params.optimizer],
         "lr": py(params.lr),

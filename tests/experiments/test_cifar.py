@@ -52,7 +52,8 @@ def test_each_net_trains_on_the_tiny_pickle_data_and_reports_everything(tiny_pic
     assert [p["epoch"] for p in steps] == [1] * 7 + [2] * 7
     assert all(set(p) == {"step", "epoch", "train_loss", "lr"} for p in steps)
     assert [(p["step"], p["epoch"]) for p in ends] == [(7, 1), (14, 2)]
-    pictures = {"confusion_matrix", "per_class_acc"}  # SNAPSHOT_FIELDS: the classifier at each epoch's end
+    # SNAPSHOT_FIELDS: the classifier and its layers' weights and gradients at each epoch's end
+    pictures = {"confusion_matrix", "per_class_acc", "histograms"}
     assert all(set(p) == {"step", "epoch", "train_loss", "train_acc", "val_loss", "val_acc"} | pictures for p in ends)
     assert all(set(p) <= set(METRIC_FIELDS) | set(SNAPSHOT_FIELDS) for p in points)
     # The epoch's train_loss is the mean of its steps' losses, weighted by batch size.
