@@ -58,9 +58,39 @@ function inputId(name) {
 }
 
 // One field: label, input, help text and a place for its error message.
-// context (the start page's): {defaultData, onFitPoints} for the data points' chart.
+// context (the start page's): {defaultData, onFitPoints} for the data points' chart; a lesson's
+// page adds {locked: true, lockNote} for a parameter that is shown but not editable.
 export function renderField(field, value, context = {}) {
-  if (field.name === "data" && field.type === "json") return renderDataField(field, value, context);
+  const wrapper = field.name === "data" && field.type === "json"
+    ? renderDataField(field, value, context)
+    : renderInput(field, value);
+  if (context.locked) lockField(wrapper, context.lockNote);
+  return wrapper;
+}
+
+// The fields of a form with some values set by someone else (a lesson): the `hidden` ones are left
+// out, the `locked` ones shown disabled with a note. values: name -> value (missing: the default).
+export function renderFields(fields, values = {}, { hidden = [], locked = [], lockNote, context = {} } = {}) {
+  return fields
+    .filter((field) => !hidden.includes(field.name))
+    .map((field) => renderField(field, values[field.name], { ...context, locked: locked.includes(field.name), lockNote }));
+}
+
+// Shown, not editable: the inputs are disabled (readParams still reads them), the data chart inert,
+// and a note, which the inputs name as part of their description, says why.
+export function lockField(wrapper, note = "Locked: set for you, not editable here.") {
+  const noteId = `param-${wrapper.dataset.field}-lock`;
+  wrapper.dataset.locked = "true";
+  for (const input of wrapper.querySelectorAll("input, select, textarea")) {
+    input.disabled = true;
+    input.setAttribute("aria-describedby", `${input.getAttribute("aria-describedby") || ""} ${noteId}`.trim());
+  }
+  const chart = wrapper.querySelector(".point-editor");
+  if (chart) chart.inert = true;
+  wrapper.append(el("p", { class: "help lock-note", id: noteId, dataset: { lockNote: "" } }, note));
+}
+
+function renderInput(field, value) {
   const id = inputId(field.name);
   const helpId = `${id}-help`;
   const errorId = `${id}-error`;

@@ -48,3 +48,16 @@ def job_page(request: Request, job_id: str) -> HTMLResponse:
 def compare_page(request: Request) -> HTMLResponse:
     """``/compare?ids=a,b``: the runs' curves on one chart."""
     return templates.TemplateResponse(request, "compare.html", {"active": "compare"})
+
+
+@router.get("/lessons/{lesson_id}")
+def lesson_page(request: Request, lesson_id: int) -> HTMLResponse:
+    """A teacher's lesson: its instructions and the form with its values (locked ones shown, hidden
+    ones not)."""
+    return templates.TemplateResponse(request, "lesson.html", {"active": "train", "lesson_id": lesson_id})
+
+
+@router.get("/lessons/{lesson_id}/board")
+def lesson_board_page(request: Request, lesson_id: int) -> HTMLResponse:
+    """The class board: each student's best run of the lesson, live."""
+    return templates.TemplateResponse(request, "lesson_board.html", {"active": "train", "lesson_id": lesson_id})
