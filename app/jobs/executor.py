@@ -172,6 +172,10 @@ class Executor(abc.ABC):
         """
 
     @abc.abstractmethod
+    async def export_onnx(self, kind: str, params: dict[str, Any], job_id: str) -> bytes:
+        """The job's saved model as ONNX (``app.experiments.onnx_export``), made outside the web process."""
+
+    @abc.abstractmethod
     def info(self) -> ExecutorInfo: ...
 
     def devices(self) -> list[str]:

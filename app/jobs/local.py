@@ -71,6 +71,7 @@ log = logging.getLogger(__name__)
 START_TIMEOUT_S = 180.0  # importing torch takes 1-3 s; much longer on a loaded 2-core box
 STOP_GRACE_S = 2.0  # SIGTERM, then SIGKILL after this long
 PREDICT_TIMEOUT_S = 60.0  # a prediction is milliseconds; a predictor silent this long is killed
+EXPORT_TIMEOUT_S = 300.0  # an ONNX export traces the model: seconds, more on a busy machine
 MAX_START_FAILURES = 3  # a slot whose worker dies this many times in a row before hello is given up
 
 
@@ -253,6 +254,15 @@ class LocalExecutor(Executor):
             return worker.send(ControlJob(job_id, pause=pause, patch=patch))
 
     async def predict(self, kind: str, params: dict[str, Any], job_id: str, inputs: Any) -> dict[str, Any]:
+        value = await self._ask_predictor(kind, params, job_id, inputs, "predict", PREDICT_TIMEOUT_S)
+        return value if isinstance(value, dict) else {"outputs": value}
+
+    async def export_onnx(self, kind: str, params: dict[str, Any], job_id: str) -> bytes:
+        return await self._ask_predictor(kind, params, job_id, None, "onnx", EXPORT_TIMEOUT_S)
+
+    async def _ask_predictor(
+        self, kind: str, params: dict[str, Any], job_id: str, inputs: Any, action: str, timeout: float
+    ) -> Any:
         path = model_path(self.settings.models_dir, job_id)
         if not path.is_file():
             raise ModelUnavailable(job_id, f"missing its weights file {str(path)!r}")
@@ -264,21 +274,20 @@ class LocalExecutor(Executor):
             request_id = next(self._request_ids)
             future: asyncio.Future[Any] = loop.create_future()
             self._predictions[request_id] = (future, predictor)
-        request = PredictRequest(request_id, kind, params, str(path), inputs)
+        request = PredictRequest(request_id, kind, params, str(path), inputs, action)
         try:
             # An uploaded image can be megabytes: the pipe would block the event loop while the
             # predictor is still starting, so send from a thread.
             await asyncio.to_thread(predictor.send, request)
-            value = await asyncio.wait_for(future, PREDICT_TIMEOUT_S)
+            return await asyncio.wait_for(future, timeout)
         except TimeoutError:
             predictor.process.kill()  # the monitor sees it die and fails its other requests
             raise WorkerDied(
-                predictor.label, "answering a predict request", f"no answer within {PREDICT_TIMEOUT_S:g} s, killed"
+                predictor.label, f"answering a {action} request", f"no answer within {timeout:g} s, killed"
             ) from None
         finally:
             with self._lock:
                 self._predictions.pop(request_id, None)
-        return value if isinstance(value, dict) else {"outputs": value}
 
     def info(self) -> ExecutorInfo:
         with self._lock:

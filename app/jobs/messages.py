@@ -61,6 +61,8 @@ class PredictRequest:
     params: dict[str, Any]
     model_file: str
     inputs: Any
+    # "predict": the experiment's outputs for ``inputs``; "onnx": the model as ONNX bytes (inputs unused).
+    action: str = "predict"
 
 
 @dataclass(frozen=True)

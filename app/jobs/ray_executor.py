@@ -61,6 +61,7 @@ CONNECT_TIMEOUT_S = 5.0  # a head's GCS port that does not accept a connection i
 START_TIMEOUT_S = 180.0  # a fresh worker imports torch: seconds, much longer on a loaded 2-core box
 STOP_JOIN_S = 5.0  # how long stop() waits for the stream readers after force-cancelling their tasks
 PREDICT_TIMEOUT_S = 120.0  # includes starting a worker on a busy cluster
+EXPORT_TIMEOUT_S = 300.0  # an ONNX export traces the model: seconds, more on a busy machine
 MAX_WARM_WORKERS = 4  # workers that import torch while the server starts (at most one per job slot)
 RESOURCES_TTL_S = 2.0  # /api/health reads the cluster's resources at most this often
 # Predictions are milliseconds of one thread: they reserve no CPU, so they never wait behind jobs
@@ -463,6 +464,15 @@ class RayExecutor(Executor):
     # Predict
 
     async def predict(self, kind: str, params: dict[str, Any], job_id: str, inputs: Any) -> dict[str, Any]:
+        value = await self._run_on_model(kind, params, job_id, inputs, "predict", PREDICT_TIMEOUT_S)
+        return value if isinstance(value, dict) else {"outputs": value}
+
+    async def export_onnx(self, kind: str, params: dict[str, Any], job_id: str) -> bytes:
+        return await self._run_on_model(kind, params, job_id, None, "onnx", EXPORT_TIMEOUT_S)
+
+    async def _run_on_model(
+        self, kind: str, params: dict[str, Any], job_id: str, inputs: Any, action: str, timeout: float
+    ) -> Any:
         path = model_path(self.settings.models_dir, job_id)
         try:
             weights = await asyncio.to_thread(path.read_bytes)
@@ -470,18 +480,18 @@ class RayExecutor(Executor):
             raise ModelUnavailable(job_id, f"without a weights file at {str(path)!r}") from None
         if self._ray is None or self._stopping:
             raise RuntimeError("the Ray executor is not running")
-        ref = self._predict_task.remote(kind, params, weights, inputs)
+        ref = self._predict_task.remote(kind, params, weights, inputs, action)
         try:
-            value, error = await asyncio.wait_for(asyncio.wrap_future(ref.future()), PREDICT_TIMEOUT_S)
+            value, error = await asyncio.wait_for(asyncio.wrap_future(ref.future()), timeout)
         except TimeoutError:
             self._ray.cancel(ref, force=True)
-            raise WorkerDied("ray", "answering a predict request",
-                             f"no answer within {PREDICT_TIMEOUT_S:g} s, cancelled") from None
+            raise WorkerDied("ray", f"answering a {action} request",
+                             f"no answer within {timeout:g} s, cancelled") from None
         except self._ray.exceptions.RayError as exc:
-            raise WorkerDied("ray", "answering a predict request", _describe_ray_error(exc)) from None
+            raise WorkerDied("ray", f"answering a {action} request", _describe_ray_error(exc)) from None
         if error is not None:
             raise error.rebuild()
-        return value if isinstance(value, dict) else {"outputs": value}
+        return value
 
     # ------------------------------------------------------------------------------------------
     # Info

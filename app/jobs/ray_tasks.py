@@ -241,8 +241,11 @@ def _outcome(finished: JobFinished, settings: Any, node: str) -> TaskOutcome:
 # Predicting and warming up
 
 
-def predict(kind: str, params: dict[str, Any], weights: bytes, inputs: Any) -> tuple[Any, RemoteError | None]:
-    """The experiment's ``predict``; an error comes back as a ``RemoteError`` the web process rebuilds."""
+def predict(
+    kind: str, params: dict[str, Any], weights: bytes, inputs: Any, action: str = "predict"
+) -> tuple[Any, RemoteError | None]:
+    """The experiment's ``predict`` (``action="onnx"``: the model as ONNX bytes); an error comes back
+    as a ``RemoteError`` the web process rebuilds."""
     try:
         import torch
 
@@ -253,6 +256,10 @@ def predict(kind: str, params: dict[str, Any], weights: bytes, inputs: Any) -> t
         typed = experiment.params_model.model_validate(params)
         # weights_only: a weights file is data, never code to run.
         state_dict = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
+        if action == "onnx":
+            from app.experiments.onnx_export import export_onnx
+
+            return export_onnx(kind, typed, state_dict), None
         return experiment.load().predict(typed, state_dict, inputs), None
     except Exception as exc:
         return None, RemoteError.capture(exc)

@@ -103,6 +103,11 @@ from app.users import check_user_limits
 
 log = logging.getLogger(__name__)
 
+
+def onnx_path(models_dir: Path, job_id: str) -> Path:
+    """Where a job's ONNX export is kept, beside its weights (``model_path``)."""
+    return models_dir / f"{job_id}.onnx"
+
 # A metric event carries at most this many points: a stream's page of history is whole events, so
 # this bounds what one watcher holds (a worker's batch of a fast job can hold thousands).
 MAX_EVENT_POINTS = 250
@@ -194,6 +199,8 @@ class JobService:
         self.checkpoints = CheckpointStore(settings.checkpoints_dir, keep=settings.checkpoints_per_job)
         self.plans = Plans(engine, self.checkpoints)
         self._live: dict[str, _LiveJob] = {}
+        # ONNX exports (GET /api/jobs/{id}/model?format=onnx), rare and seconds long: one at a time.
+        self._exports = asyncio.Lock()
         self._locks: dict[str, asyncio.Lock] = {}
 
     # ------------------------------------------------------------------------------------------
@@ -629,6 +636,7 @@ class JobService:
             self.server_events.publish("deleted", {"id": job_id})
             self.metrics.forget(job_id)
             model_path(self.settings.models_dir, job_id).unlink(missing_ok=True)
+            onnx_path(self.settings.models_dir, job_id).unlink(missing_ok=True)
             await to_thread.run_sync(self.checkpoints.delete, job_id)
 
     async def predict(self, job_id: str, inputs: Any) -> dict[str, Any]:
@@ -641,6 +649,28 @@ class JobService:
         path = model_path(self.settings.models_dir, job.id)
         if not job.has_model or not path.is_file():
             raise ModelUnavailable(job.id, job.status)
+        return path
+
+    async def onnx_file(self, job_id: str) -> Path:
+        """The job's model as ONNX: made once by the executor (a worker, never this process), kept
+        beside its weights, made again when the weights are newer (a resumed run), deleted with it."""
+        job = self.get_job(job_id)
+        weights = self.model_file(job)
+        path = onnx_path(self.settings.models_dir, job_id)
+        async with self._exports:  # one export per job however many ask at once
+
+            def fresh() -> bool:
+                return path.is_file() and path.stat().st_mtime_ns >= weights.stat().st_mtime_ns
+
+            if not await to_thread.run_sync(fresh):
+                data = await self.executor.export_onnx(job.kind, job.params, job_id)
+
+                def write() -> None:
+                    part = path.with_suffix(".onnx.part")
+                    part.write_bytes(data)
+                    part.replace(path)  # atomic: a reader sees the old file or the whole new one
+
+                await to_thread.run_sync(write)
         return path
 
     # ------------------------------------------------------------------------------------------

@@ -430,6 +430,10 @@ class Predictor:
         experiment = get_experiment(request.kind)
         params = experiment.params_model.model_validate(request.params)
         state_dict = self._load(request.model_file)
+        if request.action == "onnx":
+            from app.experiments.onnx_export import export_onnx
+
+            return export_onnx(request.kind, params, state_dict)
         return experiment.load().predict(params, state_dict, request.inputs)
 
     def _load(self, model_file: str) -> Any:

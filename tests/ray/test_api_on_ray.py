@@ -21,6 +21,9 @@ from tests.service.helpers import (
     wait_until_step,
     worker_pid,
 )
+from tests.export.test_onnx import (  # noqa: F401  (the ONNX export, made by a Ray task)
+    test_the_onnx_model_gives_the_runs_predictions,
+)
 from tests.service.server_process import Server, descendants
 from tests.service.test_jobs_api import (  # noqa: F401  (pytest collects the tests and fixtures this module holds)
     book_job,

@@ -27,7 +27,7 @@ from app.api.deps import (
     job_change,
 )
 from app.api.openapi import ERROR_DESCRIPTIONS, ErrorMessage
-from app.errors import JobNotFound
+from app.experiments.onnx_export import MEDIA_TYPE as ONNX_MEDIA_TYPE
 from app.experiments.params import live_params
 from app.experiments.registry import EXPERIMENTS
 from app.jobs.history import chunks
@@ -245,12 +245,31 @@ async def read_metrics(
     "/{job_id}/model",
     dependencies=[ReadAccess],
     response_class=FileResponse,
-    responses={200: {"content": {"application/octet-stream": {}}, "description": "torch.save of the state_dict"}},
+    responses={
+        200: {
+            "content": {"application/octet-stream": {}, "application/onnx": {}},
+            "description": "pt: torch.save of the state_dict; onnx: the model as ONNX (inputs and outputs named)",
+        },
+    },
 )
-def download_model(job_id: JobId, session: SessionDep, service: ServiceDep) -> FileResponse:
-    job = crud.get_job(session, job_id=job_id)
-    if job is None:
-        raise JobNotFound(job_id)
+async def download_model(
+    job_id: JobId,
+    service: ServiceDep,
+    model_format: Annotated[
+        Literal["pt", "onnx"],
+        Query(
+            alias="format",
+            description="`pt`: the state_dict (torch.load). `onnx`: for onnxruntime, Netron and others; "
+            "linear and mlp take `t_u` (float32 [batch], data units) and give `t_c`, cifar takes "
+            "`image` (uint8 [batch, 3, 32, 32], RGB) and gives `logits` (the class names are in its "
+            "metadata). Made by a worker on the first request (seconds), then kept.",
+        ),
+    ] = "pt",
+) -> FileResponse:
+    job = service.get_job(job_id)
+    if model_format == "onnx":
+        path = await service.onnx_file(job_id)
+        return FileResponse(path, media_type=ONNX_MEDIA_TYPE, filename=f"{job.kind}-{job_id}.onnx")
     return FileResponse(
         service.model_file(job), media_type="application/octet-stream", filename=f"{job.kind}-{job_id}.pt"
     )
