@@ -11,6 +11,7 @@ import { finderSummary, renderFinder } from "./finderview.js";
 import { renderConfusion, renderPerClass, renderSamples } from "./cifarview.js";
 import { LossSurfaceMap } from "./contour.js";
 import { FitChart } from "./fitview.js";
+import { HistogramPanel } from "./histview.js";
 import { ForkPanel } from "./forkform.js";
 import { changeLabel, indexAtStep, loadParentLine, mergeChanges, withParentColumns } from "./lineage.js";
 import { shareQuery } from "./form.js";
@@ -54,6 +55,7 @@ let fork = null;
 let received = []; // live changes from `control` events, until the job's `changes` list them
 let parent = null; // a fork's parent line up to the fork step: {steps, train, val}
 let replay = null;
+let histograms = null; // weights and gradients over time (mlp, cifar)
 let rerun = null;
 let previous = null; // `?previous=<id>`: the run this one was edited from, drawn faintly underneath
 const previousId = pageQuery.get("previous");
@@ -479,6 +481,7 @@ function showPrevious() {
 // One frame of the replay: every picture as it was at that step.
 function showReplayFrame(frame) {
   lossChart.setCursor(frame.step);
+  histograms?.setStep(frame.step);
   if (job.params?.lr_finder) return; // a range test has only its loss to replay
   if (job.kind === "linear") {
     const scale = job.params?.input_scale ?? 1;
@@ -506,6 +509,7 @@ function showReplayFrame(frame) {
 // Out of the replay: the pictures of the run as it is now.
 function leaveReplay() {
   lossChart.setCursor(null);
+  histograms?.setStep(null);
   surface?.setUpTo(null);
   delete $("[data-learned]").dataset.replayEpoch;
   resultShown = false;
@@ -767,7 +771,10 @@ function openStream(after) {
     metric: (points) => {
       if (store.append(points)) updateCharts(); // duplicates (by step) are dropped
     },
-    snapshot: showSnapshot,
+    snapshot: (picture) => {
+      showSnapshot(picture);
+      histograms?.add(picture);
+    },
     control: onControl,
     done: (final) => {
       onJob(final);
@@ -843,6 +850,11 @@ async function main() {
 
   // The history first, then the live events after its last one: a long run's points come once.
   covered = await loadHistory();
+  if (job.kind !== "linear" && !job.params?.lr_finder) {
+    // Read after the history: the stream brings the snapshots after it (the panel drops repeats).
+    histograms = new HistogramPanel($("[data-histograms-panel]"));
+    api.snapshots(jobId).then((reply) => histograms.load(reply.snapshots), () => {});
+  }
   if (!isTerminal(job.status)) {
     // The job as of that history (a status it reached meanwhile is not in the events after it);
     // one that ended meanwhile gets its last points too, and no stream.
@@ -885,7 +897,7 @@ async function main() {
     if (event.persisted && stream && !stream.closed) location.reload();
   });
   // Hooks for the browser tests (and the curious): the store, the stream, the charts.
-  window.playgroundJob = { store, lossChart, surface, controls, fork, replay, get previous() { return previous; }, get fit() { return fitChart?.fit ?? null; }, get ghost() { return fitChart?.ghost ?? null; }, get stream() { return stream; }, get job() { return job; }, get parent() { return parent; }, get changesReceived() { return received; } };
+  window.playgroundJob = { store, lossChart, surface, controls, fork, replay, get histograms() { return histograms; }, get previous() { return previous; }, get fit() { return fitChart?.fit ?? null; }, get ghost() { return fitChart?.ghost ?? null; }, get stream() { return stream; }, get job() { return job; }, get parent() { return parent; }, get changesReceived() { return received; } };
   root.dataset.ready = "true";
 }
 

@@ -50,6 +50,8 @@ OWN_POINTS = [[x / 2, 0.05 * (x / 2) ** 2 - 3 + ((x * 7919) % 13) / 13] for x in
 MLP_CASES = {
     "adam-book-data": {"optimizer": "adam", "lr": 1e-2, "epochs": 800},
     "sgd-own-points": {"optimizer": "sgd", "lr": 1e-3, "epochs": 600, "data": OWN_POINTS, "hidden": 8},
+    # A deeper net (layers): the script builds the same hidden_linear_2, _3 in the same order.
+    "adam-3-sigmoid-layers": {"optimizer": "adam", "lr": 1e-2, "epochs": 300, "layers": 3, "activation": "sigmoid", "hidden": 6},
 }
 CIFAR = {
     "dataset": "cifar10",
