@@ -8,6 +8,7 @@
     ├── LimitExceeded        a value over a server limit (max epochs, max data points)
     ├── QueueFull            too many jobs waiting (PLAYGROUND_MAX_QUEUED)
     ├── JobNotFound          no job with that id
+    ├── LessonNotFound       no lesson with that id (a run's lesson_id)
     ├── JobConflict          the job's status does not allow that (cancel a finished job, ...)
     ├── ModelUnavailable     the job has no trained weights (not succeeded, or deleted)
     ├── CheckpointInvalid    a checkpoint that cannot be read or used (garbage, other kind or version)
@@ -98,6 +99,12 @@ class JobNotFound(PlaygroundError):
     def __init__(self, job_id: str) -> None:
         self.job_id = job_id
         super().__init__(f"No job with id {job_id!r}.")
+
+
+class LessonNotFound(PlaygroundError):
+    def __init__(self, lesson_id: int) -> None:
+        self.lesson_id = lesson_id
+        super().__init__(f"No lesson with id {lesson_id} (GET /api/lessons lists them).")
 
 
 class JobConflict(PlaygroundError):

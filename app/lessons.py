@@ -144,12 +144,6 @@ def check_fixed(lesson: Lesson, given: Iterable[str], values: dict[str, Any], lo
             )
 
 
-def unknown_lesson(lesson_id: int) -> InvalidField:
-    return InvalidField(
-        ["body", "lesson_id"], f"No lesson with id {lesson_id} (GET /api/lessons lists them).", lesson_id
-    )
-
-
 # ----------------------------------------------------------------------------------------------
 # The class board
 

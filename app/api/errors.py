@@ -24,6 +24,7 @@ from app.errors import (
     InvalidParams,
     JobConflict,
     JobNotFound,
+    LessonNotFound,
     LimitExceeded,
     ModelUnavailable,
     PlaygroundError,
@@ -103,7 +104,7 @@ def to_response(exc: PlaygroundError) -> JSONResponse:
             )
         case InvalidInput():
             return _detail(status.HTTP_422_UNPROCESSABLE_CONTENT, exc)
-        case JobNotFound():
+        case JobNotFound() | LessonNotFound():
             return _detail(status.HTTP_404_NOT_FOUND, exc)
         case JobConflict() | ModelUnavailable() | NoCheckpoint():
             return _detail(status.HTTP_409_CONFLICT, exc)

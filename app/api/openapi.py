@@ -54,7 +54,9 @@ ERROR_DESCRIPTIONS = {
 # What each operation can answer besides those every operation of its sort can (operation_errors):
 # the named errors its route raises (app/errors.py) and the limits of its body.
 OPERATION_ERRORS: dict[tuple[str, str], set[int]] = {
-    ("post", "/api/jobs"): {400, 404, 409, 413, 429, 503},  # 404, 409: a fork's parent, its checkpoint
+    ("post", "/api/jobs"): {400, 404, 409, 413, 429, 503},  # 404, 409: a fork's parent, its checkpoint; the lesson
+    ("post", "/api/lessons"): {400, 413, 503},
+    ("delete", "/api/lessons/{lesson_id}"): {503},
     ("post", "/api/jobs/{job_id}/cancel"): {409, 503},
     ("post", "/api/jobs/{job_id}/pause"): {409, 503},
     ("post", "/api/jobs/{job_id}/resume"): {409, 429, 503},  # 429: the owner's per-user limits

@@ -57,6 +57,7 @@ from app.errors import (
     JobConflict,
     JobNotFound,
     InvalidField,
+    LessonNotFound,
     LimitExceeded,
     ModelUnavailable,
     PlaygroundError,
@@ -84,7 +85,7 @@ from app.jobs.plans import Plans, original_params, params_at
 from app.jobs.repeats import NotEnoughRoom, repeat_name, repeat_seeds
 from app.jobs.server_events import ServerEvents
 from app.jobs.writer import DatabaseWriter
-from app.lessons import check_fixed, fixed_params, get_lesson, unknown_lesson
+from app.lessons import check_fixed, fixed_params, get_lesson
 from app.models import (
     ACTIVE_STATUSES,
     OPEN_STATUSES,
@@ -107,6 +108,7 @@ log = logging.getLogger(__name__)
 def onnx_path(models_dir: Path, job_id: str) -> Path:
     """Where a job's ONNX export is kept, beside its weights (``model_path``)."""
     return models_dir / f"{job_id}.onnx"
+
 
 # A metric event carries at most this many points: a stream's page of history is whole events, so
 # this bounds what one watcher holds (a worker's batch of a fast job can hold thousands).
@@ -303,13 +305,13 @@ class JobService:
         )
 
     async def _lesson(self, lesson_id: int | None, kind: str) -> Lesson | None:
-        """The lesson a new run is started from (None: none); 422 when there is no such lesson or
-        it is of another kind."""
+        """The lesson a new run is started from (None: none); 404 when there is no such lesson, 422
+        when it is of another kind."""
         if lesson_id is None:
             return None
         lesson = await self._read_lesson(lesson_id)
         if lesson is None:
-            raise unknown_lesson(lesson_id)
+            raise LessonNotFound(lesson_id)
         if lesson.kind != kind:
             raise InvalidField(
                 ["body", "kind"], f"Lesson {lesson_id} ({lesson.title!r}) is a {lesson.kind} lesson, not {kind}.", kind
@@ -650,6 +652,13 @@ class JobService:
         if not job.has_model or not path.is_file():
             raise ModelUnavailable(job.id, job.status)
         return path
+
+    async def inside(self, job_id: str, image: bytes) -> dict[str, Any]:
+        """A finished cifar run's net on one image: activations, filters, saliency (a worker's work)."""
+        job = self.get_job(job_id)
+        if not job.has_model:
+            raise ModelUnavailable(job_id, job.status)
+        return await self.executor.inside(job.kind, job.params, job_id, image)
 
     async def onnx_file(self, job_id: str) -> Path:
         """The job's model as ONNX: made once by the executor (a worker, never this process), kept

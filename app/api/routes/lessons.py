@@ -10,6 +10,7 @@ from fastapi import APIRouter, HTTPException, Path, Request, Response, status
 from app import lessons
 from app.api.deps import ReadAccess, ServiceDep, SessionDep, Writer
 from app.api.openapi import ErrorMessage
+from app.errors import LessonNotFound
 from app.models import Lesson, LessonBoard, LessonCreate, LessonPublic, LessonsPublic
 from app.users import Principal
 
@@ -31,10 +32,7 @@ def _check_teacher(who: Principal, action: str) -> None:
 def _get(session: SessionDep, lesson_id: int) -> Lesson:
     lesson = lessons.get_lesson(session, lesson_id=lesson_id)
     if lesson is None:
-        raise HTTPException(
-            status_code=status.HTTP_404_NOT_FOUND,
-            detail=f"No lesson with id {lesson_id} (GET /api/lessons lists them).",
-        )
+        raise LessonNotFound(lesson_id)
     return lesson
 
 
