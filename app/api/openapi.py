@@ -65,9 +65,10 @@ OPERATION_ERRORS: dict[tuple[str, str], set[int]] = {
     ("delete", "/api/jobs/{job_id}"): {409, 503},
     ("get", "/api/jobs/{job_id}/events"): {503},
     ("get", "/api/events"): {503},  # the stream limits (PLAYGROUND_MAX_STREAMS)
-    ("get", "/api/jobs/{job_id}/model"): {409},
+    ("get", "/api/jobs/{job_id}/model"): {409, 503},  # 503: the worker making the ONNX file died
     ("get", "/api/jobs/{job_id}/script"): {409},  # a fork whose parent is gone or has another seed
     ("post", "/api/jobs/{job_id}/predict"): {400, 409, 413, 503},
+    ("post", "/api/jobs/{job_id}/inside"): {400, 409, 413, 503},
 }
 
 
@@ -142,9 +143,9 @@ def _devices(app: FastAPI) -> list[str]:
 
 
 def _predict_detail_may_be_a_message(schema: dict[str, Any]) -> None:
-    # predict's own checks of its inputs (app/api/routes/predict.py) answer 422 with a message.
+    # predict's and inside's own checks of their inputs (app/api/routes/predict.py) answer 422 with a message.
     for path, operations in schema["paths"].items():
-        if path.endswith("/predict") and "422" in operations.get("post", {}).get("responses", {}):
+        if path.endswith(("/predict", "/inside")) and "422" in operations.get("post", {}).get("responses", {}):
             content = operations["post"]["responses"]["422"]["content"]["application/json"]
             content["schema"] = {
                 "anyOf": [

@@ -176,6 +176,10 @@ class Executor(abc.ABC):
         """The job's saved model as ONNX (``app.experiments.onnx_export``), made outside the web process."""
 
     @abc.abstractmethod
+    async def inside(self, kind: str, params: dict[str, Any], job_id: str, image: bytes) -> dict[str, Any]:
+        """A cifar job's net on one image (``app.experiments.cifar_inside``), outside the web process."""
+
+    @abc.abstractmethod
     def info(self) -> ExecutorInfo: ...
 
     def devices(self) -> list[str]:

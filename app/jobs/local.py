@@ -260,6 +260,9 @@ class LocalExecutor(Executor):
     async def export_onnx(self, kind: str, params: dict[str, Any], job_id: str) -> bytes:
         return await self._ask_predictor(kind, params, job_id, None, "onnx", EXPORT_TIMEOUT_S)
 
+    async def inside(self, kind: str, params: dict[str, Any], job_id: str, image: bytes) -> dict[str, Any]:
+        return await self._ask_predictor(kind, params, job_id, image, "inside", PREDICT_TIMEOUT_S)
+
     async def _ask_predictor(
         self, kind: str, params: dict[str, Any], job_id: str, inputs: Any, action: str, timeout: float
     ) -> Any:

@@ -61,7 +61,7 @@ class PredictRequest:
     params: dict[str, Any]
     model_file: str
     inputs: Any
-    # "predict": the experiment's outputs for ``inputs``; "onnx": the model as ONNX bytes (inputs unused).
+    # What to do with the weights: app.experiments.model_actions (predict, onnx, inside).
     action: str = "predict"
 
 

@@ -470,6 +470,9 @@ class RayExecutor(Executor):
     async def export_onnx(self, kind: str, params: dict[str, Any], job_id: str) -> bytes:
         return await self._run_on_model(kind, params, job_id, None, "onnx", EXPORT_TIMEOUT_S)
 
+    async def inside(self, kind: str, params: dict[str, Any], job_id: str, image: bytes) -> dict[str, Any]:
+        return await self._run_on_model(kind, params, job_id, image, "inside", PREDICT_TIMEOUT_S)
+
     async def _run_on_model(
         self, kind: str, params: dict[str, Any], job_id: str, inputs: Any, action: str, timeout: float
     ) -> Any:

@@ -244,11 +244,13 @@ def _outcome(finished: JobFinished, settings: Any, node: str) -> TaskOutcome:
 def predict(
     kind: str, params: dict[str, Any], weights: bytes, inputs: Any, action: str = "predict"
 ) -> tuple[Any, RemoteError | None]:
-    """The experiment's ``predict`` (``action="onnx"``: the model as ONNX bytes); an error comes back
-    as a ``RemoteError`` the web process rebuilds."""
+    """The ``action`` on the job's weights (``app.experiments.model_actions``: the experiment's
+    ``predict``, the ONNX export, the view inside a cifar net); an error comes back as a
+    ``RemoteError`` the web process rebuilds."""
     try:
         import torch
 
+        from app.experiments.model_actions import run
         from app.experiments.registry import get_experiment
 
         torch.set_num_threads(1)  # a few numbers or one image: never compete with training
@@ -256,11 +258,7 @@ def predict(
         typed = experiment.params_model.model_validate(params)
         # weights_only: a weights file is data, never code to run.
         state_dict = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
-        if action == "onnx":
-            from app.experiments.onnx_export import export_onnx
-
-            return export_onnx(kind, typed, state_dict), None
-        return experiment.load().predict(typed, state_dict, inputs), None
+        return run(kind, typed, state_dict, inputs, action), None
     except Exception as exc:
         return None, RemoteError.capture(exc)
 

@@ -425,16 +425,14 @@ class Predictor:
         self._weights: OrderedDict[tuple[str, int, int], Any] = OrderedDict()
 
     def predict(self, request: PredictRequest) -> Any:
+        """The request's ``action`` (``app.experiments.model_actions``) on the job's weights."""
+        from app.experiments.model_actions import run
         from app.experiments.registry import get_experiment
 
         experiment = get_experiment(request.kind)
         params = experiment.params_model.model_validate(request.params)
         state_dict = self._load(request.model_file)
-        if request.action == "onnx":
-            from app.experiments.onnx_export import export_onnx
-
-            return export_onnx(request.kind, params, state_dict)
-        return experiment.load().predict(params, state_dict, request.inputs)
+        return run(request.kind, params, state_dict, request.inputs, request.action)
 
     def _load(self, model_file: str) -> Any:
         import torch

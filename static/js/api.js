@@ -174,6 +174,12 @@ export const api = {
     form.append("file", file);
     return request("POST", `/api/jobs/${encodeURIComponent(id)}/predict`, { body: form });
   },
+  // A cifar run's net on one image: its convolutions' maps, first-layer filters, saliency.
+  inside: (id, file) => {
+    const form = new FormData();
+    form.append("file", file);
+    return request("POST", `/api/jobs/${encodeURIComponent(id)}/inside`, { body: form });
+  },
   eventsUrl: (id) => `/api/jobs/${encodeURIComponent(id)}/events`,
   metricsUrl: (id, format) => `/api/jobs/${encodeURIComponent(id)}/metrics?format=${format}`,
   modelUrl: (id) => `/api/jobs/${encodeURIComponent(id)}/model`,

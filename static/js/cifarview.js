@@ -56,13 +56,29 @@ function showCell(box, trueClass, predClass, count, images) {
     ? `${trueClass}: correctly classified (${count})`
     : `${trueClass} taken for ${predClass} (${count})`;
   const grid = el("div", { class: "image-grid" });
-  for (const src of images) grid.append(el("img", { src, alt: `${trueClass} predicted as ${predClass}`, width: "64", height: "64" }));
+  // Each picture opens in "Try it": the model's answer and the view inside the net for it.
+  images.forEach((src, k) => {
+    const name = `${trueClass}-as-${predClass}-${k + 1}.png`;
+    grid.append(
+      el(
+        "button",
+        {
+          type: "button",
+          class: "image-button",
+          title: "Look inside the net for this picture",
+          onclick: () => document.dispatchEvent(new CustomEvent("playground:look-inside", { detail: { src, name } })),
+        },
+        el("img", { src, alt: `${trueClass} predicted as ${predClass}: look inside the net`, width: "64", height: "64" }),
+      ),
+    );
+  });
   box.replaceChildren(
     el("h4", {}, title),
     images.length
       ? grid
       : el("p", { class: "muted" }, count ? "No example images were kept for this cell." : "No validation images here."),
     images.length && images.length < count ? el("p", { class: "muted small" }, `Showing ${images.length} of ${count}.`) : null,
+    images.length ? el("p", { class: "help" }, "Click a picture to see the model's answer and inside the net for it (under Try it).") : null,
   );
   box.hidden = false;
 }

@@ -4,6 +4,7 @@
 
 import { api } from "./api.js";
 import { el, num, percent } from "./format.js";
+import { showInside } from "./insideview.js";
 
 // ownData: the run's own points, whose x and y are not the book's thermometers; example: the x the
 // field starts with (one in the data's range).
@@ -56,6 +57,7 @@ export function mountImagePredict(container, jobId) {
   const fileInput = el("input", { id: "predict-file", name: "file", type: "file", accept: "image/*" });
   const preview = el("img", { class: "preview", alt: "", hidden: true, width: "96", height: "96" });
   const results = el("div", { class: "probabilities", "aria-live": "polite" });
+  const insideBox = el("div", { class: "inside", dataset: { inside: "" } });
   const drop = el(
     "div",
     { class: "drop-zone", tabindex: "-1" },
@@ -89,8 +91,20 @@ export function mountImagePredict(container, jobId) {
       results.replaceChildren(table);
     } catch (error) {
       results.replaceChildren(el("p", { class: "field-error" }, error.message));
+      return;
     }
+    await showInside(insideBox, jobId, file);
   }
+
+  // An image picked elsewhere on the page (a confusion cell's example) is asked about here.
+  document.addEventListener("playground:look-inside", (event) => {
+    // Decoded here: the page's Content-Security-Policy (connect-src 'self') does not let fetch() read a data: URI.
+    const [header, base64] = event.detail.src.split(",", 2);
+    const type = header.slice("data:".length).split(";")[0] || "image/png";
+    const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+    container.closest("section")?.scrollIntoView({ block: "start" });
+    predict(new File([bytes], event.detail.name || "example.png", { type }));
+  });
 
   fileInput.addEventListener("change", () => predict(fileInput.files[0]));
   drop.addEventListener("dragover", (event) => {
@@ -103,5 +117,5 @@ export function mountImagePredict(container, jobId) {
     drop.classList.remove("dragging");
     predict(event.dataTransfer.files[0]);
   });
-  container.replaceChildren(drop, results);
+  container.replaceChildren(drop, results, insideBox);
 }

@@ -29,21 +29,22 @@ class PredictInputs(BaseModel):
     inputs: list[float] = Field(min_length=1, description="Inputs in data units (like the book's t_u).")
 
 
+_IMAGE_UPLOAD = {
+    "multipart/form-data": {
+        "schema": {
+            "type": "object",
+            "properties": {"file": {"type": "string", "format": "binary", "description": "PNG or JPEG"}},
+            "required": ["file"],
+        }
+    },
+}
 _OPENAPI = {
     "requestBody": {
         "required": True,
-        "content": {
-            "application/json": {"schema": PredictInputs.model_json_schema()},
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {"file": {"type": "string", "format": "binary", "description": "PNG or JPEG"}},
-                    "required": ["file"],
-                }
-            },
-        },
+        "content": {"application/json": {"schema": PredictInputs.model_json_schema()}, **_IMAGE_UPLOAD},
     }
 }
+_IMAGE_OPENAPI = {"requestBody": {"required": True, "content": _IMAGE_UPLOAD}}
 
 
 @router.post("/{job_id}/predict", dependencies=[WriteAccess], openapi_extra=_OPENAPI)
@@ -55,6 +56,22 @@ async def predict(job_id: JobId, request: Request, service: ServiceDep, settings
     else:
         inputs = await read_numbers(request, settings)
     return await service.predict(job_id, inputs)
+
+
+@router.post("/{job_id}/inside", dependencies=[WriteAccess], openapi_extra=_IMAGE_OPENAPI)
+async def inside(job_id: JobId, request: Request, service: ServiceDep, settings: SettingsDep) -> dict[str, Any]:
+    """Inside a cifar run's net for one uploaded image (PNG or JPEG, multipart field `file`):
+    `label`, `probabilities`, `image` (the 32x32 picture the net saw), `saliency` (where the
+    predicted class's score is most sensitive to the pixels), `layers` (each convolution's output
+    shape and its strongest channels' maps) and `filters` (the first convolution's kernels). The
+    pictures are PNG data URIs; `low`/`high` give the values their black and white stand for."""
+    job = service.get_job(job_id)
+    if job.kind != "cifar":
+        raise InvalidInput(
+            f"Inside the model is for cifar runs (an image through convolution layers); job {job_id!r} is "
+            f"a {job.kind} run: its page draws its fitted curve instead."
+        )
+    return await service.inside(job_id, await read_image(request, settings))
 
 
 async def read_numbers(request: Request, settings: Settings) -> list[float]:
