@@ -8,11 +8,12 @@ control point after each epoch's step (pause, resume from a checkpoint, live lr 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import torch
 
 from app.experiments._data import load_points, sample_pairs, split_indices
-from app.experiments.base import RunContext, RunOutcome, RunStatus, finite_or_none
+from app.experiments.base import Checkpoint, RunContext, RunOutcome, RunStatus, finite_or_none
 from app.experiments.checkpoints import check_resume, detached
 from app.experiments.lr_finder import run_range_test
 from app.experiments.params import LinearParams
@@ -93,6 +94,13 @@ def apply_live(params: LinearParams, optimizer: torch.optim.Optimizer | None) ->
     return params
 
 
+def with_start(cp: Checkpoint) -> Checkpoint:
+    """A checkpoint saved before the start was a parameter started where the book does (w=1, b=0):
+    its params say so, so that resuming it is not refused for "changing" init_w and init_b."""
+    defaults = {name: LinearParams.model_fields[name].default for name in ("init_w", "init_b")}
+    return replace(cp, params={**defaults, **cp.params})
+
+
 def restore(state: dict, coeffs: torch.Tensor, optimizer: torch.optim.Optimizer | None) -> torch.Tensor:
     """Loads a save() into the run's optimizer; returns the coefficients to go on with."""
     with torch.no_grad():
@@ -123,7 +131,7 @@ def run(params: LinearParams, ctx: RunContext) -> RunOutcome:
     # Adam's steps do not scale with the gradient, so only plain gradient descent has these bounds.
     bounds = learning_rate_bounds(train_t_un) if params.optimizer != "adam" else None
 
-    coeffs = torch.tensor([1.0, 0.0], device=device)  # the book's params: w=1, b=0
+    coeffs = torch.tensor([params.init_w, params.init_b], device=device)  # the book's start: w=1, b=0
     optimizer = None
     if params.optimizer != "manual":
         coeffs.requires_grad_(True)
@@ -153,7 +161,7 @@ def run(params: LinearParams, ctx: RunContext) -> RunOutcome:
         }
 
     if ctx.resume is not None:
-        check_resume(ctx.resume, "linear", params)
+        check_resume(with_start(ctx.resume), "linear", params)
         state = detached(ctx.resume.state)  # a copy: the run trains in place, the checkpoint stays as it was
         coeffs = restore(state, coeffs, optimizer)
         epoch, train_loss_value, val_loss_value = state["epoch"], state["train_loss"], state["val_loss"]
@@ -253,7 +261,7 @@ def range_test(
     bounds: tuple[float, float] | None,
 ) -> RunOutcome:
     """The learning-rate range test (app/experiments/lr_finder.py) with this run's optimizer: one
-    step of the book's loop per learning rate, from the book's start w=1, b=0."""
+    step of the book's loop per learning rate, from the run's start (init_w, init_b)."""
 
     def step(lr: float) -> float:
         nonlocal coeffs

@@ -14,6 +14,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     ValidatorFunctionWrapHandler,
     field_validator,
     model_validator,
@@ -85,6 +86,39 @@ def validate_data(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
         raise ValidationError.from_exception_data(exc.title, details) from None
 
 
+# The start of the line fit, (init_w, init_b): far wider than any fit of the book's data needs (its
+# minimum is w = 5.37, b = -17.3 on the scaled inputs), and wide enough for own data in other units,
+# while w * x stays far inside float32 for any input the other bounds allow.
+START_BOUND = 1e6
+
+
+def validate_start(value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo) -> Any:
+    """init_w / init_b as pydantic checks them, each error said with the field's name and its range
+    (pydantic's own says "Input should be less than or equal to 1000000")."""
+    try:
+        return handler(value)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        name = info.field_name
+        allowed = f"a finite number from {-START_BOUND:,.0f} to {START_BOUND:,.0f}"
+        shown = value.strip() if isinstance(value, str) and _is_float(value) else _shown(value)  # the CLI's "1e9"
+        message = f"{name} is {shown}; the start's {name.removeprefix('init_')} must be {allowed}."
+        detail = InitErrorDetails(
+            type=PydanticCustomError("start_value", "{message}", {"message": message}),
+            loc=error["loc"],
+            input=error["input"],
+        )
+        raise ValidationError.from_exception_data(exc.title, [detail]) from None
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 class ExperimentParams(BaseModel):
     # An unknown parameter is an error, not silently ignored: a typo must not train the defaults.
     # NaN and infinities (JSON's NaN, Infinity, or 1e400) are refused too: no bound holds for them,
@@ -132,6 +166,18 @@ class LinearParams(ExperimentParams):
         ge=0,
         le=0.5,
         description="Share of the points held out for validation, drawn at random from the seed.",
+    )
+    init_w: float = Field(
+        1.0,
+        ge=-START_BOUND,
+        le=START_BOUND,
+        description="The w gradient descent starts from (the book's 1.0); drag the start on the loss surface to set it.",
+    )
+    init_b: float = Field(
+        0.0,
+        ge=-START_BOUND,
+        le=START_BOUND,
+        description="The b gradient descent starts from (the book's 0.0).",
     )
     lr_finder: bool = Field(
         False,

@@ -199,7 +199,11 @@ def training_loop(n_epochs, {{ rate }}, params, t_u, t_c):
 
 
 
+{% if book_start %}
 params = torch.tensor([1.0, 0.0]{% if not manual %}, requires_grad=True{% endif %})  # the book's start: w = 1, b = 0
+{% else %}
+params = torch.tensor([{{ init_w }}, {{ init_b }}]{% if not manual %}, requires_grad=True{% endif %})  # the run's start: w = {{ init_w }}, b = {{ init_b }} (the book's is 1.0, 0.0)
+{% endif %}
 {% if optim %}
 optimizer = optim.{{ optim }}([params], lr={{ lr }})
 {% endif %}
@@ -264,6 +268,9 @@ def context(history: RunHistory) -> dict[str, Any]:
         "autograd": params.optimizer == "autograd",
         "optim": {"sgd": "SGD", "adam": "Adam"}.get(params.optimizer),
         "lr": py(params.lr),
+        "book_start": (params.init_w, params.init_b) == (1.0, 0.0),
+        "init_w": py(params.init_w),
+        "init_b": py(params.init_b),
         "epochs": params.epochs,
         "print_every": max(1, params.epochs // 10),
         "changes": changes_literal(history.changes),

@@ -44,6 +44,9 @@ LINEAR_CASES = {
     "autograd-raw": {"optimizer": "autograd", "lr": 1e-4, "input_scale": 1.0, "val_fraction": 0.2},
     "sgd-raw": {"optimizer": "sgd", "lr": 1e-4, "input_scale": 1.0, "val_fraction": 0.2},
     "adam-raw": {"optimizer": "adam", "lr": 1e-2, "input_scale": 1.0, "val_fraction": 0.2},
+    # A start dragged on the start page's loss surface (init_w, init_b) instead of the book's w=1, b=0.
+    "manual-own-start": {"optimizer": "manual", "lr": 1e-2, "input_scale": 0.1, "init_w": -3.5, "init_b": 12.25},
+    "adam-own-start": {"optimizer": "adam", "lr": 1e-1, "input_scale": 1.0, "val_fraction": 0.2, "init_w": 0.25, "init_b": -40.0},
 }
 # The job's own points: a bent curve with noise, not the book's readings.
 OWN_POINTS = [[x / 2, 0.05 * (x / 2) ** 2 - 3 + ((x * 7919) % 13) / 13] for x in range(-20, 41)]
