@@ -11,6 +11,7 @@ import { ACCURACY_CURVES, chartSeries, clipDiverged, groupLabel, LOSS_CURVES, ru
 import { duration, el, elapsedMs, isTerminal, jobLabel, keyResult, markScrolling, num, percent, statusBadge } from "./format.js";
 import "./header.js";
 import { rowsToPoints } from "./metrics.js";
+import { RaceView } from "./racesurface.js";
 import { onServerEvents } from "./serverevents.js";
 import { SweepView, sweepParam } from "./sweep.js";
 
@@ -22,6 +23,7 @@ let runs = []; // [{job, points}]
 let chart = null;
 let accChart = null;
 const sweep = new SweepView($("[data-sweep]"));
+const race = new RaceView($("[data-race]")); // line fits over the same points: their paths on one loss surface
 let refresh = null; // a compared run changed: the view reloads REFRESH_MS later (once for many changes)
 const REFRESH_MS = 2000;
 
@@ -347,6 +349,7 @@ async function show({ quiet = false } = {}) {
   renderDiff();
   renderSpread();
   renderSweep();
+  race.show(runs);
   renderDownload();
   // Runs still queued or training (a sweep from the start page): their curves grow on this view too.
   const going = runs.filter(({ job }) => !isTerminal(job.status)).length;

@@ -12,7 +12,7 @@ import { num } from "./format.js";
 
 const VIRIDIS = ["#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89", "#35b779", "#6ece58", "#b5de2b", "#fde725"];
 const BANDS = 16;
-const MARGIN = { left: 58, right: 12, top: 12, bottom: 42 };
+export const MARGIN = { left: 58, right: 12, top: 12, bottom: 42 };
 
 function hexToRgb(hex) {
   const n = parseInt(hex.slice(1), 16);
@@ -62,7 +62,7 @@ export function niceTicks(min, max, count = 5) {
 
 // The part of segment p0-p1 inside the box (Liang-Barsky), or null. Keeps the direction of a
 // segment towards a point at 1e30 (a diverging run) instead of squashing it.
-function clipSegment(x0, y0, x1, y1, box) {
+export function clipSegment(x0, y0, x1, y1, box) {
   let t0 = 0, t1 = 1;
   const dx = x1 - x0, dy = y1 - y0;
   const checks = [[-dx, x0 - box.x0], [dx, box.x1 - x0], [-dy, y0 - box.y0], [dy, box.y1 - y0]];
@@ -76,6 +76,35 @@ function clipSegment(x0, y0, x1, y1, box) {
     }
   }
   return [x0 + t0 * dx, y0 + t0 * dy, x0 + t1 * dx, y0 + t1 * dy];
+}
+
+// The (w, b) window around `anchor` (the minimum) and each path's start, taking in the points of
+// the paths near them, padded: {w0, w1, b0, b1}, or null with nothing to frame. Points far out (a
+// path that flies off) are left outside, which is the point: it overshoots.
+export function viewAround(anchor, paths) {
+  const starts = paths.filter(({ ws, bs }) => Number.isFinite(ws[0]) && Number.isFinite(bs[0])).map(({ ws, bs }) => ({ w: ws[0], b: bs[0] }));
+  const a = anchor ?? starts[0];
+  if (!a) return null;
+  let w0 = a.w, w1 = a.w, b0 = a.b, b1 = a.b;
+  for (const s of starts) {
+    w0 = Math.min(w0, s.w); w1 = Math.max(w1, s.w);
+    b0 = Math.min(b0, s.b); b1 = Math.max(b1, s.b);
+  }
+  const spanW = Math.max(w1 - w0, 1e-3 * Math.abs(a.w) || 1e-3, 0.5);
+  const spanB = Math.max(b1 - b0, 1e-3 * Math.abs(a.b) || 1e-3, 0.5);
+  for (const { ws, bs } of paths) {
+    const step = Math.max(1, Math.floor(ws.length / 5000));
+    for (let i = 0; i < ws.length; i += step) {
+      const w = ws[i], b = bs[i];
+      if (w === null || b === null || !Number.isFinite(w) || !Number.isFinite(b)) continue;
+      if (Math.abs(w - a.w) > 3 * spanW || Math.abs(b - a.b) > 3 * spanB) continue;
+      w0 = Math.min(w0, w); w1 = Math.max(w1, w);
+      b0 = Math.min(b0, b); b1 = Math.max(b1, b);
+    }
+  }
+  const padW = Math.max((w1 - w0) * 0.15, spanW * 0.1);
+  const padB = Math.max((b1 - b0) * 0.15, spanB * 0.1);
+  return { w0: w0 - padW, w1: w1 + padW, b0: b0 - padB, b1: b1 + padB };
 }
 
 export class LossSurfaceMap {
@@ -115,6 +144,7 @@ export class LossSurfaceMap {
   setPath(ws, bs) {
     this.ws = ws;
     this.bs = bs;
+    this.pixels = null; // a new path of the same length (the start page's preview) is not the cached one
     // Without the surface there is no minimum to frame: the window follows the path instead. A
     // window framed before the path began (the data came first) is framed again to take in its start.
     if (!this.surface || (!this.viewHasPath && ws.length)) this.view = null;
@@ -158,28 +188,8 @@ export class LossSurfaceMap {
   // The (w, b) window: the start, the minimum, and the path near them, padded. A path that runs
   // off to infinity leaves the window, which is the point: it overshoots.
   computeView() {
-    const start = this.ws.length ? { w: this.ws[0], b: this.bs[0] } : null;
-    const anchor = this.surface?.minimum ?? (this.ws.length ? { w: this.ws[this.ws.length - 1], b: this.bs[this.bs.length - 1] } : null);
-    if (!anchor || !start) {
-      if (!anchor && !start) return null;
-    }
-    const a = anchor ?? start;
-    const s = start ?? a;
-    let w0 = Math.min(a.w, s.w), w1 = Math.max(a.w, s.w);
-    let b0 = Math.min(a.b, s.b), b1 = Math.max(a.b, s.b);
-    const spanW = Math.max(w1 - w0, 1e-3 * Math.abs(a.w) || 1e-3, 0.5);
-    const spanB = Math.max(b1 - b0, 1e-3 * Math.abs(a.b) || 1e-3, 0.5);
-    const step = Math.max(1, Math.floor(this.ws.length / 5000));
-    for (let i = 0; i < this.ws.length; i += step) {
-      const w = this.ws[i], b = this.bs[i];
-      if (w === null || b === null || !Number.isFinite(w) || !Number.isFinite(b)) continue;
-      if (Math.abs(w - a.w) > 3 * spanW || Math.abs(b - a.b) > 3 * spanB) continue;
-      w0 = Math.min(w0, w); w1 = Math.max(w1, w);
-      b0 = Math.min(b0, b); b1 = Math.max(b1, b);
-    }
-    const padW = Math.max((w1 - w0) * 0.15, spanW * 0.1);
-    const padB = Math.max((b1 - b0) * 0.15, spanB * 0.1);
-    return { w0: w0 - padW, w1: w1 + padW, b0: b0 - padB, b1: b1 + padB };
+    const anchor = this.surface?.minimum ?? (this.ws.length ? { w: this.ws.at(-1), b: this.bs.at(-1) } : null);
+    return viewAround(anchor, [{ ws: this.ws, bs: this.bs }]);
   }
 
   size() {
@@ -431,7 +441,7 @@ export class LossSurfaceMap {
 }
 
 // An arrow head at `to`, along the segment from `from`, labelled beside it.
-function arrow(ctx, from, to, label) {
+export function arrow(ctx, from, to, label) {
   const angle = Math.atan2(to[1] - from[1], to[0] - from[0]);
   const size = 10;
   ctx.save();
@@ -453,7 +463,7 @@ function arrow(ctx, from, to, label) {
   ctx.restore();
 }
 
-function marker(ctx, [x, y], shape, label) {
+export function marker(ctx, [x, y], shape, label) {
   ctx.fillStyle = "#ffffff";
   ctx.strokeStyle = "#000000";
   ctx.lineWidth = 2;

@@ -18,6 +18,7 @@ import { el, variantName } from "./format.js";
 import { health } from "./header.js";
 import { mountJobList } from "./joblist.js";
 import { estimateTraining, formDefaults, matchingPreset, PRESETS } from "./presets.js";
+import { StartSurface } from "./startsurface.js";
 
 const form = document.getElementById("train-form");
 const fieldsBox = document.getElementById("param-fields");
@@ -35,6 +36,24 @@ let kinds = {}; // kind -> {kind, title, description, params_schema, defaults}
 let wantedDevice = null; // from the link, applied when the server's devices are known
 let fields = []; // describeField() of the current kind
 let dataKey = null; // where this page keeps points too many for the address (datapoints.js)
+
+// The line fit's start (init_w, init_b) on its loss surface, with the path the form's settings take.
+const startSurface = new StartSurface({
+  getState: () => {
+    let params = null;
+    try {
+      params = readParams(form, fields);
+    } catch {
+      // a field that does not parse: the surface says it waits for it
+    }
+    return { params, points: params?.data ?? kinds[currentKind()]?.default_data };
+  },
+  setStart: (w, b) => {
+    form.elements.namedItem("init_w").value = String(w);
+    form.elements.namedItem("init_b").value = String(b);
+    form.elements.namedItem("init_b").dispatchEvent(new Event("input", { bubbles: true }));
+  },
+});
 
 function currentKind() {
   return form.querySelector("input[name=kind]:checked")?.value;
@@ -59,6 +78,7 @@ function renderKind(kind, values = {}) {
   const context = { defaultData: info.default_data, onFitPoints: () => HTMLFormElement.prototype.requestSubmit.call(form) };
   fieldsBox.replaceChildren(...fields.map((field) => renderField(field, start[field.name], context)));
   renderPresets(kind);
+  startSurface.place(fieldsBox);
   // "also try" varies one numeric parameter of this kind.
   const numeric = fields.filter((field) => field.type === "integer" || field.type === "number");
   sweepSelect.replaceChildren(new Option("nothing else", ""), ...numeric.map((field) => new Option(field.name, field.name)));
@@ -421,10 +441,12 @@ async function main() {
     }
     showEstimate();
     syncAddress();
+    startSurface.update();
   });
   form.addEventListener("input", () => {
     showEstimate();
     syncAddress();
+    startSurface.update();
   });
   form.addEventListener("submit", submit);
   sweepSelect.addEventListener("change", countRuns);
