@@ -5,8 +5,8 @@
     .venv/bin/python -m bench.playable_bench --only checkpoint --limit-train 10000
 
 latency     against a real ``playground serve`` (2 workers, tests/service/server_process.py): pause →
-            the ``paused`` status event at an SSE client, and resume → the next ``metric`` event at
-            that client, median and p90 over ``--rounds`` rounds, for a long linear job (the book's
+            the ``paused`` status event at an SSE client, resume → the next ``metric`` event at
+            that client, and cancel → the ``done`` event (a new job each round), median and p90 over ``--rounds`` rounds, for a long linear job (the book's
             fit, 100,000 epochs) and a cifar job (the default resnet and batch size; on the tiny
             generated CIFAR of tests/fixtures/tiny_cifar.py, or the real CIFAR-10 JPEGs, whose
             decoded tensors every resume loads again). Each round lets the job train for a random
@@ -187,6 +187,30 @@ def pause_resume_rounds(
     }
 
 
+def cancel_rounds(
+    srv: Server, client: httpx.Client, kind: str, params: dict[str, Any], rounds: int, settle_s: tuple[float, float]
+) -> dict[str, Any]:
+    """``rounds`` times: start a job, let it train for ``settle_s`` (uniform) past its first point,
+    cancel it; the time from the cancel request to the ``done`` event (status cancelled) at a client."""
+    rng = random.Random(1)
+    cancel_s: list[float] = []
+    for _ in range(rounds):
+        job = post(client, kind, params)
+        watcher = Watcher(srv.url, job["id"])
+        try:
+            watcher.wait(is_metric)
+            time.sleep(rng.uniform(*settle_s))
+            start = time.perf_counter()
+            command(client, job["id"], "cancel")
+            done = watcher.wait(lambda e: e.event == "done")
+            if done.data.get("status") != "cancelled":
+                raise RuntimeError(f"job {job['id']} ended {done.data.get('status')!r}, not cancelled")
+            cancel_s.append(done.received_at - start)
+        finally:
+            watcher.close()
+    return {"params": params, "rounds": rounds, "cancel_to_done_event": summary_ms(cancel_s)}
+
+
 def warm_up(client: httpx.Client, cifar: bool) -> None:
     """A job on every worker: each has imported the experiments and run torch once."""
     jobs = [post(client, "linear", {"epochs": 300}) for _ in range(WORKERS)]
@@ -232,11 +256,15 @@ def bench_latency(rounds: int, cifar_data: list[str]) -> dict[str, Any]:
                     results["linear"] = pause_resume_rounds(
                         srv, client, "linear", LINEAR, LINEAR["epochs"], rounds, SETTLE_S["linear"]
                     )
+                    results["linear_cancel"] = cancel_rounds(srv, client, "linear", LINEAR, rounds, SETTLE_S["linear"])
                 # The default resnet and batch size (64); 200 epochs of the tiny set (160 training
                 # images: 3 steps an epoch), one of the real one (50,000: 782 steps).
                 epochs, steps = (200, 200 * 3) if data == "tiny" else (1, 782)
                 results[f"cifar_{data}"] = pause_resume_rounds(
                     srv, client, "cifar", {"epochs": epochs}, steps, rounds, SETTLE_S["cifar"]
+                )
+                results[f"cifar_{data}_cancel"] = cancel_rounds(
+                    srv, client, "cifar", {"epochs": epochs}, rounds, SETTLE_S["cifar"]
                 )
     return results
 
