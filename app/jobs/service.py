@@ -660,13 +660,6 @@ class JobService:
             raise ModelUnavailable(job_id, job.status)
         return await self.executor.inside(job.kind, job.params, job_id, image)
 
-    async def inside(self, job_id: str, image: bytes) -> dict[str, Any]:
-        """A finished cifar run's net on one image: activations, filters, saliency (a worker's work)."""
-        job = self.get_job(job_id)
-        if not job.has_model:
-            raise ModelUnavailable(job_id, job.status)
-        return await self.executor.inside(job.kind, job.params, job_id, image)
-
     async def onnx_file(self, job_id: str) -> Path:
         """The job's model as ONNX: made once by the executor (a worker, never this process), kept
         beside its weights, made again when the weights are newer (a resumed run), deleted with it."""
