@@ -12,6 +12,7 @@ numbers a snapshot for the mlp; and ``torch.histc`` on CUDA has no deterministic
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -20,23 +21,26 @@ from torch import nn
 from app.experiments.base import finite_or_none
 
 BINS = 30  # a histogram's bins: enough to see a shape, small enough to keep every snapshot (~1 KB a layer)
+FLOAT32_SAFE_SPAN = 1e38  # a wider range than this is binned in float64 (float32's largest is 3.4e38)
 
 
 def histogram(tensor: torch.Tensor, bins: int = BINS) -> dict[str, Any]:
     """{"edges": bins + 1 floats, "counts": bins ints} over the tensor's finite values, whose
     count is the sum of the counts; "nonfinite" counts the others (NaN, infinities) when there are any."""
-    # float64: the range of float32 weights that blew up (±3e38) would overflow in float32's arithmetic.
-    values = tensor.detach().to("cpu", torch.float64).flatten()
-    finite_mask = torch.isfinite(values)
-    finite = values[finite_mask]
-    nonfinite = values.numel() - finite.numel()
-    if finite.numel() == 0:
-        lo, hi = 0.0, 0.0
-    else:
-        lo, hi = float(finite.min()), float(finite.max())
+    values = tensor.detach().flatten().cpu()
+    lo_t, hi_t = torch.aminmax(values)  # NaN if any value is NaN
+    lo, hi = float(lo_t), float(hi_t)
+    nonfinite = 0
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi - lo > FLOAT32_SAFE_SPAN:
+        # The slow path, for weights that blew up: only the finite values, in float64 (the range of
+        # ±3e38 overflows float32's arithmetic inside histc).
+        finite = values[torch.isfinite(values)].double()
+        nonfinite = values.numel() - finite.numel()
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.numel() else (0.0, 0.0)
+        values = finite
     if hi <= lo:  # all equal (a gradient of zeros): one bin in the middle of a unit-wide range holds them
         lo, hi = lo - 0.5, hi + 0.5
-    counts = torch.histc(finite, bins=bins, min=lo, max=hi) if finite.numel() else torch.zeros(bins)
+    counts = torch.histc(values, bins=bins, min=lo, max=hi) if values.numel() else torch.zeros(bins)
     step = (hi - lo) / bins
     picture: dict[str, Any] = {
         "edges": [lo + i * step for i in range(bins)] + [hi],

@@ -22,7 +22,9 @@ class Snapshots(BaseModel):
     snapshots: list[dict[str, Any]] = Field(
         description=(
             "Oldest first, each with its step and epoch: mlp's `curve` (the network's output over the "
-            "input range), cifar's `confusion_matrix` and `per_class_acc` (after each epoch)."
+            "input range), cifar's `confusion_matrix` and `per_class_acc` (after each epoch), and for "
+            "both `histograms`: per layer with weights, histograms of its weights and gradients and "
+            "the gradient norm."
         )
     )
 
