@@ -281,8 +281,12 @@ class JobService:
         """A new job owned by ``owner`` (a user's name; None without users). From a lesson
         (``request.lesson_id``) it starts from the lesson's values, and a ``student``'s run keeps
         the ones the lesson locks or hides (``app.lessons``)."""
-        if not request.paused:
-            await self._check_user_limits(owner)
+        async with self._user_turn(None if request.paused else owner):
+            if not request.paused:
+                await self._check_user_limits(owner)
+            return await self._create(request, owner, student)
+
+    async def _create(self, request: JobCreate, owner: str | None, student: bool) -> JobPublic:
         if request.fork is not None:
             return await self._fork(request, owner, student)
         spec = get_experiment(request.kind)
@@ -556,30 +560,32 @@ class JobService:
                 raise JobConflict(
                     job_id, status, action, [JobStatus.PAUSED, "interrupted or failed with a checkpoint"]
                 )
-            await self._check_user_limits(job.owner)
-            data = await to_thread.run_sync(self.job_data, job_id) if job.data_points else None
-            params = self._validate(job.kind, self._full_params(job, data))
-            plan, run_params, position = await to_thread.run_sync(self.plans.for_job, job, params)
-            if steps is not None:
-                plan = dataclasses.replace(plan, pause_at_step=position[0] + steps)
-            elif epochs is not None:
-                if job.kind == "cifar":
-                    done_epochs = position[1] if position[2] else position[1] - 1
-                    plan = dataclasses.replace(plan, pause_at_epoch=done_epochs + epochs)
-                else:  # linear, mlp: an epoch is one step
-                    plan = dataclasses.replace(plan, pause_at_step=position[0] + epochs)
-            live = self._live.get(job_id)
-            if live is None:
-                with self._session() as session:
-                    self._adopt(session, job)
-                live = self._live[job_id]
-            live.status = JobStatus.QUEUED
-            live.ending = False
-            await self._change_now(
-                job_id, live, {"status": JobStatus.QUEUED, "finished_at": None, "error": None}
-            )
-            self.metrics.forget(job_id)
-            self.executor.submit(self._job_spec(job, params, plan, run_params))
+            # The owner's limits are checked and the job queued in one turn per user (see _user_turn).
+            async with self._user_turn(job.owner):
+                await self._check_user_limits(job.owner)
+                data = await to_thread.run_sync(self.job_data, job_id) if job.data_points else None
+                params = self._validate(job.kind, self._full_params(job, data))
+                plan, run_params, position = await to_thread.run_sync(self.plans.for_job, job, params)
+                if steps is not None:
+                    plan = dataclasses.replace(plan, pause_at_step=position[0] + steps)
+                elif epochs is not None:
+                    if job.kind == "cifar":
+                        done_epochs = position[1] if position[2] else position[1] - 1
+                        plan = dataclasses.replace(plan, pause_at_epoch=done_epochs + epochs)
+                    else:  # linear, mlp: an epoch is one step
+                        plan = dataclasses.replace(plan, pause_at_step=position[0] + epochs)
+                live = self._live.get(job_id)
+                if live is None:
+                    with self._session() as session:
+                        self._adopt(session, job)
+                    live = self._live[job_id]
+                live.status = JobStatus.QUEUED
+                live.ending = False
+                await self._change_now(
+                    job_id, live, {"status": JobStatus.QUEUED, "finished_at": None, "error": None}
+                )
+                self.metrics.forget(job_id)
+                self.executor.submit(self._job_spec(job, params, plan, run_params))
             return self.public(self.get_job(job_id))
 
     async def patch(self, job_id: str, changes: dict[str, Any], student: bool = False) -> JobPublic:
@@ -1083,6 +1089,18 @@ class JobService:
         finally:
             if not lock.locked() and not lock._waiters:  # type: ignore[attr-defined]
                 self._locks.pop(job_id, None)
+
+    @contextlib.asynccontextmanager
+    async def _user_turn(self, owner: str | None) -> AsyncIterator[None]:
+        """One request at a time per user from the limit check to the job it lets in: two creates at
+        once cannot both pass a limit of one (checked, then acted on, both would get in). Only with
+        per-user limits; the job commands' locks, under a key no job id has."""
+        limits = self.settings.max_queued_per_user is not None or self.settings.max_running_per_user is not None
+        if owner is None or not limits:
+            yield
+            return
+        async with self._command(f"user:{owner}"):
+            yield
 
     async def _change_now(self, job_id: str, live: _LiveJob, values: dict[str, Any]) -> None:
         """A command's change of status: written (or 503) before the command answers."""
