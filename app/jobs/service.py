@@ -746,14 +746,15 @@ class JobService:
         live.epoch = last.get("epoch", live.epoch)
         live.step = last.get("step", live.step)
         progress = {"epoch": live.epoch, "step": live.step}
-        # A batch can hold several pictures of the model (a fast run); a watcher only needs the newest.
-        pictured = [p for p in event.points if any(name in p for name in SNAPSHOT_FIELDS)]
-        if pictured:
-            point = pictured[-1]
-            data = json_safe(
-                {name: point[name] for name in ("step", "epoch", *SNAPSHOT_FIELDS) if point.get(name) is not None}
-            )
-            events.append(Event(live.next_id(), EventType.SNAPSHOT, data))
+        # A batch of a fast run can hold several pictures of the model: each is kept, since the replay
+        # and the histograms over time draw every one (the experiments bound them: mlp about 50 a run,
+        # cifar one an epoch).
+        for point in event.points:
+            if any(name in point for name in SNAPSHOT_FIELDS):
+                data = json_safe(
+                    {name: point[name] for name in ("step", "epoch", *SNAPSHOT_FIELDS) if point.get(name) is not None}
+                )
+                events.append(Event(live.next_id(), EventType.SNAPSHOT, data))
         others = [e for e in events if e.type != EventType.METRIC]
 
         def write(session: Session) -> None:
