@@ -30,7 +30,8 @@ _CODE = re.compile(r"`([^`]+)`")
 _LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
 _STRONG = re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*")
 _EM = re.compile(r"(?<![\w*])[*_](?=\S)(.+?)(?<=\S)[*_](?![\w*])")
-_SAFE_URL = re.compile(r"^(https?://[^\s]+|/(?!/)[^\s]*)$", re.IGNORECASE)
+# A path on this site starts with one "/" and has no backslash: browsers read "/\host" as "//host".
+_SAFE_URL = re.compile(r"^(https?://[^\s]+|/(?![/\\])[^\s\\]*)$", re.IGNORECASE)
 
 
 def render_markdown(text: str) -> str:
