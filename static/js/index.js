@@ -17,6 +17,7 @@ import { INLINE_CHARS, keepPoints, keptPoints, newDataKey } from "./datapoints.j
 import { el, variantName } from "./format.js";
 import { health } from "./header.js";
 import { mountJobList } from "./joblist.js";
+import { mountLessonDialog } from "./lessonform.js";
 import { estimateTraining, formDefaults, matchingPreset, PRESETS } from "./presets.js";
 import { StartSurface } from "./startsurface.js";
 
@@ -473,6 +474,21 @@ async function main() {
   form.setAttribute("data-ready", "true");
 }
 
+// "Save as a lesson…" (a teacher's): the form's kind and values as they are now.
+mountLessonDialog({
+  button: document.getElementById("lesson-button"),
+  dialog: document.getElementById("lesson-dialog"),
+  current: () => {
+    const kind = currentKind();
+    if (!kinds[kind]) throw new FieldErrors([{ field: null, msg: "The experiments are still loading." }]);
+    const title = form.querySelector(`.kind-card[data-kind="${CSS.escape(kind)}"] [data-kind-title]`)?.textContent;
+    return { kind, kindTitle: title || kinds[kind].title, fields, params: readParams(form, fields) };
+  },
+  onFormErrors: (errors) => {
+    clearErrors(form);
+    showErrors(form, errors);
+  },
+});
 mountJobList(document.getElementById("job-list"));
 main().catch((error) => {
   fieldsBox.replaceChildren(`Could not load the experiments: ${error.message}`);

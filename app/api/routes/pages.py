@@ -50,14 +50,20 @@ def compare_page(request: Request) -> HTMLResponse:
     return templates.TemplateResponse(request, "compare.html", {"active": "compare"})
 
 
+@router.get("/lessons")
+def lessons_page(request: Request) -> HTMLResponse:
+    """Every lesson, with links to its page and its class board; a teacher may delete one."""
+    return templates.TemplateResponse(request, "lessons.html", {"active": "lessons"})
+
+
 @router.get("/lessons/{lesson_id}")
 def lesson_page(request: Request, lesson_id: int) -> HTMLResponse:
     """A teacher's lesson: its instructions and the form with its values (locked ones shown, hidden
     ones not)."""
-    return templates.TemplateResponse(request, "lesson.html", {"active": "train", "lesson_id": lesson_id})
+    return templates.TemplateResponse(request, "lesson.html", {"active": "lessons", "lesson_id": lesson_id})
 
 
 @router.get("/lessons/{lesson_id}/board")
 def lesson_board_page(request: Request, lesson_id: int) -> HTMLResponse:
     """The class board: each student's best run of the lesson, live."""
-    return templates.TemplateResponse(request, "lesson_board.html", {"active": "train", "lesson_id": lesson_id})
+    return templates.TemplateResponse(request, "lesson_board.html", {"active": "lessons", "lesson_id": lesson_id})
