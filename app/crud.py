@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import delete, func, update
 from sqlmodel import Session, col, select
 
 from app.experiments.base import METRIC_FIELDS
+from app.job_filters import JobFilter, JobSort
 from app.models import (
     EventType,
     Job,
@@ -28,16 +30,24 @@ def get_job(session: Session, *, job_id: str) -> Job | None:
 
 
 def list_jobs(
-    session: Session, *, kind: str | None = None, status: JobStatus | None = None, limit: int = 50, offset: int = 0
+    session: Session,
+    *,
+    kind: str | None = None,
+    status: JobStatus | None = None,
+    filters: Sequence[JobFilter] = (),
+    sort: JobSort = JobSort.NEWEST,
+    limit: int = 50,
+    offset: int = 0,
 ) -> tuple[list[Job], int]:
-    """A page of jobs, newest first, and how many match in all."""
-    query = select(Job)
-    count = select(func.count()).select_from(Job)
+    """A page of the jobs that match every filter, in ``sort`` order, and how many match in all."""
+    conditions = [condition.clause() for condition in filters]
     if kind is not None:
-        query, count = query.where(Job.kind == kind), count.where(Job.kind == kind)
+        conditions.append(col(Job.kind) == kind)
     if status is not None:
-        query, count = query.where(Job.status == status), count.where(Job.status == status)
-    items = session.exec(query.order_by(col(Job.number).desc()).offset(offset).limit(limit)).all()
+        conditions.append(col(Job.status) == status)
+    query = select(Job).where(*conditions).order_by(*sort.order_by())
+    count = select(func.count()).select_from(Job).where(*conditions)
+    items = session.exec(query.offset(offset).limit(limit)).all()
     return list(items), session.exec(count).one()
 
 

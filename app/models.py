@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import field_validator
+from pydantic import ConfigDict, ValidationInfo, field_validator, model_validator
 from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
@@ -98,6 +98,7 @@ class JobCreate(SQLModel):
 class JobBase(SQLModel):
     kind: str = Field(index=True)
     name: str | None = None
+    notes: str | None = Field(default=None, description="The owner's notes on the run (PATCH /api/jobs/{id}/label).")
     params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     device: str
     seed: int
@@ -249,6 +250,50 @@ class JobSummary(_JobId):
         if fields["params"].get("data") is not None:  # never a job's own points (only its read has them)
             fields["params"] = {**fields["params"], "data": None}
         return cls.model_validate(fields)
+
+
+# A run's label as PATCH /api/jobs/{id}/label takes it (a name made by POST /api/jobs may be longer:
+# "also try" and "repeat" add their parameters to it).
+MAX_NAME_CHARS = 100
+MAX_NOTES_CHARS = 2000
+
+
+class JobLabel(SQLModel):
+    """A run's name and notes, changed after it was made: a field left out stays as it is; null or
+    only blanks clears it. Any status: a finished run is named and annotated as well as a running one."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
+
+    name: str | None = Field(
+        None,
+        description=f"The run's name, at most {MAX_NAME_CHARS} characters; blanks around it are dropped.",
+        schema_extra={"json_schema_extra": {"maxLength": MAX_NAME_CHARS}},
+    )
+    notes: str | None = Field(
+        None,
+        description=f"Notes on the run, at most {MAX_NOTES_CHARS} characters (plain text, shown as it is).",
+        schema_extra={"json_schema_extra": {"maxLength": MAX_NOTES_CHARS}},
+    )
+
+    # The limits are checked here, not by max_length, so the message names the field and its limit.
+    @field_validator("name", "notes", mode="before")
+    @classmethod
+    def _text_within_limit(cls, value: Any, info: ValidationInfo) -> Any:
+        limit = MAX_NAME_CHARS if info.field_name == "name" else MAX_NOTES_CHARS
+        if isinstance(value, str) and len(value) > limit:
+            raise ValueError(f"{info.field_name} is {len(value)} characters long; at most {limit} are allowed")
+        return value
+
+    @field_validator("name", "notes")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
+    @model_validator(mode="after")
+    def _something(self) -> JobLabel:
+        if not self.model_fields_set:
+            raise ValueError("nothing to change: give name, notes or both")
+        return self
 
 
 class JobsPublic(SQLModel):

@@ -629,6 +629,22 @@ class JobService:
                 self.executor.submit(self._job_spec(job, params, plan, run_params))
             return self.public(job)
 
+    async def label(self, job_id: str, label: dict[str, str | None]) -> JobPublic:
+        """Set the run's ``name`` and/or ``notes``, whatever its status. The server's stream carries
+        it as a ``status`` change (lists show names); the job's own stream is its training's and
+        stays as it was."""
+        async with self._command(job_id):
+
+            def write(session: Session) -> None:
+                if crud.get_job(session, job_id=job_id) is None:
+                    raise JobNotFound(job_id)
+                crud.update_job(session, job_id=job_id, values=label)
+
+            await self.writer.run(write)
+            job = self.public(self.get_job(job_id))
+            self._announce("status", job.model_dump(mode="json"))
+            return job
+
     async def delete(self, job_id: str) -> None:
         async with self._command(job_id):
             job = self.get_job(job_id)

@@ -1,16 +1,60 @@
-// The list of runs: newest first, filtered by kind and status, with cancel, delete and a selection
-// for Compare. It reads a page of summaries (GET /api/jobs) when the server's event stream says so
-// (its first connection, a reset) or the filters change, and is kept current by the stream's job
-// changes (static/js/serverevents.js): nothing polls. A status it sees change is announced to the
-// page (the "playground:jobs-changed" event).
+// The list of runs: sorted and filtered by the server (kind, status, parameters and final metrics:
+// GET /api/jobs?sort=...&filter=...), with cancel, delete, rename and a selection for Compare. It
+// reads a page of summaries when the server's event stream says so (its first connection, a reset)
+// or the order or filters change, and is kept current by the stream's job changes
+// (static/js/serverevents.js): nothing polls. A change that moves a run in the order, or a new run
+// that matches the filters where only the server knows its place, reads the page again. A status
+// it sees change is announced to the page (the "playground:jobs-changed" event).
 
-import { api } from "./api.js";
+import { api, request } from "./api.js";
 import { duration, el, elapsedMs, isTerminal, jobLabel, keyResult, mayChange, statusBadge, timeAgo } from "./format.js";
 import { onSignedIn } from "./header.js";
+import { editInPlace, NAME_MAX, saveLabel } from "./labels.js";
 import { onServerEvents } from "./serverevents.js";
 
 const PAGE = 25;
 const AGE_REDRAW_MS = 15_000;
+// Where a filter's field is on a summary (app/job_filters.py): these in the result, these on the
+// run itself, any other in its parameters.
+const METRICS = new Set(["train_loss", "val_loss", "train_acc", "val_acc", "w", "b"]);
+const COLUMNS = new Set(["name", "owner", "seed"]);
+const OPERATOR = /^([a-z_]+)\s*(<=|>=|!=|=|<|>|~)\s*/;
+
+// "lr = 0.01, val_acc>0.8" -> ["lr=0.01", "val_acc>0.8"]: one API filter per comma-separated part,
+// without blanks around its operator.
+export function parseWhere(text) {
+  return String(text || "")
+    .split(",")
+    .map((part) => part.trim().replace(OPERATOR, "$1$2"))
+    .filter(Boolean);
+}
+
+const asciiLower = (text) => text.replace(/[A-Z]/g, (c) => c.toLowerCase());
+
+// Whether a summary meets one filter, as the server decides it (a run without the field never does).
+function meets(job, condition) {
+  const [, field, op, raw] = condition.match(/^([a-z_]+)(<=|>=|!=|=|<|>|~)(.*)$/s) || [];
+  if (!field) return true; // the server took it, so it has this form
+  const value = METRICS.has(field) ? job.result?.[field] : COLUMNS.has(field) ? job[field] : job.params?.[field];
+  if (value === null || value === undefined) return false;
+  if (op === "~") return asciiLower(String(value)).includes(asciiLower(raw));
+  if (typeof value === "number") {
+    const wanted = Number(raw);
+    const near = Math.abs(value - wanted) <= Math.abs(wanted) * 1e-9;
+    const results = { "=": near, "!=": !near, "<": value < wanted, "<=": value <= wanted, ">": value > wanted, ">=": value >= wanted };
+    return results[op];
+  }
+  return op === "=" ? String(value) === raw : String(value) !== raw;
+}
+
+// What a run's place in an order depends on, besides its age.
+function sortKey(job, sort) {
+  const field = sort.replace(/^-/, "");
+  if (field === "newest" || field === "oldest") return null;
+  if (field === "name") return job.name ?? null;
+  if (field === "status") return job.status;
+  return job.result?.[field] ?? null;
+}
 
 export function mountJobList(root) {
   const rows = root.querySelector("[data-job-rows]");
@@ -19,6 +63,9 @@ export function mountJobList(root) {
   const more = root.querySelector("[data-more]");
   const kindFilter = root.querySelector("#filter-kind");
   const statusFilter = root.querySelector("#filter-status");
+  const sortSelect = root.querySelector("#sort-by");
+  const whereInput = root.querySelector("#filter-where");
+  const whereError = root.querySelector("[data-where-error]");
   const compareButton = root.querySelector("[data-compare-selected]");
   const selected = new Set();
   const rowById = new Map();
@@ -28,11 +75,26 @@ export function mountJobList(root) {
   let again = false; // another read was asked for while one was under way
   let pending = []; // events that came while a read was under way: applied after it
   let viewer = null; // who reads the list (GET /api/me): a student changes only their own runs
+  let where = []; // the filters the rows are read with (the server took them)
+  let tried = null; // filters typed and sent: the answer says whether the server takes them
 
-  const filtersFromUrl = new URLSearchParams(location.search);
   if (root.dataset.syncUrl !== undefined) {
-    kindFilter.value = filtersFromUrl.get("filter_kind") || "";
-    statusFilter.value = filtersFromUrl.get("filter_status") || "";
+    const fromUrl = new URLSearchParams(location.search);
+    kindFilter.value = fromUrl.get("filter_kind") || "";
+    statusFilter.value = fromUrl.get("filter_status") || "";
+    sortSelect.value = fromUrl.get("sort") || "newest";
+    if (!sortSelect.value) sortSelect.value = "newest"; // an order this page does not offer
+    whereInput.value = fromUrl.get("filter") || "";
+    if (whereInput.value) tried = parseWhere(whereInput.value); // an address edited by hand may hold a bad one
+  }
+
+  function listQuery() {
+    const query = new URLSearchParams({ limit: String(limit) });
+    if (kindFilter.value) query.set("kind", kindFilter.value);
+    if (statusFilter.value) query.set("status", statusFilter.value);
+    if (sortSelect.value !== "newest") query.set("sort", sortSelect.value);
+    for (const condition of tried ?? where) query.append("filter", condition);
+    return query;
   }
 
   function refresh() {
@@ -44,13 +106,19 @@ export function mountJobList(root) {
       do {
         again = false;
         try {
-          page = await api.listJobs({ kind: kindFilter.value, status: statusFilter.value, limit });
+          page = await request("GET", `/api/jobs?${listQuery()}`);
+          if (tried) [where, tried] = [tried, null];
+          showRefusal(null);
           const events = pending;
           pending = [];
           for (const [type, data] of events) apply(type, data, false);
           show();
         } catch (error) {
-          count.textContent = `Could not load the runs: ${error.message}`;
+          if (tried && error.status === 422) {
+            tried = null; // the rows stay those of the filters that were taken
+            showRefusal(error);
+            if (!page) again = true; // none yet: read them without
+          } else count.textContent = `Could not load the runs: ${error.message}`;
         }
       } while (again);
       loading = null;
@@ -62,17 +130,34 @@ export function mountJobList(root) {
     render(page);
     count.textContent = page.total
       ? `${page.items.length} of ${page.total} run${page.total === 1 ? "" : "s"}`
-      : "No runs yet" + (kindFilter.value || statusFilter.value ? " that match the filters." : ".");
+      : "No runs yet" + (kindFilter.value || statusFilter.value || where.length ? " that match the filters." : ".");
     more.hidden = page.items.length >= page.total;
   }
 
-  const matches = (job) => (!kindFilter.value || job.kind === kindFilter.value) && (!statusFilter.value || job.status === statusFilter.value);
+  function showRefusal(error) {
+    whereError.hidden = !error;
+    whereError.textContent = error ? error.fieldErrors().map((e) => e.msg).join(" ") || error.message : "";
+    if (error) whereInput.setAttribute("aria-invalid", "true");
+    else whereInput.removeAttribute("aria-invalid");
+  }
 
-  // Newest first: a run older than the page's last one belongs to a later page.
-  const onThisPage = (job) => page.items.length < limit || job.created_at >= page.items[page.items.length - 1].created_at;
+  const matches = (job) =>
+    (!kindFilter.value || job.kind === kindFilter.value) &&
+    (!statusFilter.value || job.status === statusFilter.value) &&
+    where.every((condition) => meets(job, condition));
+
+  // By age, a run past the page's last one belongs to a later page; in another order, where it
+  // goes is the server's to say.
+  const byAge = () => sortSelect.value === "newest" || sortSelect.value === "oldest";
+  function onThisPage(job) {
+    if (page.items.length < limit) return true;
+    const last = page.items[page.items.length - 1].created_at;
+    if (sortSelect.value === "newest") return job.created_at >= last;
+    return sortSelect.value === "oldest" ? job.created_at <= last : true;
+  }
 
   // A job change from the server's stream, applied to the page of runs shown; true when it needs
-  // the list read again (a run that now matches the status filter: where it goes in the order).
+  // the list read again (a run that now matches the filters, or one that moves in the order).
   function apply(type, data, live = true) {
     if (loading && live) {
       pending.push([type, data]);
@@ -82,14 +167,20 @@ export function mountJobList(root) {
     const at = page.items.findIndex((job) => job.id === data.id);
     let reread = false;
     if (type === "created") {
-      if (at < 0 && matches(data)) {
+      if (at < 0 && matches(data) && sortSelect.value === "newest") {
         page.items.unshift(data);
         page.total += 1;
         if (page.items.length > limit) page.items.pop();
+      } else if (at < 0 && matches(data)) {
+        if (onThisPage(data)) reread = true;
+        else page.total += 1;
       }
     } else if (type === "status") {
-      if (at >= 0 && matches(data)) page.items[at] = data;
-      else if (at >= 0) {
+      if (at >= 0 && matches(data)) {
+        // A new name, status or final metric moves it in that order: the server places it.
+        reread = !byAge() && sortKey(page.items[at], sortSelect.value) !== sortKey(data, sortSelect.value);
+        page.items[at] = data;
+      } else if (at >= 0) {
         page.items.splice(at, 1);
         page.total -= 1;
         reread = page.total > page.items.length;
@@ -161,17 +252,14 @@ export function mountJobList(root) {
 
   function updateRow(row, job) {
     const [, nameCell, , statusCell, resultCell, durationCell, actionsCell] = row.children;
-    nameCell.replaceChildren(
-      el("a", { href: `/jobs/${job.id}` }, jobLabel(job)),
-      el(
-        "span",
-        { class: "muted small job-sub" },
-        el("span", { class: "phone-only" }, `${job.kind} · `),
-        job.owner ? `by ${job.owner} · ` : null,
-        timeAgo(job.created_at),
-        job.started_at ? el("span", { class: "phone-only" }, ` · ${duration(elapsedMs(job))}`) : null,
-      ),
-    );
+    row.job = job;
+    // While its name is edited, the editor stays as it is; the rest of the row follows.
+    const shown = `${jobLabel(job)} ${job.owner} ${mayChange(job, viewer)} ${job.created_at}`;
+    if (!row.dataset.editing && (row.dataset.shown !== shown || !nameCell.firstChild)) {
+      row.dataset.shown = shown;
+      nameCell.replaceChildren(...nameParts(job));
+    }
+    if (!row.dataset.editing) updateSub(nameCell, job);
     const actions = `${job.status} ${mayChange(job, viewer)}`;
     if (row.dataset.status !== job.status || row.dataset.actions !== actions) {
       row.dataset.status = job.status;
@@ -186,6 +274,58 @@ export function mountJobList(root) {
     resultCell.textContent = keyResult(job) + progress;
     durationCell.textContent = job.started_at ? duration(elapsedMs(job)) : "–";
   }
+
+  // The name (a link to the run), Rename where the viewer may change it, and who made it when.
+  function nameParts(job) {
+    const link = el("a", { href: `/jobs/${job.id}` }, jobLabel(job));
+    const rename = mayChange(job, viewer)
+      ? el("button", {
+          type: "button",
+          class: "small",
+          "aria-label": `Rename ${jobLabel(job)}`,
+          dataset: { rename: "" },
+          onclick: (event) => renameRow(event.currentTarget.closest("tr"), event.currentTarget),
+        }, "Rename")
+      : null;
+    return [link, rename ? " " : null, rename, el("span", { class: "muted small job-sub" })];
+  }
+
+  function updateSub(nameCell, job) {
+    nameCell.querySelector(".job-sub")?.replaceChildren(
+      el("span", { class: "phone-only" }, `${job.kind} · `),
+      job.owner ? `by ${job.owner} · ` : null,
+      timeAgo(job.created_at),
+      job.started_at ? el("span", { class: "phone-only" }, ` · ${duration(elapsedMs(job))}`) : null,
+    );
+  }
+
+  // The name becomes a text field in place; the list's own row shows the new name at once, other
+  // tabs' lists when the server's stream tells them.
+  function renameRow(row, button) {
+    const nameCell = row.children[1];
+    const shown = el("span", {}, ...nameCell.childNodes);
+    nameCell.replaceChildren(shown);
+    row.dataset.editing = "1";
+    editInPlace(shown, {
+      value: row.job.name ?? "",
+      label: `New name for ${jobLabel(row.job)}`,
+      maxLength: NAME_MAX,
+      save: async (name) => {
+        // The row shows it now; the page's copy changes with the server's event, which also
+        // tells whether the run moves in the order.
+        const job = await saveLabel(row.job.id, { name: name || null });
+        row.job = { ...row.job, name: job.name };
+      },
+      closed: () => {
+        delete row.dataset.editing;
+        delete row.dataset.shown;
+        updateRow(row, row.job);
+        row.querySelector("[data-rename]")?.focus();
+      },
+    });
+    button.blur();
+  }
+
 
   function actionButtons(job) {
     // Another student's run: its page offers "Continue from a step"; here, nothing to press (the
@@ -242,20 +382,38 @@ export function mountJobList(root) {
     if (!failed) announcer.textContent = removes;
   }
 
-  for (const filter of [kindFilter, statusFilter]) {
-    filter.addEventListener("change", () => {
+  // The page's address keeps the order and the filters (Back and reload restore them).
+  function syncUrl() {
+    if (root.dataset.syncUrl === undefined) return;
+    const query = new URLSearchParams(location.search);
+    const values = [
+      ["filter_kind", kindFilter.value],
+      ["filter_status", statusFilter.value],
+      ["sort", sortSelect.value === "newest" ? "" : sortSelect.value],
+      ["filter", where.join(", ")],
+    ];
+    for (const [key, value] of values) {
+      if (value) query.set(key, value);
+      else query.delete(key);
+    }
+    history.replaceState(null, "", `${location.pathname}${query.size ? `?${query}` : ""}`);
+  }
+
+  for (const filter of [kindFilter, statusFilter, sortSelect]) {
+    filter.addEventListener("change", async () => {
       limit = PAGE;
-      if (root.dataset.syncUrl !== undefined) {
-        const query = new URLSearchParams(location.search);
-        for (const [key, node] of [["filter_kind", kindFilter], ["filter_status", statusFilter]]) {
-          if (node.value) query.set(key, node.value);
-          else query.delete(key);
-        }
-        history.replaceState(null, "", `${location.pathname}${query.size ? `?${query}` : ""}`);
-      }
-      refresh();
+      await refresh();
+      syncUrl();
     });
   }
+  // Filters apply on Enter (or the Filter button); a refused one leaves the rows as they were.
+  whereInput.form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    tried = parseWhere(whereInput.value);
+    limit = PAGE;
+    await refresh();
+    syncUrl();
+  });
   more.addEventListener("click", () => {
     limit += PAGE;
     refresh();

@@ -15,8 +15,9 @@ import { HistogramPanel } from "./histview.js";
 import { ForkPanel } from "./forkform.js";
 import { changeLabel, indexAtStep, loadParentLine, mergeChanges, withParentColumns } from "./lineage.js";
 import { shareQuery } from "./form.js";
-import { duration, el, elapsedMs, isTerminal, jobLabel, num, percent, statusBadge, variantName } from "./format.js";
-import "./header.js";
+import { duration, el, elapsedMs, isTerminal, jobLabel, mayChange, num, percent, statusBadge, variantName } from "./format.js";
+import { onSignedIn } from "./header.js";
+import { editInPlace, NAME_MAX, NOTES_MAX, saveLabel } from "./labels.js";
 import { MetricStore, rowsToPoints } from "./metrics.js";
 import { formDefaults } from "./presets.js";
 import { Replay } from "./replay.js";
@@ -59,13 +60,13 @@ let histograms = null; // weights and gradients over time (mlp, cifar)
 let rerun = null;
 let previous = null; // `?previous=<id>`: the run this one was edited from, drawn faintly underneath
 const previousId = pageQuery.get("previous");
+let viewer = null; // who reads the page (GET /api/me): a student renames only their own runs
 let verdictAt = 0; // when the verdict was last written (it is rewritten at most 4 times a second while points arrive)
 
 // ---- header ---------------------------------------------------------------------------------
 
 function renderHeader() {
-  $("[data-job-title]").textContent = jobLabel(job);
-  document.title = `${jobLabel(job)} · PyTorch Playground`;
+  renderLabel();
   const badge = statusBadge(job.status);
   $("[data-status]").replaceChildren(badge);
   root.dataset.status = job.status;
@@ -74,6 +75,67 @@ function renderHeader() {
   controls?.update(job);
   fork?.update(job);
   renderProgress();
+}
+
+// The name in the title and the notes under it, each editable in place by whoever may change the
+// run (PATCH /api/jobs/{id}/label; other tabs' lists hear of it from the server's stream).
+function renderLabel() {
+  const title = $("[data-job-title]");
+  if (!title.hidden) title.textContent = jobLabel(job);
+  document.title = `${jobLabel(job)} · PyTorch Playground`;
+  const notes = $("[data-notes]");
+  const editingNotes = Boolean(root.querySelector("[data-notes-editor]"));
+  if (!editingNotes) {
+    notes.textContent = job.notes ?? "";
+    notes.hidden = !job.notes;
+  }
+  const may = mayChange(job, viewer);
+  $("[data-rename]").hidden = !may || title.hidden;
+  $("[data-rename]").setAttribute("aria-label", `Rename ${jobLabel(job)}`);
+  const editNotes = $("[data-edit-notes]");
+  editNotes.hidden = !may || editingNotes;
+  editNotes.textContent = job.notes ? "Edit the note" : "Add a note";
+}
+
+function wireLabel() {
+  const title = $("[data-job-title]");
+  const rename = $("[data-rename]");
+  rename.addEventListener("click", () => {
+    editInPlace(title, {
+      value: job.name ?? "",
+      label: "The run's name",
+      maxLength: NAME_MAX,
+      save: async (name) => {
+        const saved = await saveLabel(jobId, { name: name || null });
+        job = { ...job, name: saved.name };
+      },
+      closed: renderLabel,
+      returnFocus: rename,
+    });
+    rename.hidden = true;
+  });
+  const editNotes = $("[data-edit-notes]");
+  editNotes.addEventListener("click", () => {
+    const notes = $("[data-notes]");
+    const form = editInPlace(notes, {
+      value: job.notes ?? "",
+      label: "Notes on the run",
+      maxLength: NOTES_MAX,
+      multiline: true,
+      save: async (text) => {
+        const saved = await saveLabel(jobId, { notes: text || null });
+        job = { ...job, notes: saved.notes };
+      },
+      closed: renderLabel,
+      returnFocus: editNotes,
+    });
+    form.dataset.notesEditor = "";
+    editNotes.hidden = true;
+  });
+  onSignedIn((me) => {
+    viewer = me;
+    if (job) renderLabel();
+  });
 }
 
 function renderLineage() {
@@ -826,6 +888,7 @@ async function main() {
     showDataPoints();
     if (lossChart) renderVerdict(true); // the book's results came with the kinds
   }, () => renderSettings());
+  wireLabel();
   renderHeader();
   renderProblem();
   renderSettings();

@@ -30,9 +30,16 @@ from app.api.openapi import ERROR_DESCRIPTIONS, ErrorMessage
 from app.experiments.onnx_export import MEDIA_TYPE as ONNX_MEDIA_TYPE
 from app.experiments.params import live_params
 from app.experiments.registry import EXPERIMENTS
+from app.job_filters import (
+    FILTER_PATTERN,
+    MAX_FILTER_CHARS,
+    MAX_FILTERS,
+    JobSort,
+    parse_filters,
+)
 from app.jobs.history import chunks
 from app.jobs.repeats import MAX_SEEDS, MIN_SEEDS
-from app.models import JobCreate, JobPublic, JobsPublic, JobStatus, JobSummary
+from app.models import JobCreate, JobLabel, JobPublic, JobsPublic, JobStatus, JobSummary
 from app.users import Principal
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -61,6 +68,26 @@ async def create_job(
     return job
 
 
+SORT_DESCRIPTION = (
+    "newest or oldest first; name, status (running, queued, paused, then the ended ones), or a final "
+    "metric (train_loss, val_loss, train_acc, val_acc: lowest first); a leading `-` reverses it. "
+    "Runs without the value come last, and runs that tie stay newest first."
+)
+FILTER_QUERY = Query(
+    alias="filter",
+    description=(
+        "`<field><op><value>`, repeated: every one must hold. Fields: a parameter (as the run started: "
+        "`lr=0.01`, `optimizer=adam`, `augment=true`), a final metric (`val_acc>0.8`), `seed`, `name` "
+        "or `owner` (`name~book`: contains, ignoring ASCII case). Numbers take = != < <= > >=, "
+        f"choices and booleans = !=, text = != ~. At most {MAX_FILTERS}."
+    ),
+    json_schema_extra={
+        "maxItems": MAX_FILTERS,
+        "items": {"type": "string", "maxLength": MAX_FILTER_CHARS, "pattern": FILTER_PATTERN},
+    },
+)
+
+
 @router.get("", dependencies=[ReadAccess], response_model=JobsPublic, responses=NOT_MODIFIED_RESPONSE)
 def list_jobs(
     request: Request,
@@ -68,12 +95,18 @@ def list_jobs(
     service: ServiceDep,
     kind: str | None = None,
     status: JobStatus | None = None,
+    sort: Annotated[JobSort, Query(description=SORT_DESCRIPTION)] = JobSort.NEWEST,
+    filters: Annotated[list[str], FILTER_QUERY] = [],  # noqa: B006 (FastAPI copies the default per request)
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0, le=MAX_INDEX),
 ) -> Response:
-    """A page of job summaries, newest first: no pictures or curves (a job's own read has them).
-    With an `ETag`: a page re-reading it with `If-None-Match` gets 304 while nothing changed."""
-    items, total = crud.list_jobs(session, kind=kind, status=status, limit=limit, offset=offset)
+    """A page of job summaries, newest first unless `sort` says otherwise, filtered by `kind`,
+    `status` and `filter`: no pictures or curves (a job's own read has them). With an `ETag`: a page
+    re-reading it with `If-None-Match` gets 304 while nothing changed."""
+    conditions = parse_filters(filters or [])
+    items, total = crud.list_jobs(
+        session, kind=kind, status=status, filters=conditions, sort=sort, limit=limit, offset=offset
+    )
     page = JobsPublic(items=[JobSummary.from_public(service.public(job)) for job in items], total=total)
     return json_or_not_modified(request, page)
 
@@ -206,6 +239,16 @@ async def patch_job(
     job takes them at its next step boundary: a `control` event `{"step", "params"}` says where.
     A student may not change a parameter that the run's lesson locks or hides (422)."""
     return await service.patch(job_id, body.params, student=who.role == "student")
+
+
+@router.patch("/{job_id}/label")
+async def label_job(
+    job_id: JobId, body: JobLabel, service: ServiceDep, _who: Annotated[Principal, job_change("rename or annotate")]
+) -> JobPublic:
+    """Rename a run or change its notes, whatever its status: a field left out stays, null or blank
+    clears it. Open lists hear of it as a `status` change on `GET /api/events`. Its owner, a teacher
+    or the admin may; another student may not (403)."""
+    return await service.label(job_id, body.model_dump(include=body.model_fields_set))
 
 
 @router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[job_change("delete")])
