@@ -68,7 +68,8 @@ def test_the_books_linear_fit_through_the_api(book_job):
     assert round(result["w"], 4) == BOOK_W
     assert round(result["b"], 4) == BOOK_B
     assert round(result["train_loss"], 6) == BOOK_LOSS
-    assert job["params"] == {**BOOK_PARAMS, "val_fraction": 0.0, "lr_finder": False, "data": None}  # defaults filled in
+    # Defaults filled in, the book's start (w 1, b 0) among them.
+    assert job["params"] == {**BOOK_PARAMS, "val_fraction": 0.0, "init_w": 1.0, "init_b": 0.0, "lr_finder": False, "data": None}
     assert isinstance(job["seed"], int) and job["device"] == "cpu"
     assert job["progress"] == {"epoch": 5000, "epochs": 5000, "step": 5000}
     assert job["has_model"] is True and job["name"] == "the book's fit"
