@@ -291,12 +291,14 @@ export function mountJobList(root) {
   }
 
   function updateSub(nameCell, job) {
-    nameCell.querySelector(".job-sub")?.replaceChildren(
+    const parts = [
       el("span", { class: "phone-only" }, `${job.kind} · `),
       job.owner ? `by ${job.owner} · ` : null,
       timeAgo(job.created_at),
       job.started_at ? el("span", { class: "phone-only" }, ` · ${duration(elapsedMs(job))}`) : null,
-    );
+    ];
+    // replaceChildren writes a null as the text "null": only the parts this run has.
+    nameCell.querySelector(".job-sub")?.replaceChildren(...parts.filter((part) => part !== null));
   }
 
   // The name becomes a text field in place; the list's own row shows the new name at once, other

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from tests.browser.helpers import screenshot, watched_tab
@@ -64,6 +65,7 @@ def test_a_student_has_the_controls_of_their_own_runs_only(browser, tmp_path: Pa
                 page.goto("/jobs")
                 row = page.locator(f'tr[data-job-id="{job["id"]}"]')
                 row.locator(".job-sub").filter(has_text="by ann").wait_for()
+                assert re.fullmatch(r"by ann · \d+ s ago", row.locator(".job-sub").inner_text().strip()), row.inner_text()
                 page.wait_for_selector(f'tr[data-job-id="{job["id"]}"][data-actions="paused {str(mine).lower()}"]')
                 assert row.get_by_role("button", name="Cancel").count() == (1 if mine else 0)
         with watched_tab(browser, server.url) as page:  # a teacher changes every run
