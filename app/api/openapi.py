@@ -62,6 +62,7 @@ OPERATION_ERRORS: dict[tuple[str, str], set[int]] = {
     ("post", "/api/jobs/{job_id}/resume"): {409, 429, 503},  # 429: the owner's per-user limits
     ("post", "/api/jobs/{job_id}/step"): {400, 409, 429, 503},
     ("patch", "/api/jobs/{job_id}"): {400, 409, 503},
+    ("patch", "/api/jobs/{job_id}/label"): {400, 503},  # 400: a body that is not JSON
     ("delete", "/api/jobs/{job_id}"): {409, 503},
     ("get", "/api/jobs/{job_id}/events"): {503},
     ("get", "/api/events"): {503},  # the stream limits (PLAYGROUND_MAX_STREAMS)

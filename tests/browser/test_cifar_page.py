@@ -122,7 +122,7 @@ def test_a_cifar_run_redraws_its_confusion_matrix_after_each_epoch(page, api, ci
     screenshot(page, "job-cifar-live")
     pause_job(api, job["id"])
     page.wait_for_selector("#job-view[data-status=paused]", timeout=30_000)
-    page.get_by_role("button", name="Cancel").click()
+    page.get_by_role("button", name="Cancel", exact=True).click()
     page.wait_for_selector("#job-view[data-status=cancelled]", timeout=30_000)
 
 

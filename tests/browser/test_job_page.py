@@ -153,7 +153,7 @@ def test_points_arrive_live_and_cancel_stops_the_run(page, api):
 
     pause_job(api, job["id"])
     wait_for_status(page, "paused", timeout_ms=30_000)
-    page.get_by_role("button", name="Cancel").click()
+    page.get_by_role("button", name="Cancel", exact=True).click()
     wait_for_status(page, "cancelled", timeout_ms=30_000)
     assert page.locator("[data-cancel]").is_hidden()
     # The chart holds exactly the points the server kept: nothing missed, nothing twice.
@@ -351,7 +351,7 @@ def test_an_mlp_run_shows_its_curve_bending_to_the_data_while_it_trains(page, ap
     screenshot(page, "job-mlp-live")
     pause_job(api, job["id"])
     wait_for_status(page, "paused", timeout_ms=30_000)
-    page.get_by_role("button", name="Cancel").click()
+    page.get_by_role("button", name="Cancel", exact=True).click()
     wait_for_status(page, "cancelled", timeout_ms=30_000)
 
 

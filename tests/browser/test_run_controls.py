@@ -288,7 +288,7 @@ def test_an_interrupted_run_resumes_from_its_checkpoint_on_its_page(browser, ser
             held = api.get(f"/api/jobs/{job['id']}").json()["progress"]["step"]
             page.wait_for_function(f"window.playgroundJob.store.steps.at(-1) === {held}")
             assert page.evaluate("window.playgroundJob.store.steps.slice()") == [r["step"] for r in metric_rows(api, job["id"])]
-            page.get_by_role("button", name="Cancel").click()
+            page.get_by_role("button", name="Cancel", exact=True).click()
             wait_for_status(page, "cancelled")
 
 

@@ -220,5 +220,5 @@ def test_with_reads_protected_too_the_run_page_still_streams_live(browser, serve
             assert cookie and cookie[0]["sameSite"] == "Strict" and cookie[0]["path"] == "/api"
             pause_job(api, job_id)
         page.wait_for_selector("#job-view[data-status=paused]", timeout=30_000)
-        page.get_by_role("button", name="Cancel").click()
+        page.get_by_role("button", name="Cancel", exact=True).click()
         page.wait_for_selector("#job-view[data-status=cancelled]", timeout=30_000)

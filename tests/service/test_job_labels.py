@@ -54,22 +54,24 @@ def label(client: httpx.Client, job_id: str, **fields: Any) -> httpx.Response:
 def test_a_finished_runs_name_and_notes_are_kept_and_told_to_open_lists(server: Server, client: httpx.Client) -> None:
     job = wait_for(client, post_job(client, "linear", {"epochs": 5}, name="first try")["id"])
     assert job["status"] == "succeeded" and job["notes"] is None
+    # A name no other run on the session's server has (other tests name theirs too).
+    name = f"the book's fit {job['id'][:8]}"
     listener = Listener(server.url)
     try:
-        response = label(client, job["id"], name="  the book's fit ", notes="lr 1e-2 as in listing 5.x\nconverges")
+        response = label(client, job["id"], name=f"  {name} ", notes="lr 1e-2 as in listing 5.x\nconverges")
         assert response.status_code == 200, response.text
-        assert response.json()["name"] == "the book's fit"  # blanks around it dropped
+        assert response.json()["name"] == name  # blanks around it dropped
         events = listener.wait(lambda events: has(job["id"], "status")(events))
     finally:
         listener.close()
     told = [data for type_, _, data in events if type_ == "status" and data["id"] == job["id"]][-1]
-    assert told["name"] == "the book's fit" and told["status"] == "succeeded" and told["result"]["train_loss"]
+    assert told["name"] == name and told["status"] == "succeeded" and told["result"]["train_loss"]
 
     # Only the notes: the name stays; the list and the job's read have both.
     assert label(client, job["id"], notes="converges").status_code == 200
     again = client.get(f"/api/jobs/{job['id']}").json()
-    assert (again["name"], again["notes"], again["params"]) == ("the book's fit", "converges", job["params"])
-    listed = client.get("/api/jobs", params={"filter": "name=the book's fit"}).json()["items"]
+    assert (again["name"], again["notes"], again["params"]) == (name, "converges", job["params"])
+    listed = client.get("/api/jobs", params={"filter": f"name={name}"}).json()["items"]
     assert [item["id"] for item in listed] == [job["id"]]
     # Null or blank clears.
     assert label(client, job["id"], name=None, notes="   ").status_code == 200
