@@ -592,21 +592,29 @@ def range_test(
     return RunOutcome(status=status, result={"lr_finder": finder, "steps_run": len(finder["losses"])})
 
 
+def trained_net(
+    params: CifarParams, state_dict: dict[str, torch.Tensor], channels_last: bool | None = None
+) -> nn.Module:
+    """The run's net with its saved weights, in eval mode (predict, the ONNX export, the view
+    inside); ``channels_last`` None: as the run trained."""
+    # The normalisation comes from the state_dict's buffers; these placeholders are overwritten.
+    model = make_net(
+        params.model,
+        len(class_names(params.dataset)),
+        (0.0, 0.0, 0.0),
+        (1.0, 1.0, 1.0),
+        channels_last=params.uses_channels_last() if channels_last is None else channels_last,
+        width=params.width,
+    )
+    model.load_state_dict(state_dict)
+    return model.eval()
+
+
 @torch.inference_mode()
 def predict(params: CifarParams, state_dict: dict[str, torch.Tensor], image: bytes) -> dict[str, Any]:
     """The class of an uploaded picture and the probability of each class, on the CPU."""
     classes = class_names(params.dataset)
-    # The normalisation comes from the state_dict's buffers; these placeholders are overwritten.
-    model = make_net(
-        params.model,
-        len(classes),
-        (0.0, 0.0, 0.0),
-        (1.0, 1.0, 1.0),
-        channels_last=params.uses_channels_last(),
-        width=params.width,
-    )
-    model.load_state_dict(state_dict)
-    model.eval()
+    model = trained_net(params, state_dict)
     outputs = test_time_outputs(model, decode_upload(image), params.uses_tta())  # as the run's evaluation
     probabilities = outputs.float().softmax(dim=1)[0].tolist()
     best = max(range(len(classes)), key=probabilities.__getitem__)

@@ -29,14 +29,10 @@ def inside(params: Any, state_dict: dict[str, Any], image: bytes) -> dict[str, A
     import torch
     from torch import nn
 
-    from app.experiments.cifar import class_names, decode_upload
-    from app.experiments.cifar_models import make_net
+    from app.experiments.cifar import class_names, decode_upload, trained_net
 
     classes = class_names(params.dataset)
-    # The normalisation comes from the state_dict's buffers; these placeholders are overwritten.
-    net = make_net(params.model, len(classes), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), channels_last=False, width=params.width)
-    net.load_state_dict(state_dict)
-    net.eval()
+    net = trained_net(params, state_dict, channels_last=False)
 
     convolutions = [(name, module) for name, module in net.named_modules() if isinstance(module, nn.Conv2d)]
     outputs: dict[str, torch.Tensor] = {}

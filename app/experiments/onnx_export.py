@@ -97,20 +97,10 @@ def _graph(kind: str, params: Any, state_dict: dict[str, Any]) -> tuple[Any, Any
         return Mlp(), torch.tensor([35.7, 55.9]), "t_u", "t_c", {}
 
     if kind == "cifar":
-        from app.experiments.cifar import class_names, test_time_outputs
-        from app.experiments.cifar_models import make_net
+        from app.experiments.cifar import class_names, test_time_outputs, trained_net
 
         classes = class_names(params.dataset)
-        # The normalisation comes from the state_dict's buffers; these placeholders are overwritten.
-        net = make_net(
-            params.model,
-            len(classes),
-            (0.0, 0.0, 0.0),
-            (1.0, 1.0, 1.0),
-            channels_last=params.uses_channels_last(),
-            width=params.width,
-        )
-        net.load_state_dict(state_dict)
+        net = trained_net(params, state_dict)
         tta = params.uses_tta()
 
         class Classifier(nn.Module):
