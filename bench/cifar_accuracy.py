@@ -3,18 +3,21 @@
 0. The machine, measured at the start and again at the end with fixed references (these virtual
    machines change speed from day to day): an fp32 matrix multiply's GFLOP/s and the book's
    convnet's training images/s, on the benchmark's device and thread count.
-1. The fast recipe on cifar10 (``--recipe cpu``: the resnet; ``--recipe gpu``: airbench's net,
-   mixed precision, channels_last, compiled), once per seed: test accuracy after each epoch and
+1. A fast recipe on cifar10 (``--recipe cpu``: airbench's net and optimiser in bfloat16 where the
+   CPU has bfloat16 instructions; ``--recipe resnet``: the small resnet; ``--recipe gpu``: airbench,
+   compiled), once per seed: test accuracy after each epoch (and at the end without test-time
+   augmentation) and
    the training seconds so far (the evaluation after each epoch is not counted), per seed, with
    the mean and spread over the seeds; the seconds also at the reference speed; and the training
    step's achieved FLOP/s (the model's FLOPs per training image, counted by FlopCounterMode, times
    the images/s) against the matmul reference and the CPU's nominal fp32 peak.
-   Targets: 2-core CPU >= 90% within 600 s (85% within 300 s); one GPU >= 94% within 5 s.
+   Targets: 2-core CPU >= 90% within 600 s (cpu), 85% within 300 s (cpu, resnet); one GPU >= 94%
+   within 5 s.
 2. The book's conv net on cifar2 (airplane vs bird) with the same kind of recipe: the book needed
    100 epochs of plain SGD (lr 1e-2) for 0.89 validation accuracy. One-cycle runs of growing
    length until one ends at >= 0.89: how many epochs and seconds that takes.
 
-    .venv/bin/python bench/cifar_accuracy.py [--part 1|2|both] [--recipe cpu|gpu] [--seeds 0 1 2]
+    .venv/bin/python bench/cifar_accuracy.py [--part 1|2|both] [--recipe cpu|resnet|gpu] [--seeds 0 1 2]
         [--threads 2] [--device cpu|cuda] [--epochs N] [--limit-train N] [--out DIR] [-p name=value ...]
 
 Prints markdown tables; the figures in README.md's "Benchmarks: CIFAR training core" come from it.
@@ -54,16 +57,19 @@ RESNET_RECIPE = dict(
     weight_decay=5e-4,
     label_smoothing=0.2,
     augment=True,  # flips and crops shifting by up to 2 pixels (reflect padding)
+    mixed_precision=True,  # turned off where the CPU has no bfloat16 instructions (main)
 )
-# Part 1 on a GPU: airbench94's shape with its levers on (untuned here: no GPU has run it yet).
+# Part 1 on a GPU: airbench94 with its levers on, compiled (no GPU has run it yet).
 GPU_RECIPE = dict(
     dataset="cifar10",
     model="airbench",
     optimizer="nesterov_onecycle",
     epochs=10,  # airbench94: 9.9
-    batch_size=512,
-    lr=0.4,  # the CPU recipe's 0.1 at batch 128, scaled with the batch
-    weight_decay=5e-4,
+    batch_size=1024,
+    lr=1.5,  # airbench's optimiser, as the CPU recipe below
+    momentum=0.85,
+    weight_decay=0.00133,
+    bias_lr_scale=64,
     label_smoothing=0.2,
     augment=True,
     flip="alternate",
@@ -73,9 +79,38 @@ GPU_RECIPE = dict(
     compile=True,
     mixed_precision=True,
 )
-RECIPES = {"cpu": RESNET_RECIPE, "gpu": GPU_RECIPE}
+# Part 1 on a CPU, for 90% within 10 minutes: airbench94 itself, its optimiser included (Nesterov
+# momentum 0.85, the norms' biases 64x faster, its decay per step), converted from its "per 1024
+# examples" units to the mean loss's: lr 11.5 / (1 + 1 / (1 - 0.85)) = 1.5 at batch 1024; decay per
+# step 0.0153 * 1024 / (1024 * 7.67) = 0.002 = lr x weight_decay. bfloat16 where the CPU has it
+# (AMX or AVX-512 BF16: 2.5-3x the float32 speed here); not compiled (inductor's CPU code ran this
+# net at 0.8x eager's speed on the Intel Xeon VM, after 20 s of compiling). 12 epochs: 10 reached
+# 90.4% in 439 s there; two more fit the 10 minutes.
+AIRBENCH_CPU_RECIPE = dict(
+    dataset="cifar10",
+    model="airbench",
+    optimizer="nesterov_onecycle",
+    epochs=12,
+    batch_size=1024,
+    lr=1.5,
+    momentum=0.85,
+    weight_decay=0.00133,  # x lr 1.5 = airbench's 0.002 per step
+    bias_lr_scale=64,
+    label_smoothing=0.2,
+    augment=True,
+    flip="alternate",
+    lookahead=True,
+    tta="flip",
+    channels_last="on",
+    mixed_precision=True,  # turned off where the CPU has no bfloat16 instructions (main)
+)
+RECIPES = {"cpu": AIRBENCH_CPU_RECIPE, "resnet": RESNET_RECIPE, "gpu": GPU_RECIPE}
 # (target accuracy, within seconds of training) per recipe; the first is the headline.
-TARGETS = {"cpu": [(0.90, 600), (0.85, 300), (0.85, 600)], "gpu": [(0.94, 5), (0.94, 60)]}
+TARGETS = {
+    "cpu": [(0.90, 600), (0.85, 300)],
+    "resnet": [(0.85, 300), (0.85, 600)],
+    "gpu": [(0.94, 5), (0.94, 60)],
+}
 
 # The machine references the README's figures are judged at; time to accuracy is also reported
 # scaled to them. Placeholders from the README's earlier figures (the convnet's 2,900-3,300 images/s
@@ -129,10 +164,24 @@ class EpochClock:
 def train(recipe: dict, data_dir: Path, seed: int, device: str = "cpu") -> tuple[EpochClock, dict]:
     clock = EpochClock()
     ctx = RunContext(seed=seed, emit=clock, data_dir=data_dir, device=device)
-    outcome = cifar.run(CifarParams(**recipe), ctx)
+    params = CifarParams(**recipe)
+    outcome = cifar.run(params, ctx)
     if outcome.status != "succeeded":
         raise SystemExit(f"the run ended {outcome.status}: {outcome.error}")
+    if params.uses_tta():  # what flip test-time augmentation bought: the same weights, one view
+        outcome.result["val_acc_without_tta"] = accuracy_without_tta(params, outcome.state_dict, data_dir, device)
+        print(f"  without test-time augmentation: test acc {outcome.result['val_acc_without_tta']:.4f}", flush=True)
     return clock, outcome.result
+
+
+def accuracy_without_tta(params: CifarParams, state_dict: dict, data_dir: Path, device: str) -> float:
+    """The final weights' test accuracy with the image alone (as the run's evaluation, tta off)."""
+    data = cifar.select_classes(cifar.load_cifar10(data_dir), cifar.class_names(params.dataset))
+    model = cifar.trained_net(params, state_dict).to(device)
+    images, labels = data.test_images.to(device), data.test_labels.to(device)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    evaluation = cifar.evaluate(model, images, labels, loss_fn, RunContext(seed=0), False, cifar.autocast(params, torch.device(device)))
+    return evaluation.accuracy
 
 
 # ----------------------------------------------------------------------------------------------
@@ -203,6 +252,15 @@ def nominal_cpu_peak_gflops(threads: int) -> tuple[float | None, str]:
     isa = "AVX-512" if per_cycle == 64 else "AVX2+FMA" if per_cycle == 32 else "SSE"
     extras = [flag for flag in ("avx512_bf16", "amx_bf16") if flag in flags]
     return threads * mhz / 1000 * per_cycle, f"{model}, {isa}{', ' + ', '.join(extras) if extras else ''}, {mhz:.0f} MHz"
+
+
+def cpu_has_bfloat16() -> bool:
+    """Whether oneDNN has bfloat16 instructions to run autocast's convolutions on (else slower than fp32)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(f" {flag}" in info for flag in ("amx_bf16", "avx512_bf16"))
 
 
 def measure_machine(device: torch.device) -> dict:
@@ -313,7 +371,8 @@ def part1(data_dir: Path, seeds: list[int], recipe_name: str, recipe: dict, devi
 
 
 def _brief(result: dict) -> dict:
-    return {k: result[k] for k in ("val_acc", "train_acc", "train_seconds", "images_per_second", "epochs_run")}
+    keys = ("val_acc", "val_acc_without_tta", "train_acc", "train_seconds", "images_per_second", "epochs_run")
+    return {k: result[k] for k in keys if k in result}
 
 
 def part2(data_dir: Path, seed: int, device: str = "cpu") -> dict:
@@ -349,7 +408,10 @@ def parse_overrides(pairs: list[str]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--part", choices=["1", "2", "both"], default="both")
-    parser.add_argument("--recipe", choices=sorted(RECIPES), default=None, help="default: gpu on cuda, else cpu")
+    parser.add_argument(
+        "--recipe", choices=sorted(RECIPES), default=None,
+        help="cpu: airbench for 90%% in 10 min; resnet: the small resnet for 85%% in 5 min; gpu; default: gpu on cuda, else cpu",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--seeds", "--seed", type=int, nargs="+", default=[0])
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
@@ -365,7 +427,11 @@ def main() -> None:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit(f"--device {args.device}: torch {torch.__version__} sees no CUDA device")
     recipe_name = args.recipe or ("gpu" if device.type == "cuda" else "cpu")
-    recipe = {**RECIPES[recipe_name], **parse_overrides(args.param)}
+    recipe = dict(RECIPES[recipe_name])
+    if device.type == "cpu" and recipe.get("mixed_precision") and not cpu_has_bfloat16():
+        print("this CPU has no bfloat16 instructions (amx_bf16, avx512_bf16): mixed_precision off")
+        recipe["mixed_precision"] = False
+    recipe.update(parse_overrides(args.param))
     if args.epochs is not None:
         recipe["epochs"] = args.epochs
     if args.limit_train is not None:

@@ -86,10 +86,42 @@ def make_optimizer(
     # The fast recipe (DAWNBench ResNet-9, cifar10-airbench): Nesterov momentum, and a learning rate
     # that climbs linearly to params.lr over the first quarter of the steps, then falls to near 0.
     optimizer = torch.optim.SGD(
-        trainable, lr=params.lr, momentum=0.9, nesterov=True, weight_decay=params.weight_decay
+        param_groups(model, params.bias_lr_scale), lr=params.lr, momentum=params.momentum, nesterov=True
     )
+    set_group_rates(optimizer, params)  # before LambdaLR, which takes each group's rate as its peak
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, OneCycle(total_steps))
     return optimizer, schedule
+
+
+def param_groups(model: nn.Module, bias_lr_scale: float) -> list[dict[str, Any]]:
+    """The trainable weights as the optimizer's groups: one, or with ``bias_lr_scale`` > 1 two, the
+    batch norms' biases (``lr_scale``: that factor) after all the others (so group 0 keeps the rate
+    the charts show).
+
+    Why airbench speeds up the biases: with a batch norm in front, a bias is the only thing that
+    moves its channel's threshold, and one per channel gets a tiny gradient next to the weights."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if bias_lr_scale == 1:
+        return [{"params": trainable}]  # as before the parameter existed: old checkpoints still load
+    norm_biases = {
+        id(module.bias)
+        for module in model.modules()
+        if isinstance(module, nn.BatchNorm2d) and module.bias is not None and module.bias.requires_grad
+    }
+    return [
+        {"params": [p for p in trainable if id(p) not in norm_biases]},
+        {"params": [p for p in trainable if id(p) in norm_biases], "lr_scale": bias_lr_scale},
+    ]
+
+
+def set_group_rates(optimizer: torch.optim.Optimizer, params: CifarParams) -> None:
+    """Each group's rate and weight decay from ``params``: ``lr`` times the group's ``lr_scale`` and
+    ``weight_decay`` divided by it (torch's SGD decays by rate times weight_decay per step, so the
+    decay per step stays the same for every group)."""
+    for group in optimizer.param_groups:
+        scale = group.get("lr_scale", 1.0)
+        group["lr"] = params.lr * scale
+        group["weight_decay"] = params.weight_decay / scale
 
 
 def one_cycle(step: int, total_steps: int, warmup: float = 0.25, start: float = 0.1, end: float = 0.001) -> float:
@@ -132,13 +164,13 @@ def apply_live(
     decay, the rate goes back up to where the longer cycle would be now).
     """
     for group in optimizer.param_groups:
-        group["weight_decay"] = params.weight_decay
+        group["weight_decay"] = params.weight_decay / group.get("lr_scale", 1.0)
         if schedule is None:
             group["lr"] = params.lr
     if schedule is not None:
         for cycle in schedule.lr_lambdas:
             cycle.total_steps = params.epochs * steps_per_epoch
-        schedule.base_lrs = [params.lr] * len(optimizer.param_groups)
+        schedule.base_lrs = [params.lr * group.get("lr_scale", 1.0) for group in optimizer.param_groups]
         # LambdaLR's own formula at the step it is at: what its next step() would have set, re-planned.
         for group, base_lr, cycle in zip(optimizer.param_groups, schedule.base_lrs, schedule.lr_lambdas):
             group["lr"] = base_lr * cycle(schedule.last_epoch)

@@ -304,6 +304,22 @@ class CifarParams(ExperimentParams):
         ),
     )
     weight_decay: float = Field(5e-4, ge=0, le=0.1, description="L2 penalty on the weights.", json_schema_extra=LIVE)
+    momentum: float = Field(
+        0.9,
+        ge=0,
+        lt=1,
+        description="nesterov_onecycle's Nesterov momentum (0.9, as DAWNBench's ResNet-9; airbench: 0.85).",
+    )
+    bias_lr_scale: float = Field(
+        1.0,
+        ge=1,
+        le=1000,
+        description=(
+            "nesterov_onecycle: the batch norms' biases learn this many times faster than the other "
+            "weights, with their weight decay divided by as much so that they decay at the same rate "
+            "(airbench: 64). 1: one rate for all."
+        ),
+    )
     augment: bool = Field(
         True, description="Random horizontal flips and random shifts by up to 2 pixels (crops).", json_schema_extra=LIVE
     )

@@ -405,7 +405,28 @@ def one_cycle(step, total_steps, warmup=0.25, start=0.1, end=0.001):
 
 
 # The fast recipe (DAWNBench's ResNet-9, cifar10-airbench): Nesterov momentum and a one-cycle schedule.
-optimizer = torch.optim.SGD(trainable, lr=hp["lr"], momentum=0.9, nesterov=True, weight_decay=hp["weight_decay"])
+{% if bias_groups %}
+# As airbench: the batch norms' biases learn bias_lr_scale times faster, with their weight decay
+# divided by as much (SGD decays by lr times weight_decay per step: the same decay for all).
+bias_lr_scale = {{ bias_lr_scale }}
+norm_biases = {
+    id(m.bias) for m in model.modules() if isinstance(m, nn.BatchNorm2d) and m.bias is not None and m.bias.requires_grad
+}
+optimizer = torch.optim.SGD(
+    [
+        {"params": [p for p in trainable if id(p) not in norm_biases]},
+        {"params": [p for p in trainable if id(p) in norm_biases], "lr_scale": bias_lr_scale},
+    ],
+    lr=hp["lr"],
+    momentum={{ momentum }},
+    nesterov=True,
+)
+for group in optimizer.param_groups:
+    group["lr"] = hp["lr"] * group.get("lr_scale", 1.0)
+    group["weight_decay"] = hp["weight_decay"] / group.get("lr_scale", 1.0)
+{% else %}
+optimizer = torch.optim.SGD(trainable, lr=hp["lr"], momentum={{ momentum }}, nesterov=True, weight_decay=hp["weight_decay"])
+{% endif %}
 {% endif %}
 loss_fn = nn.CrossEntropyLoss(label_smoothing=hp["label_smoothing"])
 
@@ -527,12 +548,18 @@ def apply_changes(changed):
     hp.update(changed)
     loss_fn.label_smoothing = hp["label_smoothing"]
     for group in optimizer.param_groups:
+{% if bias_groups %}
+        group["weight_decay"] = hp["weight_decay"] / group.get("lr_scale", 1.0)
+        # The new lr is the peak of the rest of the cycle, new epochs re-plan it from this step on.
+        group["lr"] = hp["lr"] * group.get("lr_scale", 1.0) * one_cycle(schedule.last_epoch, hp["epochs"] * steps_per_epoch)
+    schedule.base_lrs = [hp["lr"] * group.get("lr_scale", 1.0) for group in optimizer.param_groups]
+{% elif onecycle %}
         group["weight_decay"] = hp["weight_decay"]
-{% if onecycle %}
         # The new lr is the peak of the rest of the cycle, new epochs re-plan it from this step on.
         group["lr"] = hp["lr"] * one_cycle(schedule.last_epoch, hp["epochs"] * steps_per_epoch)
     schedule.base_lrs = [hp["lr"]] * len(optimizer.param_groups)
 {% else %}
+        group["weight_decay"] = hp["weight_decay"]
         group["lr"] = hp["lr"]
 {% endif %}
 {% endif %}
@@ -671,6 +698,10 @@ def context(history: RunHistory) -> dict[str, Any]:
         "mixed_precision": params.mixed_precision,
         "optimizer": params.optimizer,
         "onecycle": params.optimizer == "nesterov_onecycle",
+        "momentum": py(params.momentum),
+        # The biases' own rate is nesterov_onecycle's only (make_optimizer): 1 for sgd and adam.
+        "bias_groups": params.optimizer == "nesterov_onecycle" and params.bias_lr_scale != 1,
+        "bias_lr_scale": py(params.bias_lr_scale),
         "hp": {
             name: py(getattr(params, name))
             for name in ("epochs", "batch_size", "lr", "weight_decay", "augment", "label_smoothing")

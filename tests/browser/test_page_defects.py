@@ -358,3 +358,21 @@ def test_chapter_7_starts_with_the_books_cifar2_and_offers_cifar10_with_a_time_e
         "label_smoothing": 0,
     }
     api.post(f"/api/jobs/{job['id']}/cancel")
+
+
+
+def test_the_90_percent_preset_sets_airbenchs_recipe_and_estimates_it_in_bfloat16(page, api):
+    form = open_form(page, "/?kind=cifar")
+    page.get_by_role("button", name=re.compile("90% on all ten")).click()
+    values = {name: form.locator(f"[name={name}]").input_value() for name in ("model", "epochs", "batch_size", "momentum", "bias_lr_scale")}
+    assert values == {"model": "airbench", "epochs": "12", "batch_size": "1024", "momentum": "0.85", "bias_lr_scale": "64"}
+    assert "momentum=0.85" in page.url and "bias_lr_scale=64" in page.url
+    estimate = page.locator("#train-estimate").inner_text()
+    assert re.search(r"about \d+ min of training", estimate) and "1,100 images/s" in estimate and "bfloat16" in estimate, estimate
+    screenshot(page, "index-airbench-preset")
+    # The ResNet preset after it sets the switches back: it is not airbench's optimiser on a resnet.
+    page.get_by_role("button", name=re.compile("CIFAR-10: all ten")).click()
+    assert form.locator("[name=model]").input_value() == "resnet"
+    assert form.locator("[name=momentum]").input_value() == "0.9"
+    assert form.locator("[name=bias_lr_scale]").input_value() == "1"
+    assert form.locator("[name=lookahead]").is_checked() is False

@@ -185,6 +185,29 @@ def test_mixed_precision_trains_under_bfloat16_and_keeps_float32_weights(tiny_fo
     assert points[0]["train_loss"] == pytest.approx(plain_points[0]["train_loss"], rel=2e-2)
 
 
+def test_bias_lr_scale_speeds_up_the_norms_biases_at_the_same_decay_per_step():
+    from app.experiments.cifar import apply_live, make_optimizer
+    from app.experiments.cifar_models import make_net
+
+    params = CifarParams(model="airbench", width=8, lr=0.5, weight_decay=2e-3, momentum=0.85, bias_lr_scale=64)
+    model = make_net("airbench", 10, (0.5,) * 3, (0.25,) * 3, width=8)
+    optimizer, schedule = make_optimizer(params, model, total_steps=100)
+    others, biases = optimizer.param_groups
+    norm_biases = [m.bias for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(biases["params"]) == len(norm_biases) == 6 and all(
+        any(p is b for b in norm_biases) for p in biases["params"]
+    )
+    assert not any(p is b for p in others["params"] for b in norm_biases)
+    assert optimizer.defaults["momentum"] == 0.85 and optimizer.defaults["nesterov"]
+    # The one-cycle schedule starts both groups at a tenth of their peaks; decay per step = lr x wd.
+    assert others["lr"] == pytest.approx(0.05) and biases["lr"] == pytest.approx(0.05 * 64)
+    assert others["lr"] * others["weight_decay"] == pytest.approx(biases["lr"] * biases["weight_decay"])
+    # A live change of lr and weight decay keeps the ratio.
+    apply_live(params.model_copy(update={"lr": 0.1, "weight_decay": 1e-3}), optimizer, schedule, torch.nn.CrossEntropyLoss(), 10)
+    assert schedule.base_lrs == [0.1, pytest.approx(6.4)]
+    assert biases["weight_decay"] == pytest.approx(1e-3 / 64)
+
+
 def test_width_is_for_airbench_only():
     with pytest.raises(ValidationError, match="width=32 applies to model='airbench' only"):
         CifarParams(model="resnet", width=32)
@@ -199,7 +222,7 @@ def test_the_new_parameters_are_in_the_kinds_schema_with_descriptions_and_defaul
     defaults = spec.defaults()
     expected = {
         "width": None, "whiten": True, "flip": "random", "lookahead": False, "tta": "auto",
-        "channels_last": "auto", "compile": False, "mixed_precision": False,
+        "channels_last": "auto", "compile": False, "mixed_precision": False, "momentum": 0.9, "bias_lr_scale": 1.0,
     }
     for name, default in expected.items():
         assert defaults[name] == default, name
@@ -221,6 +244,9 @@ SWITCHED_RUNS = {
     },
     "conv-bfloat16-tta-nhwc": {"model": "conv", "epochs": 2, "batch_size": 16, "mixed_precision": True, "tta": "flip",
                                    "channels_last": "on"},
+    "airbench-bias-rate-momentum": {
+        "model": "airbench", "width": 8, "epochs": 2, "batch_size": 16, "momentum": 0.85, "bias_lr_scale": 64
+    },
 }
 
 
@@ -240,7 +266,8 @@ def test_a_checkpoint_from_before_the_switches_resumes_with_their_defaults(tiny_
     params = CifarParams(model="conv", epochs=2, batch_size=16)
     _full, full_points = train(tiny_folder, seed=11, **params.model_dump())  # test_resume's seed
     cp, before, _ = pause("cifar", params, 6, tiny_folder)
-    new = ("width", "whiten", "flip", "lookahead", "tta", "channels_last", "compile", "mixed_precision")
+    new = ("width", "whiten", "flip", "lookahead", "tta", "channels_last", "compile", "mixed_precision", "momentum",
+           "bias_lr_scale")
     old_params = {k: v for k, v in cp.params.items() if k not in new}
     old_state = {k: v for k, v in cp.state.items() if k != "lookahead"}
     old = Checkpoint(cp.kind, cp.step, cp.epoch, cp.epoch_end, old_params, old_state)

@@ -388,6 +388,12 @@ SWITCHED_CIFAR = {
     "resnet-unwhitened-no-tta-nchw": {"model": "resnet", "whiten": False, "tta": "none", "channels_last": "off"},
     "conv-bfloat16-tta-nhwc": {"model": "conv", "mixed_precision": True, "tta": "flip", "channels_last": "on"},
     "resnet-lookahead-live-epochs": {"model": "resnet", "lookahead": True, "changes": {6: {"epochs": 3, "lr": 0.02}}},
+    # airbench's optimiser: momentum 0.85, the norms' biases 64x faster; a live lr and decay change
+    # re-plans both groups.
+    "airbench-bias-rate-momentum-live-lr": {
+        "model": "airbench", "width": 8, "momentum": 0.85, "bias_lr_scale": 64, "weight_decay": 0.005,
+        "changes": {6: {"lr": 0.02, "weight_decay": 0.001}},
+    },
 }
 
 
