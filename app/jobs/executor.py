@@ -180,6 +180,14 @@ class Executor(abc.ABC):
         """A cifar job's net on one image (``app.experiments.cifar_inside``), outside the web process."""
 
     @abc.abstractmethod
+    async def confusion_cell(
+        self, kind: str, params: dict[str, Any], job_id: str, request: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A page of one confusion-matrix cell's test images (``app.experiments.cifar_cells``),
+        outside the web process; ``request`` gets where this executor's workers find the data set
+        and how many threads they train with."""
+
+    @abc.abstractmethod
     def info(self) -> ExecutorInfo: ...
 
     def devices(self) -> list[str]:

@@ -263,6 +263,17 @@ class LocalExecutor(Executor):
     async def inside(self, kind: str, params: dict[str, Any], job_id: str, image: bytes) -> dict[str, Any]:
         return await self._ask_predictor(kind, params, job_id, image, "inside", PREDICT_TIMEOUT_S)
 
+    async def confusion_cell(
+        self, kind: str, params: dict[str, Any], job_id: str, request: dict[str, Any]
+    ) -> dict[str, Any]:
+        # As _train gives a worker its data; the first page evaluates the whole test split (seconds).
+        where = {
+            "data_dir": str(self.settings.data_dir),
+            "cache_dir": str(self.settings.home / "cache"),
+            "threads": self._threads,
+        }
+        return await self._ask_predictor(kind, params, job_id, {**request, **where}, "cells", EXPORT_TIMEOUT_S)
+
     async def _ask_predictor(
         self, kind: str, params: dict[str, Any], job_id: str, inputs: Any, action: str, timeout: float
     ) -> Any:

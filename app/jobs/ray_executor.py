@@ -52,7 +52,7 @@ from app.jobs.executor import (
     model_path,
 )
 from app.jobs.fair_queue import FairQueue
-from app.jobs.ray_tasks import TaskOptions, TaskOutcome, TaskStarted
+from app.jobs.ray_tasks import NODE_HOME, TaskOptions, TaskOutcome, TaskStarted
 from app.jobs.worker import save_error
 
 log = logging.getLogger(__name__)
@@ -472,6 +472,17 @@ class RayExecutor(Executor):
 
     async def inside(self, kind: str, params: dict[str, Any], job_id: str, image: bytes) -> dict[str, Any]:
         return await self._run_on_model(kind, params, job_id, image, "inside", PREDICT_TIMEOUT_S)
+
+    async def confusion_cell(
+        self, kind: str, params: dict[str, Any], job_id: str, request: dict[str, Any]
+    ) -> dict[str, Any]:
+        # As _submit_to_ray gives a job its data; the first page evaluates the whole test split (seconds).
+        where = {
+            "data_dir": str(Path(self.settings.data_dir).resolve()),
+            "cache_dir": str(NODE_HOME / "cache"),
+            "threads": max(1, int(self.settings.ray_num_cpus)),
+        }
+        return await self._run_on_model(kind, params, job_id, {**request, **where}, "cells", EXPORT_TIMEOUT_S)
 
     async def _run_on_model(
         self, kind: str, params: dict[str, Any], job_id: str, inputs: Any, action: str, timeout: float

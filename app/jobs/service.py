@@ -682,6 +682,15 @@ class JobService:
             raise ModelUnavailable(job_id, job.status)
         return await self.executor.inside(job.kind, job.params, job_id, image)
 
+    async def confusion_cell(self, job_id: str, request: dict[str, Any]) -> dict[str, Any]:
+        """A page of a finished cifar run's confusion cell (a worker's work; ``request``: true, pred,
+        offset, limit)."""
+        job = self.get_job(job_id)
+        stat = await to_thread.run_sync(self.model_file(job).stat)
+        # The worker keeps the run's test predictions under this key: new weights, a new key.
+        key = f"{job_id}:{stat.st_mtime_ns}:{stat.st_size}"
+        return await self.executor.confusion_cell(job.kind, job.params, job_id, {**request, "key": key})
+
     async def onnx_file(self, job_id: str) -> Path:
         """The job's model as ONNX: made once by the executor (a worker, never this process), kept
         beside its weights, made again when the weights are newer (a resumed run), deleted with it."""

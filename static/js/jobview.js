@@ -655,7 +655,7 @@ function showClassifier(intro, report) {
       el("div", {}, el("h3", {}, "Confusion matrix"), el("div", { dataset: { confusion: "" } }), detail),
       el("div", {}, el("h3", {}, "Accuracy per class"), el("div", { dataset: { perClass: "" } }))),
   );
-  renderConfusion(box.querySelector("[data-confusion]"), detail, report);
+  renderConfusion(box.querySelector("[data-confusion]"), detail, report, { jobId: job.has_model ? jobId : null });
   renderPerClass(box.querySelector("[data-per-class]"), report);
   if ("samples" in report) { // the result's (null when no epoch finished), not an epoch's
     box.append(el("h3", {}, "Sample predictions"), el("div", { dataset: { samples: "" } }));
