@@ -4,9 +4,15 @@
 // the steps, on a log axis, where vanishing gradients (a deep sigmoid net) show as lines far apart.
 //
 // The data are the `histograms` of the run's snapshots (app/experiments/histograms.py): each
-// histogram has its own bins over that tensor's own min..max, so a column is re-binned onto the
-// layer's common value axis, each bin's count spread evenly over its width. The replay moves a
-// cursor over the heatmaps and the norm chart, and the readout says that snapshot's numbers.
+// histogram has its own bins over that tensor's own min..max. The value axis is either the whole
+// run's (every column re-binned onto the layer's lowest..highest value of all snapshots, each bin's
+// count spread evenly over its width: the drift of the values shows) or each snapshot's own range
+// (a column is its own histogram: its shape shows, however small the values got). The gradients
+// default to their own range: the first steps' gradients are often orders of magnitude larger than
+// the later ones, which on one axis all fall into one row. The text above each heatmap says which
+// axis it is and, per snapshot, the range of the snapshot under the mouse or at the replay's step.
+// The replay moves a cursor over the heatmaps and the norm chart, and the readout says that
+// snapshot's numbers.
 
 import { LineChart, PALETTE } from "./charts.js";
 import { el, num } from "./format.js";
@@ -16,6 +22,11 @@ const ROW_PX = 3; // canvas pixels per row; a column is COLUMN_PX wide (both sca
 const MAX_COLUMN_PX = 12;
 const HEAT_WIDTH = 360; // canvas pixels a heatmap aims at, whatever the number of snapshots
 const INK = { weights: [0, 114, 178], grads: [213, 94, 0] }; // Okabe-Ito blue and vermillion
+const KINDS = { weights: "weights", grads: "gradients" };
+// The value axis of each kind of heatmap: "run" (one for the whole run) or "snapshot" (each
+// snapshot's own min..max). Weights drift slowly (one axis shows where they go); gradients shrink
+// by orders of magnitude (only their own range shows their shape).
+export const DEFAULT_AXIS = { weights: "run", grads: "snapshot" };
 
 // A histogram ({edges, counts}) re-binned onto `rows` equal rows over [lo, hi]: each bin's count
 // spread evenly over its width, so the rows hold the same total as the counts.
@@ -54,7 +65,17 @@ export class HistogramPanel {
     this.normChart = null;
     this.layerNames = null;
     this.frame = null;
-    this.heat = {}; // layer -> {weights, grads}: {lo, hi, columns: [[row mass]]}, as drawn (for the tests)
+    this.heat = {}; // layer -> {weights, grads}: {axis, lo, hi, ranges, columns: [[row mass]]}, as drawn (for the tests)
+    this.axis = { ...DEFAULT_AXIS };
+    this.hovered = null; // {layer, what, column}: the heatmap column under the mouse, whose range the text says
+  }
+
+  // The value axis of `what` ("weights" or "grads"): "run" or "snapshot".
+  setAxis(what, axis) {
+    if (!(what in KINDS) || !["run", "snapshot"].includes(axis)) throw new Error(`no value axis ${what}=${axis}`);
+    this.axis[what] = axis;
+    this.section.dataset[`${what}Axis`] = axis; // for the tests
+    this.drawSoon();
   }
 
   // The run's snapshots so far (GET /api/jobs/{id}/snapshots), merged with any that streamed meanwhile.
@@ -104,12 +125,14 @@ export class HistogramPanel {
     for (const name of layers) {
       const figure = this.figures.get(name);
       this.heat[name] = {};
-      for (const what of ["weights", "grads"]) {
+      for (const what of Object.keys(KINDS)) {
         const canvas = figure.querySelector(`canvas[data-${what}]`);
-        const heat = heatOf(shots, name, what);
+        const heat = heatOf(shots, name, what, this.axis[what]);
         this.heat[name][what] = heat;
         paint(canvas, heat, index, INK[what]);
-        figure.querySelector(`[data-${what}-range]`).textContent = heat ? `${num(heat.lo, 3)} … ${num(heat.hi, 3)}` : "none yet";
+        canvas.setAttribute("aria-label", `${KINDS[what]} of ${name} over time: a heatmap, time across, value up, ` +
+          (this.axis[what] === "run" ? "on one value axis for the whole run" : "each snapshot on its own value axis"));
+        this.sayRange(name, what, index);
       }
       const shown = index >= 0 ? shots[index].histograms.find((l) => l.layer === name) : null;
       figure.querySelector("[data-norm]").textContent = shown?.grad_norm == null ? "–" : num(shown.grad_norm, 3);
@@ -123,26 +146,74 @@ export class HistogramPanel {
     this.normChart.setCursor(this.step === null ? null : this.step);
   }
 
+  // The text above a heatmap: its value axis, for a column per snapshot that of the column under
+  // the mouse, else of the replay's snapshot.
+  sayRange(name, what, index) {
+    const heat = this.heat[name]?.[what];
+    const node = this.figures.get(name).querySelector(`[data-${what}-range]`);
+    if (!heat) {
+      node.textContent = "none yet";
+      return;
+    }
+    if (heat.axis === "run") {
+      node.textContent = `${num(heat.lo, 3)} … ${num(heat.hi, 3)} (whole run)`;
+      return;
+    }
+    const hovered = this.hovered?.layer === name && this.hovered.what === what ? this.hovered.column : null;
+    const i = hovered ?? index;
+    const range = i >= 0 ? heat.ranges[i] : null;
+    node.textContent = range
+      ? `each snapshot its own range; step ${this.snapshots[i].step.toLocaleString()}: ${num(range.lo, 3)} … ${num(range.hi, 3)}`
+      : "each snapshot its own range";
+    node.dataset.column = i >= 0 ? String(i) : ""; // for the tests
+  }
+
+  // The mouse over a heatmap: its column's range in the text (a column per snapshot only).
+  hover(name, what, event) {
+    const canvas = event.currentTarget;
+    const columns = this.heat[name]?.[what]?.columns.length ?? 0;
+    const column = event.type === "mouseleave" || !columns ? null
+      : Math.min(columns - 1, Math.max(0, Math.floor(event.offsetX / canvas.clientWidth * columns)));
+    this.hovered = column === null ? null : { layer: name, what, column };
+    this.sayRange(name, what, this.current());
+  }
+
+  axisControls() {
+    return el("p", { class: "hist-axis small" }, "Value axis (up) of the heatmaps:",
+      ...Object.entries(KINDS).map(([what, words]) => {
+        const id = `hist-axis-${what}`;
+        return el("span", { class: "hist-axis-choice" },
+          el("label", { for: id }, words),
+          el("select", { id, dataset: { axis: what }, onchange: (event) => this.setAxis(what, event.target.value) },
+            el("option", { value: "run", selected: this.axis[what] === "run" }, "one for the whole run"),
+            el("option", { value: "snapshot", selected: this.axis[what] === "snapshot" }, "each snapshot its own range")));
+      }));
+  }
+
   mount(layers, entries) {
     this.layerNames = layers;
     this.figures = new Map();
+    this.section.dataset.weightsAxis = this.axis.weights;
+    this.section.dataset.gradsAxis = this.axis.grads;
     const grid = el("div", { class: "hist-grid" });
     for (const entry of entries) {
       const figure = el("figure", { class: "hist-layer", dataset: { layer: entry.layer } },
         el("figcaption", {}, el("strong", {}, entry.layer), ` [${entry.shape.join(" × ")}]`, el("br"),
           el("span", { class: "small" }, "gradient norm ", el("output", { dataset: { norm: "" } }, "–"))),
         el("div", { class: "hist-pair" },
-          ...["weights", "grads"].map((what) => el("div", { class: "hist-cell" },
-            el("span", { class: "small" }, what === "weights" ? "weights" : "gradients", " ",
+          ...Object.entries(KINDS).map(([what, words]) => el("div", { class: "hist-cell" },
+            el("span", { class: "small" }, words, " ",
               el("span", { class: "muted", dataset: { [`${what}Range`]: "" } })),
             el("canvas", { dataset: { [what]: "" }, role: "img",
-              "aria-label": `${what === "weights" ? "Weights" : "Gradients"} of ${entry.layer} over time: a heatmap, time across, value up` })))),
+              onmousemove: (event) => this.hover(entry.layer, what, event),
+              onmouseleave: (event) => this.hover(entry.layer, what, event) })))),
       );
       this.figures.set(entry.layer, figure);
       grid.append(figure);
     }
     const chartNode = el("div", { class: "chart", dataset: { gradNormChart: "" } });
     this.section.querySelector("[data-hist-body]").replaceChildren(
+      this.axisControls(),
       grid,
       el("h3", {}, "Gradient norm per layer"),
       chartNode,
@@ -158,16 +229,21 @@ export class HistogramPanel {
   }
 }
 
-// The layer's `what` ("weights" or "grads") of every snapshot on one value axis: the lowest and
-// highest edge over all of them, and each snapshot's column of row masses (null: no gradients).
-function heatOf(shots, name, what) {
+// The layer's `what` ("weights" or "grads") of every snapshot: each snapshot's column of row masses
+// (null: no gradients) and its value range `ranges[i]` ({lo, hi}: row 0's bottom, the top row's
+// top). axis "run": every column on one axis, the lowest to the highest edge of them all (lo, hi);
+// "snapshot": each column over its own histogram's edges (lo, hi: the lowest and highest of those).
+export function heatOf(shots, name, what, axis = "run") {
   const pictures = shots.map((s) => s.histograms.find((l) => l.layer === name)?.[what] ?? null);
   const some = pictures.filter(Boolean);
   if (!some.length) return null;
   let lo = Math.min(...some.map((h) => h.edges[0]));
   let hi = Math.max(...some.map((h) => h.edges.at(-1)));
   if (!(hi > lo)) { lo -= 0.5; hi += 0.5; }
-  return { lo, hi, columns: pictures.map((h) => (h ? rebin(h, lo, hi) : null)) };
+  const rangeOf = (h) => (axis === "run" ? { lo, hi } : { lo: h.edges[0], hi: h.edges.at(-1) });
+  const ranges = pictures.map((h) => (h ? rangeOf(h) : null));
+  const columns = pictures.map((h, i) => (h ? rebin(h, ranges[i].lo, ranges[i].hi) : null));
+  return { axis, lo, hi, ranges, columns };
 }
 
 // Geometry of a heatmap's canvas: a column per snapshot, ROWS rows (for the tests too).

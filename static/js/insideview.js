@@ -1,7 +1,8 @@
 // Inside a CIFAR run's net for one image (POST /api/jobs/{id}/inside, computed by a worker): the
 // picture as the net saw it (32x32) beside its saliency map (which pixels the predicted class's
-// score is most sensitive to), the first convolution's filters, and each convolution's strongest
-// channels. Every map is scaled to its own range; its title says what black and white stand for.
+// score is most sensitive to) and its Grad-CAM (which regions of the last convolution's maps speak
+// for that class), the first convolution's filters, and each convolution's strongest channels.
+// Every map is scaled to its own range; its title says what black and white stand for.
 
 import { api } from "./api.js";
 import { el, num } from "./format.js";
@@ -27,6 +28,7 @@ export async function showInside(container, jobId, file) {
     container.dataset.state = "error";
     return null;
   }
+  const cam = seen.grad_cam;
   const parts = [
     el("h3", {}, "Inside the net"),
     el(
@@ -38,7 +40,19 @@ export async function showInside(container, jobId, file) {
         `saliency map for ${seen.label}`,
         `where the score of “${seen.label}” is most sensitive (white: the largest gradient)`,
       ),
+      cam ? figure(
+        cam.png,
+        `Grad-CAM map for ${seen.label}`,
+        `Grad-CAM: the regions that speak for “${seen.label}” (black ${num(cam.low)}, white ${num(cam.high)})`,
+      ) : null,
+      cam ? figure(cam.overlay, `the picture lit by its Grad-CAM for ${seen.label}`, "the picture, dimmed where Grad-CAM is low") : null,
     ),
+    cam
+      ? el("p", { class: "help", dataset: { gradCam: cam.layer } },
+        `Saliency is the gradient at each pixel: fine but noisy. Grad-CAM weighs the last convolution's maps (${cam.layer}: ` +
+        `${cam.layer_shape[0]} of ${cam.layer_shape[1]}×${cam.layer_shape[2]}) by how much the score grows with each, keeps what is positive ` +
+        "and stretches it to 32×32: coarse, but about whole regions.")
+      : null,
   ];
   if (seen.filters.length) {
     parts.push(
@@ -65,9 +79,10 @@ export async function showInside(container, jobId, file) {
     );
   }
   if (!seen.layers.length) {
-    parts.push(el("p", { class: "muted" }, "This net has no convolutions (the book's fully connected model): every pixel goes straight into one big linear layer. The saliency map above still shows what it looks at."));
+    parts.push(el("p", { class: "muted" }, "This net has no convolutions (the book's fully connected model): every pixel goes straight into one big linear layer. The saliency map above still shows what it looks at."),
+      el("p", { class: "muted", dataset: { gradCam: "" } }, `No Grad-CAM: ${seen.grad_cam_reason ?? "this net has no convolution"}.`));
   }
-  container.replaceChildren(...parts);
+  container.replaceChildren(...parts.filter(Boolean)); // replaceChildren would write a null as text
   container.dataset.state = "shown";
   return seen;
 }

@@ -1,6 +1,6 @@
 """Inside the convnet on a cifar run's page (issue 14): a picture of a confusion cell opens in Try it
-with the model's answer, its saliency map, the first layer's filters and each convolution's
-strongest maps: the same as the API says for that picture."""
+with the model's answer, its saliency map and beside it its Grad-CAM, the first layer's filters and
+each convolution's strongest maps: the same as the API says for that picture."""
 
 from __future__ import annotations
 
@@ -47,6 +47,13 @@ def test_a_confusion_cells_picture_is_seen_from_inside_the_net(page, api, server
         assert row.first.get_attribute("src") == layer["channels"][0]["png"]
     assert inside.locator("[data-filters] img").count() == len(expected["filters"]) == 16
     assert inside.locator('img[alt^="saliency map"]').get_attribute("src") == expected["saliency"]["png"]
+    # Grad-CAM, the map and the picture lit by it, in the saliency's row, with a line on what it is.
+    cam = expected["grad_cam"]
+    beside_saliency = inside.locator('.inside-row:has(img[alt^="saliency map"])')
+    assert beside_saliency.locator('img[alt^="Grad-CAM map"]').get_attribute("src") == cam["png"]
+    assert beside_saliency.locator('img[alt^="the picture lit by its Grad-CAM"]').get_attribute("src") == cam["overlay"]
+    explanation = inside.locator(f'[data-grad-cam="{cam["layer"]}"]')
+    assert cam["layer"] == "conv2" and explanation.is_visible() and "Grad-CAM" in explanation.inner_text()
     # Every picture loaded (a broken data URI would have no width).
     assert page.evaluate(
         "[...document.querySelectorAll('[data-inside] img')].every((img) => img.complete && img.naturalWidth > 0)"
