@@ -49,6 +49,18 @@ def utcnow() -> datetime:
 
 # Seeds go to torch.manual_seed and numpy, which take 32-bit seeds.
 MAX_SEED = 2**32 - 1
+# A run's name, the same at create (POST /api/jobs, which "also try" and "repeat" go through too)
+# and at rename (PATCH /api/jobs/{id}/label): a name the server made is one a person can keep.
+MAX_NAME_CHARS = 200
+MAX_NOTES_CHARS = 2000
+
+
+def check_text_length(field: str, value: Any, limit: int) -> Any:
+    """``value`` when it is no longer than ``limit`` characters; else the error names the field,
+    the length and the limit (a pydantic ``max_length`` says neither field nor length)."""
+    if isinstance(value, str) and len(value) > limit:
+        raise ValueError(f"{field} is {len(value)} characters long; at most {limit} are allowed")
+    return value
 
 
 class ForkFrom(SQLModel):
@@ -69,7 +81,11 @@ class JobCreate(SQLModel):
     seed: int | None = Field(
         None, ge=0, le=MAX_SEED, description="Random seed; empty: drawn, and returned so the run can be repeated."
     )
-    name: str | None = Field(None, max_length=200, description="A label of your choice.")
+    name: str | None = Field(
+        None,
+        description=f"A label of your choice, at most {MAX_NAME_CHARS} characters.",
+        schema_extra={"json_schema_extra": {"maxLength": MAX_NAME_CHARS}},
+    )
     fork: ForkFrom | None = Field(
         None,
         description=(
@@ -93,6 +109,11 @@ class JobCreate(SQLModel):
             "student may not change the ones it locks or hides (422 naming the parameter and the lesson)."
         ),
     )
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _name_within_limit(cls, value: Any) -> Any:
+        return check_text_length("name", value, MAX_NAME_CHARS)
 
 
 class JobBase(SQLModel):
@@ -252,12 +273,6 @@ class JobSummary(_JobId):
         return cls.model_validate(fields)
 
 
-# A run's label as PATCH /api/jobs/{id}/label takes it (a name made by POST /api/jobs may be longer:
-# "also try" and "repeat" add their parameters to it).
-MAX_NAME_CHARS = 100
-MAX_NOTES_CHARS = 2000
-
-
 class JobLabel(SQLModel):
     """A run's name and notes, changed after it was made: a field left out stays as it is; null or
     only blanks clears it. Any status: a finished run is named and annotated as well as a running one."""
@@ -280,9 +295,7 @@ class JobLabel(SQLModel):
     @classmethod
     def _text_within_limit(cls, value: Any, info: ValidationInfo) -> Any:
         limit = MAX_NAME_CHARS if info.field_name == "name" else MAX_NOTES_CHARS
-        if isinstance(value, str) and len(value) > limit:
-            raise ValueError(f"{info.field_name} is {len(value)} characters long; at most {limit} are allowed")
-        return value
+        return check_text_length(info.field_name, value, limit)
 
     @field_validator("name", "notes")
     @classmethod

@@ -10,13 +10,12 @@ from __future__ import annotations
 import re
 
 from app.errors import PlaygroundError, QueueFull
-from app.models import MAX_SEED
+from app.models import MAX_NAME_CHARS, MAX_SEED
 
 MIN_SEEDS = 2  # one more run is "Edit and run again"; a band needs two
 MAX_SEEDS = 10  # a class's runs share the workers: ten is plenty to see a spread
 
 _SEED_SUFFIX = re.compile(r"( · seed \d+)+$")
-MAX_NAME = 200  # JobCreate.name's max_length
 
 
 class NotEnoughRoom(QueueFull):
@@ -45,4 +44,4 @@ def repeat_name(name: str, seed: int) -> str:
     """``"<name> · seed <seed>"``; a repeat of a repeat replaces the seed instead of adding one."""
     suffix = f" · seed {seed}"
     base = _SEED_SUFFIX.sub("", name)
-    return base[: MAX_NAME - len(suffix)] + suffix
+    return base[: MAX_NAME_CHARS - len(suffix)] + suffix

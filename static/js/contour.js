@@ -12,6 +12,11 @@ import { num } from "./format.js";
 
 const VIRIDIS = ["#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89", "#35b779", "#6ece58", "#b5de2b", "#fde725"];
 const BANDS = 16;
+// The browser's preview of a run (linearpreview.js) under the run's own white path: a wide band in
+// Okabe-Ito's reddish purple, so that where the two agree the white line runs inside it, and where
+// they part the band shows on its own.
+export const PREVIEW_BAND = "rgba(204, 121, 167, 0.7)";
+export const PREVIEW_BAND_WIDTH = 12;
 export const MARGIN = { left: 58, right: 12, top: 12, bottom: 42 };
 
 function hexToRgb(hex) {
@@ -120,6 +125,7 @@ export class LossSurfaceMap {
     this.bs = [];
     this.kinks = []; // [{w, b, label}]: where a live parameter changed on the path
     this.ghost = null; // a previous run's path {ws, bs}, drawn faintly
+    this.previewPath = null; // the browser's preview of this run's path {ws, bs}, faint under it
     this.upTo = null; // the replay's index: the path is drawn bold up to it, faint after
     this.pixels = null; // the path in pixels, thinned, cached per path length and window
     this.view = null;
@@ -159,6 +165,13 @@ export class LossSurfaceMap {
     this.schedule();
   }
 
+  // The path the browser previewed for this run (the start page's, computed again), under its own.
+  setPreviewPath(ws, bs) {
+    this.previewPath = ws?.length ? { ws, bs } : null;
+    this.container.dataset.previewPoints = String(ws?.length ?? 0); // for the tests
+    this.schedule();
+  }
+
   // The replay's position (an index into the path), or null for the whole path.
   setUpTo(index, label = null) {
     if (index === this.upTo) return;
@@ -189,7 +202,7 @@ export class LossSurfaceMap {
   // off to infinity leaves the window, which is the point: it overshoots.
   computeView() {
     const anchor = this.surface?.minimum ?? (this.ws.length ? { w: this.ws.at(-1), b: this.bs.at(-1) } : null);
-    return viewAround(anchor, [{ ws: this.ws, bs: this.bs }]);
+    return viewAround(anchor, [{ ws: this.ws, bs: this.bs }, ...(this.previewPath ? [this.previewPath] : [])]);
   }
 
   size() {
@@ -374,27 +387,8 @@ export class LossSurfaceMap {
     };
     ctx.save();
     ctx.lineJoin = "round";
-    if (this.ghost) {
-      ctx.strokeStyle = "rgba(40, 40, 40, 0.5)";
-      ctx.setLineDash([5, 4]);
-      ctx.lineWidth = 1.5;
-      ctx.beginPath();
-      let previous = null;
-      const step = Math.max(1, Math.floor(this.ghost.ws.length / 4000)); // enough for a window of pixels
-      for (let i = 0; i < this.ghost.ws.length; i += step) {
-        const w = this.ghost.ws[i], b = this.ghost.bs[i];
-        if (w === null || b === null || !Number.isFinite(w) || !Number.isFinite(b)) continue;
-        const p = this.toPx(w, b);
-        const seg = previous && clipSegment(previous[0], previous[1], p[0], p[1], box);
-        if (seg) {
-          ctx.moveTo(seg[0], seg[1]);
-          ctx.lineTo(seg[2], seg[3]);
-        }
-        previous = p;
-      }
-      ctx.stroke();
-      ctx.setLineDash([]);
-    }
+    if (this.ghost) this.faintPath(ctx, this.ghost, box, [["rgba(40, 40, 40, 0.5)", 1.5]], [5, 4]);
+    if (this.previewPath) this.faintPath(ctx, this.previewPath, box, [[PREVIEW_BAND, PREVIEW_BAND_WIDTH]], []);
     if (shown.length < all.length) line(all.slice(Math.max(0, shown.length - 1)), [["rgba(255,255,255,0.45)", 1.5]]);
     line(shown, [["rgba(0,0,0,0.75)", 4], ["#ffffff", 2]]);
     const inside = ([x, y]) => x >= box.x0 && x <= box.x1 && y >= box.y0 && y <= box.y1;
@@ -416,6 +410,38 @@ export class LossSurfaceMap {
       if (!Number.isFinite(kink.w) || !Number.isFinite(kink.b)) continue;
       const p = this.toPx(kink.w, kink.b);
       if (inside(p)) marker(ctx, p, "diamond", kink.label);
+    }
+    ctx.restore();
+  }
+
+  // A path other than this run's own ({ws, bs}), thinned to what a window of pixels shows, dashed;
+  // styles: [stroke, lineWidth] drawn in turn (an edge, then the line).
+  faintPath(ctx, path, box, styles, dash) {
+    const segments = [];
+    let previous = null;
+    const step = Math.max(1, Math.floor(path.ws.length / 4000)); // enough for a window of pixels
+    for (let i = 0; i < path.ws.length; i += step) {
+      // The last point too: where the path ends is what the eye compares.
+      const k = i + step >= path.ws.length ? path.ws.length - 1 : i;
+      const w = path.ws[k], b = path.bs[k];
+      if (w === null || b === null || !Number.isFinite(w) || !Number.isFinite(b)) continue;
+      const p = this.toPx(w, b);
+      const seg = previous && clipSegment(previous[0], previous[1], p[0], p[1], box);
+      if (seg) segments.push(seg);
+      previous = p;
+    }
+    ctx.save();
+    ctx.setLineDash(dash);
+    ctx.lineCap = "round";
+    for (const [stroke, lineWidth] of styles) {
+      ctx.strokeStyle = stroke;
+      ctx.lineWidth = lineWidth;
+      ctx.beginPath();
+      for (const seg of segments) {
+        ctx.moveTo(seg[0], seg[1]);
+        ctx.lineTo(seg[2], seg[3]);
+      }
+      ctx.stroke();
     }
     ctx.restore();
   }

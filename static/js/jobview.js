@@ -23,6 +23,7 @@ import { formDefaults } from "./presets.js";
 import { Replay } from "./replay.js";
 import { loadPrevious, RerunPanel, withOverlayColumns } from "./rerun.js";
 import { RunControls } from "./runcontrols.js";
+import { RunPreview } from "./runpreview.js";
 import { JobStream } from "./stream.js";
 import { mountImagePredict, mountNumberPredict } from "./tryit.js";
 import { renderHiddenUnits } from "./unitsview.js";
@@ -47,6 +48,7 @@ let lossChart = null;
 let accuracyChart = null;
 let fitChart = null;
 let surface = null;
+let runPreview = null; // the start page's preview of a line fit, faint under its path on the surface
 let resultShown = false;
 let tick = null;
 let stream = null;
@@ -610,6 +612,7 @@ function mountLearned() {
     );
     fitChart = new FitChart(box.querySelector("[data-fit-chart]"), { fitLabel: "fitted line", placeholder: box.querySelector("[data-fit-placeholder]"), ownData: ownData() });
     surface = new LossSurfaceMap(box.querySelector("[data-surface]"), box.querySelector("[data-surface-readout]"));
+    runPreview = new RunPreview(surface, box.querySelector("[data-surface]").closest("figure").querySelector("figcaption"));
     fitChart.setPoints([], []);
   } else if (job.kind === "mlp") {
     box.replaceChildren(
@@ -685,8 +688,9 @@ function exampleInput() {
 // /api/kinds gives, so this runs again when that answer comes). The result replaces them with
 // the run's split into training and validation points.
 function showDataPoints() {
-  if (!fitChart || resultShown) return;
   const points = job.params?.data ?? kinds?.find((k) => k.kind === job.kind)?.default_data;
+  runPreview?.update(job, points); // all of them, as the start page previewed them, result or not
+  if (!fitChart || resultShown) return;
   if (!points?.length) return;
   const split = (job.params?.val_fraction ?? 0) > 0;
   fitChart.setPoints(points, [], split ? "data points" : "training points");
@@ -705,6 +709,7 @@ function showResult() {
     fitChart.setPoints(result.train_points, result.val_points);
     if (result.slope != null && result.intercept != null) fitChart.setLine(result.slope, result.intercept);
     surface.setData(result.train_points, result.input_scale ?? job.params.input_scale ?? 1);
+    runPreview?.update(job);
   } else if (job.kind === "mlp") {
     fitChart.setPoints(result.train_points, result.val_points);
     fitChart.setCurve(result.curve);

@@ -4,7 +4,7 @@
 import { request } from "./api.js";
 import { el } from "./format.js";
 
-export const NAME_MAX = 100;
+export const NAME_MAX = 200; // app/models.py's MAX_NAME_CHARS: the same at create and at rename
 export const NOTES_MAX = 2000;
 
 // fields: {name} and/or {notes}; null or "" clears one. The job as the server has it now.

@@ -75,6 +75,36 @@ export function previewRun({ points, inputScale, optimizer, lr, epochs, initW, i
   return { ws, bs, losses, final: { w, b }, steps: ws.length, diverged, truncated: steps < epochs && !diverged };
 }
 
+// The preview of a run with these parameters (a linear run's params, as the form sends them and the
+// job keeps them) on `points`: the one call the start page and the run page both make, so the run
+// page redraws exactly the path the start page showed. A run made before init_w and init_b existed
+// started from the book's (1, 0), as linear.py's with_start says.
+export function previewOfParams(params, points, budget = PREVIEW_BUDGET) {
+  return previewRun({
+    points,
+    inputScale: params.input_scale,
+    optimizer: params.optimizer,
+    lr: params.lr,
+    epochs: params.epochs,
+    initW: params.init_w ?? 1,
+    initB: params.init_b ?? 0,
+  }, budget);
+}
+
+// The path to draw: the state each epoch starts from, then where the last step lands (none after a
+// step that blew up).
+export function previewPath(run) {
+  return run.diverged ? { ws: run.ws, bs: run.bs } : { ws: [...run.ws, run.final.w], bs: [...run.bs, run.final.b] };
+}
+
+// Where the preview is after `epochs` steps (a run stopped early is compared where it stopped), or
+// null when the preview does not get that far (it blew up first, or its budget ended).
+export function previewAfter(run, epochs) {
+  if (epochs === run.steps && !run.diverged) return run.final;
+  if (epochs < run.steps) return { w: run.ws[epochs], b: run.bs[epochs] };
+  return null;
+}
+
 // torch.optim.Adam's single-tensor step (amsgrad off, no weight decay): the moments in float32,
 // the bias corrections and the step size in double as Python computes them.
 function adamStep(params, grads, m, v, step, lr) {

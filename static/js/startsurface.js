@@ -7,7 +7,7 @@
 
 import { LossSurfaceMap } from "./contour.js";
 import { el, num } from "./format.js";
-import { previewRun } from "./linearpreview.js";
+import { previewOfParams, previewPath } from "./linearpreview.js";
 
 const KEY_STEP = 0.02; // an arrow key moves the start by this share of the window (Shift: 10 times)
 
@@ -159,18 +159,9 @@ export class StartSurface {
       this.dataKey = key;
       this.map.setData(points, params.input_scale);
     }
-    const run = previewRun({
-      points,
-      inputScale: params.input_scale,
-      optimizer: params.optimizer,
-      lr: params.lr,
-      epochs: params.epochs,
-      initW: params.init_w,
-      initB: params.init_b,
-    });
+    const run = previewOfParams(params, points);
     this.preview = run;
-    const ws = run.diverged ? run.ws : [...run.ws, run.final.w];
-    const bs = run.diverged ? run.bs : [...run.bs, run.final.b];
+    const { ws, bs } = previewPath(run);
     this.map.setPreview({ w: params.init_w, b: params.init_b }, ws, bs);
     const parts = [];
     if (run.diverged) parts.push(`The preview blows up at epoch ${run.steps + 1}: the steps overshoot (try a smaller lr).`);

@@ -102,9 +102,9 @@ def test_the_run_page_edits_its_name_and_notes_in_place(page, api) -> None:
         # Too long: refused next to the field, which stays open.
         page.get_by_role("button", name="Rename the book's fit").click()
         page.locator("[data-label-field]").evaluate("(node) => node.removeAttribute('maxlength')")
-        page.locator("[data-label-field]").fill("n" * 101)
+        page.locator("[data-label-field]").fill("n" * 201)
         page.locator("[data-label-field]").press("Enter")
-        page.locator("[data-label-editor] [role=alert]").filter(has_text="at most 100").wait_for()
+        page.locator("[data-label-editor] [role=alert]").filter(has_text="at most 200").wait_for()
         page.locator("[data-label-editor]").get_by_role("button", name="Cancel").click()
         page.locator("[data-job-title]").filter(has_text="the book's fit").wait_for()
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from app.db import init_db, make_engine
-from app.models import UserRole
+from app.models import MAX_NAME_CHARS, UserRole
 from app.users import add_user
 from tests.service.helpers import field_errors, post_job, wait_for
 from tests.service.server_process import Server
@@ -82,7 +82,7 @@ def test_a_finished_runs_name_and_notes_are_kept_and_told_to_open_lists(server: 
 @pytest.mark.parametrize(
     ("body", "loc", "says"),
     [
-        ({"name": "n" * 101}, ("body", "name"), ["name", "101", "at most 100"]),
+        ({"name": "n" * 201}, ("body", "name"), ["name", "201", "at most 200"]),
         ({"notes": "n" * 2001}, ("body", "notes"), ["notes", "2001", "at most 2000"]),
         ({}, ("body",), ["name", "notes"]),
         ({"name": "x", "colour": "red"}, ("body", "colour"), ["Extra"]),
@@ -95,6 +95,26 @@ def test_a_label_past_its_limits_is_a_422_naming_the_field(client: httpx.Client,
         assert loc in errors, errors
         assert all(word in errors[loc] for word in says), errors[loc]
         assert client.get(f"/api/jobs/{job['id']}").json()["name"] == "kept"
+    finally:
+        assert client.post(f"/api/jobs/{job['id']}/cancel").status_code == 202
+
+
+def test_a_name_has_one_limit_at_create_and_at_rename(client: httpx.Client) -> None:
+    """A name the create took (or "repeat" made) is one a rename takes back, and one character more
+    is refused by both with the field and the limit."""
+    longest, over = "c" * MAX_NAME_CHARS, "c" * (MAX_NAME_CHARS + 1)
+    job = post_job(client, "linear", {"epochs": 5}, name=longest, paused=True)
+    try:
+        assert job["name"] == longest
+        renamed = label(client, job["id"], name=longest.replace("c", "r"))
+        assert renamed.status_code == 200, renamed.text
+        for response in (
+            client.post("/api/jobs", json={"kind": "linear", "params": {"epochs": 5}, "name": over, "paused": True}),
+            label(client, job["id"], name=over),
+        ):
+            message = field_errors(response)[("body", "name")]
+            assert f"name is {MAX_NAME_CHARS + 1} characters long; at most {MAX_NAME_CHARS}" in message, message
+        assert client.get(f"/api/jobs/{job['id']}").json()["name"] == longest.replace("c", "r")
     finally:
         assert client.post(f"/api/jobs/{job['id']}/cancel").status_code == 202
 
