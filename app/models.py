@@ -354,11 +354,14 @@ class LessonMetric(StrEnum):
         return self.value.endswith("_acc")
 
 
+MAX_INSTRUCTIONS_CHARS = 20_000  # a lesson's Markdown: pages of it, not a book
+
+
 class LessonBase(SQLModel):
     title: str = Field(min_length=1, max_length=200, description="What the class sees as the page's heading.")
     instructions: str = Field(
         "",
-        max_length=20_000,
+        max_length=MAX_INSTRUCTIONS_CHARS,
         description=(
             "Markdown: paragraphs, # headings, - lists, `code`, **strong**, *em*, [links](https://...) to "
             "http(s) or this site; raw HTML shows as text (`instructions_html` is the safe rendering)."
@@ -419,6 +422,18 @@ class LessonPublic(LessonBase):
 class LessonsPublic(SQLModel):
     items: list[LessonPublic]
     total: int
+
+
+class LessonInstructions(SQLModel):
+    """Instructions to render as a lesson's page will, before it is saved (POST /api/lessons/instructions/preview)."""
+
+    instructions: str = Field(max_length=MAX_INSTRUCTIONS_CHARS, description="Markdown, as a lesson's `instructions`.")
+
+
+class RenderedInstructions(SQLModel):
+    html: str = Field(
+        description="The instructions as a lesson's `instructions_html` would have them: safe to show as it is."
+    )
 
 
 class BoardRow(SQLModel):

@@ -56,6 +56,7 @@ ERROR_DESCRIPTIONS = {
 OPERATION_ERRORS: dict[tuple[str, str], set[int]] = {
     ("post", "/api/jobs"): {400, 404, 409, 413, 429, 503},  # 404, 409: a fork's parent, its checkpoint; the lesson
     ("post", "/api/lessons"): {400, 413, 503},
+    ("post", "/api/lessons/instructions/preview"): {400, 413},  # 400: a body that is not JSON; nothing is written
     ("delete", "/api/lessons/{lesson_id}"): {503},
     ("post", "/api/jobs/{job_id}/cancel"): {409, 503},
     ("post", "/api/jobs/{job_id}/pause"): {409, 503},

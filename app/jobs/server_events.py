@@ -1,4 +1,5 @@
-"""Job changes across the whole server, for ``GET /api/events`` (the runs list, the header's counts).
+"""Job changes across the whole server, for ``GET /api/events`` (the runs list, the header's counts),
+and the lessons made and removed (the Lessons page).
 
 Unlike a job's own events (``app.jobs.broker``), these are not stored: they say what changed in the
 job list, and the list itself (``GET /api/jobs``) is the state to start from. The service publishes
@@ -29,7 +30,9 @@ from typing import Any, Literal
 
 from app.models import OPEN_STATUSES
 
-ServerEventType = Literal["live", "created", "status", "progress", "deleted", "reset"]
+ServerEventType = Literal[
+    "live", "created", "status", "progress", "deleted", "reset", "lesson_created", "lesson_deleted"
+]
 
 # Events kept for reconnecting clients: minutes of a busy server (progress is once a second per job).
 RING_EVENTS = 1000

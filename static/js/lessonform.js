@@ -4,7 +4,9 @@
 // locked, or does not see it. The server checks it as it checks a run; a 422 is shown by the field
 // it names. On success the dialog gives the lesson's link and its board's, to copy, and shows the
 // instructions as the server renders them for the class (app/safe_markdown.py): the page does not
-// render Markdown itself, so what the teacher sees is what the class will.
+// render Markdown itself, so what the teacher sees is what the class will. While the teacher types,
+// a preview under the instructions shows the same rendering (POST /api/lessons/instructions/preview),
+// asked for once typing pauses (PREVIEW_PAUSE_MS), not at every key.
 
 import { ApiError, request } from "./api.js";
 import { clearErrors, FieldErrors, showErrors } from "./form.js";
@@ -19,6 +21,8 @@ const ROLES = [
   ["locked", "locked (shown, not editable)"],
   ["hidden", "hidden (not shown)"],
 ];
+// How long typing must pause before the preview is asked for: one request per pause, not per key.
+const PREVIEW_PAUSE_MS = 300;
 // The kinds whose runs report accuracies (app/lessons.py's ACCURACY_KINDS).
 const ACCURACY_KINDS = new Set(["cifar"]);
 
@@ -68,6 +72,7 @@ export function mountLessonDialog({ button, dialog, current, onFormErrors }) {
   const metricSelect = form.elements.namedItem("metric");
   const saveButton = form.querySelector("[data-lesson-save]");
   let spec = null; // what the dialog was opened with
+  const preview = new InstructionsPreview(form.elements.namedItem("instructions"));
 
   onSignedIn((me) => {
     button.hidden = !AUTHORS.has(me.role);
@@ -98,6 +103,7 @@ export function mountLessonDialog({ button, dialog, current, onFormErrors }) {
     );
     metricSelect.value = metrics.includes(chosen) ? chosen : "";
     paramsBox.replaceChildren(...spec.fields.map((field) => paramRow(field.name, spec.params[field.name])));
+    preview.now();
     dialog.showModal();
     form.elements.namedItem("title").focus();
   }
@@ -187,10 +193,71 @@ export function mountLessonDialog({ button, dialog, current, onFormErrors }) {
   }
 
   button.addEventListener("click", open);
+  dialog.addEventListener("close", () => preview.stop());
   form.addEventListener("submit", save);
   form.querySelector("[data-lesson-cancel]").addEventListener("click", () => dialog.close());
   saved.querySelector("[data-lesson-close]").addEventListener("click", () => dialog.close());
   for (const copyButton of saved.querySelectorAll("[data-copy]")) {
     copyButton.addEventListener("click", () => copy(saved.querySelector(`#${copyButton.dataset.copy}`)));
+  }
+}
+
+// The instructions as the class will see them, under the text area: the server's rendering of the
+// text (it escapes everything before it makes its few tags, so the HTML is safe as it is), asked for
+// PREVIEW_PAUSE_MS after the last key; an answer to an older text than the newest asked is dropped.
+class InstructionsPreview {
+  constructor(textarea) {
+    this.textarea = textarea;
+    this.timer = null;
+    this.asked = 0; // requests sent (for the tests: fewer than the keys typed)
+    this.shownFor = null; // the text the preview shows
+    this.box = el("div", { class: "lesson-instructions lesson-preview", id: "lesson-instructions-preview", dataset: { instructionsPreview: "", requests: "0" } });
+    const field = textarea.closest(".field");
+    field.after(el("div", { class: "field", role: "group", "aria-labelledby": "lesson-preview-title" },
+      // Not named "instructions": the text area alone answers to that label.
+      el("p", { class: "help", id: "lesson-preview-title" }, "Preview, as the class will see it:"),
+      this.box));
+    this.box.style.cssText = "border-left: 3px solid var(--border); padding-left: 0.7rem; max-height: 14rem; overflow: auto";
+    textarea.addEventListener("input", () => this.later());
+  }
+
+  later() {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.now(), PREVIEW_PAUSE_MS);
+  }
+
+  stop() {
+    clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  async now() {
+    this.stop();
+    const text = this.textarea.value;
+    if (text === this.shownFor) return;
+    if (!text.trim()) {
+      this.show(text, "<p class=\"muted\">(no instructions)</p>");
+      return;
+    }
+    this.asked += 1;
+    this.box.dataset.requests = String(this.asked);
+    this.box.setAttribute("aria-busy", "true");
+    try {
+      const reply = await request("POST", "/api/lessons/instructions/preview", { body: { instructions: text } });
+      if (this.textarea.value === text) this.show(text, reply.html);
+    } catch (error) {
+      if (this.textarea.value !== text) return;
+      this.shownFor = null;
+      this.box.replaceChildren(el("p", { class: "muted" }, `No preview: ${error instanceof ApiError ? error.message : error}`));
+    } finally {
+      if (this.textarea.value === text) this.box.removeAttribute("aria-busy");
+    }
+  }
+
+  show(text, html) {
+    this.shownFor = text;
+    // Safe as it is: the server escapes the teacher's text before it makes its few tags.
+    this.box.innerHTML = html;
+    this.box.dataset.shownFor = String(text.length); // for the tests
   }
 }

@@ -1,10 +1,15 @@
 // The Lessons page (/lessons): every lesson (GET /api/lessons, newest first) with links to its page
 // and its class board. A teacher, the admin or anyone on an open server (who may delete one: the
 // server answers a student 403) gets Delete, after a confirm; the runs started from it stay.
+//
+// The list follows the server's event stream (GET /api/events): a lesson made or deleted anywhere
+// appears or goes without a reload, and nothing polls. The list is read after the stream's `live`
+// (and after a `reset`); events that come while that read is in flight are applied after it.
 
 import { ApiError, request } from "./api.js";
 import { el } from "./format.js";
 import { onSignedIn } from "./header.js";
+import { onServerEvents } from "./serverevents.js";
 
 const root = document.getElementById("lessons");
 const rowsBox = root.querySelector("[data-lessons-rows]");
@@ -14,6 +19,10 @@ const confirmDialog = document.getElementById("delete-lesson-dialog");
 const AUTHORS = new Set(["teacher", "admin", "open"]); // lessonform.js's: who makes and removes lessons
 let lessons = [];
 let author = false;
+let reading = null; // the list's read in flight
+let again = false; // a reset came during it: read once more
+let held = []; // [apply] events that came during it
+root.dataset.reads = "0";
 
 function showError(message) {
   errorBox.textContent = message;
@@ -53,21 +62,74 @@ function row(lesson) {
   );
 }
 
+// The rows drawn anew; keyboard focus in a row that stays stays on the same link or button.
 function render() {
+  const active = rowsBox.contains(document.activeElement) ? document.activeElement : null;
+  const focusables = (tr) => [...tr.querySelectorAll("a, button")];
+  const kept = active && [active.closest("tr").dataset.lessonId, focusables(active.closest("tr")).indexOf(active)];
   rowsBox.replaceChildren(...lessons.map(row));
   root.querySelector("[data-actions-header]").hidden = !author;
   root.querySelector("[data-lessons-empty]").hidden = lessons.length > 0;
+  const again = kept && rowsBox.querySelector(`tr[data-lesson-id="${kept[0]}"]`);
+  if (again) focusables(again)[kept[1]]?.focus();
 }
 
 async function load() {
-  try {
-    lessons = (await request("GET", "/api/lessons")).items;
-  } catch (error) {
-    showError(`The lessons could not be read: ${error.message}`);
-    return;
+  if (reading) {
+    again = true;
+    return reading;
   }
-  render();
-  root.dataset.ready = "true";
+  reading = (async () => {
+    let read = false;
+    do {
+      again = false;
+      try {
+        lessons = (await request("GET", "/api/lessons")).items;
+        root.dataset.reads = String(Number(root.dataset.reads) + 1);
+        read = true;
+        showError("");
+      } catch (error) {
+        showError(`The lessons could not be read: ${error.message}`);
+      }
+    } while (again);
+    // What happened while the list was read: each is idempotent, so one the list has is no harm.
+    for (const apply of held.splice(0)) apply();
+    if (!read) return;
+    render();
+    root.dataset.ready = "true";
+  })().finally(() => (reading = null));
+  return reading;
+}
+
+// A change from the stream: at once, or after the read in flight (which may or may not have it).
+function follow(apply) {
+  if (reading) held.push(apply);
+  else {
+    apply();
+    render();
+  }
+}
+
+function added(lesson) {
+  if (lessons.some((other) => other.id === lesson.id)) return;
+  lessons = [...lessons, lesson].sort((a, b) => b.id - a.id); // newest first, as the list reads
+  statusBox.textContent = `Lesson “${lesson.title}” was added.`;
+}
+
+// Gone elsewhere (another tab, another teacher): keyboard focus on its Delete moves on as after a Delete here.
+function removed(id) {
+  const index = lessons.findIndex((lesson) => lesson.id === id);
+  if (index < 0) return;
+  const [lesson] = lessons.splice(index, 1);
+  lessons = [...lessons];
+  const hadFocus = rowsBox.querySelector(`tr[data-lesson-id="${id}"]`)?.contains(document.activeElement);
+  statusBox.textContent = `Lesson “${lesson.title}” was deleted.`;
+  if (hadFocus) queueMicrotask(() => focusAfter(index));
+}
+
+function focusAfter(index) {
+  const next = rowsBox.querySelectorAll("[data-delete]")[Math.min(index, lessons.length - 1)];
+  (next && !next.closest("[hidden]") ? next : root.querySelector("#lessons-title")).focus();
 }
 
 function confirmDelete(lesson) {
@@ -86,7 +148,7 @@ function confirmDelete(lesson) {
 
 async function remove(lesson) {
   showError("");
-  const index = lessons.indexOf(lesson);
+  const index = lessons.findIndex((other) => other.id === lesson.id); // the row's object may predate a reread
   try {
     await request("DELETE", `/api/lessons/${lesson.id}`);
   } catch (error) {
@@ -96,12 +158,11 @@ async function remove(lesson) {
       return;
     }
   }
-  lessons = lessons.filter((other) => other !== lesson);
+  lessons = lessons.filter((other) => other.id !== lesson.id); // the stream's lesson_deleted may have come first
   render();
   statusBox.textContent = `Deleted “${lesson.title}”.`;
   // Keyboard focus goes on to the next lesson's Delete (the one before at the end), else the heading.
-  const next = rowsBox.querySelectorAll("[data-delete]")[Math.min(index, lessons.length - 1)];
-  (next ?? root.querySelector("#lessons-title")).focus();
+  focusAfter(index);
 }
 
 onSignedIn((me) => {
@@ -109,4 +170,8 @@ onSignedIn((me) => {
   root.querySelector("[data-author-hint]").hidden = !author;
   if (root.dataset.ready) render();
 });
-load();
+onServerEvents({
+  reload: load, // after `live`: nothing is missed from here on
+  lesson_created: (lesson) => follow(() => added(lesson)),
+  lesson_deleted: ({ id }) => follow(() => removed(id)),
+});

@@ -8,6 +8,7 @@
 //   created(job), status(job)   a job's summary, as GET /api/jobs lists it
 //   progress({id, progress})    at most once a second per job
 //   deleted({id})
+//   lesson_created(lesson), lesson_deleted({id})   as GET /api/lessons lists a lesson (the Lessons page)
 //   counts({running, queued})   with every event but progress
 //   connection(state)           "connecting", "live", "reconnecting", "reopening"
 // After a dropped connection the browser reconnects by itself with Last-Event-ID and the server
@@ -83,7 +84,7 @@ function open() {
     if (data?.counts) emit("counts", data.counts);
     emit("reload");
   });
-  for (const type of ["created", "status", "progress", "deleted"]) {
+  for (const type of ["created", "status", "progress", "deleted", "lesson_created", "lesson_deleted"]) {
     es.addEventListener(type, (event) => {
       const data = parse(event);
       if (!data || !seen(event)) return;

@@ -125,3 +125,58 @@ def test_a_cifar_run_shows_its_confusion_matrix_and_classifies_an_upload(firefox
         expected = api.post(f"/api/jobs/{job['id']}/predict", files={"file": ("red.png", handle, "image/png")}).json()
     assert label == expected["label"]
     firefox.screenshot("job-cifar")
+
+
+def test_dragging_the_start_previews_the_path_the_run_then_takes(firefox, api):
+    firefox.open("/?kind=linear&epochs=300&lr=0.01")
+    firefox.wait_for("return document.querySelector('[data-start-surface]')?.dataset.pathPoints === '301'")
+    firefox.js("document.querySelector('[data-start-surface] canvas').scrollIntoView({block: 'center'})")
+    # Where the handle is and where it goes (30% across and down the map), in the window's pixels.
+    handle, target = firefox.js(
+        "const map = window.playgroundStart.map; const rect = map.canvas.getBoundingClientRect();"
+        "const [x, y] = map.toPx(map.start.w, map.start.b);"
+        "return [[Math.round(rect.left + x), Math.round(rect.top + y)], [Math.round(rect.left + rect.width * 0.3), Math.round(rect.top + rect.height * 0.3)]];"
+    )
+    mouse = firefox.client.actions.sequence("pointer", "mouse", {"pointerType": "mouse"})
+    mouse.pointer_move(*handle).pointer_down().pointer_move(*target, duration=100).pointer_up().perform()
+    start = (float(firefox.find("#param-init_w").get_property("value")), float(firefox.find("#param-init_b").get_property("value")))
+    assert start != (1.0, 0.0), "the drag moved the start"
+    preview = firefox.js("const p = window.playgroundStart.preview; return [p.ws[0], p.bs[0], p.final.w, p.final.b];")
+    assert preview[:2] == pytest.approx(list(start), rel=1e-6), "the preview starts where the form says"
+    firefox.find("#train-button").click()
+    firefox.wait_for("return /\\/jobs\\/[0-9a-f]{32}$/.test(location.pathname)")
+    job_id = JOB_PATH.search(firefox.client.get_url()).group(1)
+    firefox.wait_for("return document.querySelector('#job-view')?.dataset.status === 'succeeded'")
+    apart = firefox.wait_for("return document.querySelector('[data-run-preview-note]')?.dataset.apart")
+    job = api.get(f"/api/jobs/{job_id}").json()
+    assert (job["params"]["init_w"], job["params"]["init_b"]) == start
+    # The run page's preview is the start page's, and it ends where the server's run ended.
+    assert firefox.js("const p = window.playgroundRunPreview.run; return [p.final.w, p.final.b];") == preview[2:]
+    assert preview[2:] == [pytest.approx(job["result"]["w"], rel=1e-4), pytest.approx(job["result"]["b"], rel=1e-4)]
+    assert float(apart) <= 1e-4
+    assert firefox.js("return !document.querySelector('[data-surface-legend]').hidden")
+    firefox.screenshot("run-preview")
+
+
+def test_a_lesson_page_locks_its_field_and_its_board_follows_a_new_run(firefox, api):
+    lesson = api.post(
+        "/api/lessons",
+        json={"title": "Firefox lesson", "kind": "linear", "params": {"lr": 0.005, "epochs": 50}, "locked": ["lr"], "hidden": ["input_scale"]},
+    ).json()
+    try:
+        firefox.open(f"/lessons/{lesson['id']}")
+        firefox.wait_for("return document.querySelector('#lesson')?.dataset.ready === 'true'")
+        assert firefox.js("const lr = document.querySelector('#param-lr'); return [lr.disabled, lr.value];") == [True, "0.005"]
+        assert firefox.js("return document.querySelector('#param-epochs').disabled") is False
+        assert firefox.js("return document.querySelectorAll('[data-field=\"input_scale\"]').length") == 0
+        firefox.screenshot("lesson-page")
+
+        firefox.open(f"/lessons/{lesson['id']}/board")
+        firefox.wait_for("return Number(document.querySelector('#board')?.dataset.reads) >= 1")
+        job = create_job(api, "linear", {"epochs": 50}, lesson_id=lesson["id"], name="firefox board run")
+        # Shown, ended, without a reload: the board read again because the event stream said so.
+        firefox.wait_for(f"return document.querySelector('[data-board-rows] tr[data-job-id=\"{job['id']}\"][data-status=\"succeeded\"]')")
+        assert wait_for_job(api, job["id"])["status"] == "succeeded"
+        firefox.screenshot("lesson-board")
+    finally:
+        api.delete(f"/api/lessons/{lesson['id']}")

@@ -72,6 +72,16 @@ def test_a_student_may_not_make_or_remove_a_lesson(school: Classroom):
     assert school["ben"].get(f"/api/lessons/{lesson['id']}").status_code == 404
 
 
+def test_the_instructions_preview_is_for_whoever_makes_lessons(school: Classroom):
+    body = {"instructions": LESSON["instructions"]}
+    refused = school["ann"].post("/api/lessons/instructions/preview", json=body)
+    assert refused.status_code == 403 and "ann is a student" in refused.json()["detail"]
+    for name in ("tess", "admin"):
+        response = school[name].post("/api/lessons/instructions/preview", json=body)
+        assert response.status_code == 200, response.text
+        assert "<h2>Watch it</h2>" in response.json()["html"] and "<script>" not in response.json()["html"]
+
+
 @pytest.mark.parametrize(
     ("changes", "loc", "said"),
     [

@@ -1,4 +1,8 @@
-"""Lessons: a teacher saves settings for a class; everyone signed in reads them and their board."""
+"""Lessons: a teacher saves settings for a class; everyone signed in reads them and their board.
+
+A lesson made or removed goes on the server's event stream (GET /api/events) as ``lesson_created``
+(the lesson as GET /api/lessons lists it) or ``lesson_deleted`` (its ``id``), after the write, so
+an open Lessons page follows without reading the list again."""
 
 from __future__ import annotations
 
@@ -11,7 +15,16 @@ from app import lessons
 from app.api.deps import ReadAccess, ServiceDep, SessionDep, Writer
 from app.api.openapi import ErrorMessage
 from app.errors import LessonNotFound
-from app.models import Lesson, LessonBoard, LessonCreate, LessonPublic, LessonsPublic
+from app.models import (
+    Lesson,
+    LessonBoard,
+    LessonCreate,
+    LessonInstructions,
+    LessonPublic,
+    LessonsPublic,
+    RenderedInstructions,
+)
+from app.safe_markdown import render_markdown
 from app.users import Principal
 
 router = APIRouter(prefix="/lessons", tags=["lessons"])
@@ -47,7 +60,17 @@ async def create_lesson(
     fields = lessons.new_lesson(body, who.owner, service.validate_params).model_dump(exclude={"id"})
     lesson_id = await service.writer.run(partial(lessons.add_lesson, fields=fields))
     response.headers["Location"] = request.url_for("read_lesson", lesson_id=lesson_id).path
-    return lessons.public(Lesson(**fields, id=lesson_id))
+    made = lessons.public(Lesson(**fields, id=lesson_id))
+    service.server_events.publish("lesson_created", made.model_dump(mode="json"))
+    return made
+
+
+@router.post("/instructions/preview", responses=TEACHERS_ONLY)
+def preview_instructions(body: LessonInstructions, who: Writer) -> RenderedInstructions:
+    """The instructions rendered as a lesson's page renders them (the same `instructions_html`),
+    for the "Save as a lesson…" dialog's preview while the teacher types. Nothing is stored."""
+    _check_teacher(who, "preview the instructions of")
+    return RenderedInstructions(html=render_markdown(body.instructions))
 
 
 @router.get("", dependencies=[ReadAccess])
@@ -79,3 +102,4 @@ async def delete_lesson(lesson_id: LessonId, who: Writer, session: SessionDep, s
     _check_teacher(who, "remove")
     _get(session, lesson_id)
     await service.writer.run(partial(lessons.delete_lesson, lesson_id=lesson_id))
+    service.server_events.publish("lesson_deleted", {"id": lesson_id})

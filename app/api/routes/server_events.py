@@ -45,7 +45,8 @@ async def server_events(
     (the server's `running` and `queued` jobs); `resumed`: the missed events (or `reset`) follow,
     else read the list now (from here on nothing is missed). Then `created` and `status` (the
     job's summary, as `GET /api/jobs` lists it, with `counts`), `progress` (`id` and `progress`, at
-    most once a second per job), `deleted` (`id`, `counts`).
+    most once a second per job), `deleted` (`id`, `counts`); and `lesson_created` (the lesson as
+    `GET /api/lessons` lists it) and `lesson_deleted` (`id`), with `counts`.
 
     Ids are `"<run>-<n>"`, increasing; `run` changes when the server restarts. Reconnecting with
     `Last-Event-ID` sends the events missed since (the newest 1,000 are kept); when they are not
