@@ -180,3 +180,34 @@ def test_a_lesson_page_locks_its_field_and_its_board_follows_a_new_run(firefox, 
         firefox.screenshot("lesson-board")
     finally:
         api.delete(f"/api/lessons/{lesson['id']}")
+
+
+def test_points_clicked_onto_the_chart_are_the_jobs_data(firefox, api):
+    # Issue 13's own data in Firefox: clear the book's readings, click three points onto the chart
+    # with the mouse, fit them; the job's data is what the form holds, and the run page says x and y.
+    firefox.open("/?kind=linear&epochs=200")
+    firefox.wait_for("return document.querySelector('[data-point-chart]')?.dataset.points === '11'")
+    firefox.js("[...document.querySelectorAll('button')].find((b) => b.textContent.trim() === 'Remove all').click()")
+    firefox.wait_for("return document.querySelector('[data-point-chart]').dataset.points === '0'")
+    firefox.js("document.querySelector('[data-point-chart] .u-over').scrollIntoView({block: 'center'})")
+    spots = firefox.js(
+        "const r = document.querySelector('[data-point-chart] .u-over').getBoundingClientRect();"
+        "return [[0.2, 0.7], [0.5, 0.5], [0.8, 0.2]].map(([fx, fy]) => [Math.round(r.left + fx * r.width), Math.round(r.top + fy * r.height)]);"
+    )
+    for x, y in spots:
+        mouse = firefox.client.actions.sequence("pointer", "mouse", {"pointerType": "mouse"})
+        mouse.pointer_move(x, y).pointer_down().pointer_up().perform()
+    firefox.wait_for("return document.querySelector('[data-point-chart]').dataset.points === '3'")
+    drawn = [
+        [float(v) for v in line.split(",")]
+        for line in firefox.find("[name=data]").get_property("value").splitlines()
+        if line.strip()
+    ]
+    assert len(drawn) == 3 and drawn[0][0] < drawn[1][0] < drawn[2][0] and drawn[0][1] < drawn[1][1] < drawn[2][1], drawn
+    firefox.js("[...document.querySelectorAll('button')].find((b) => b.textContent.trim() === 'Fit these points').click()")
+    firefox.wait_for("return /\\/jobs\\/[0-9a-f]{32}$/.test(location.pathname)")
+    job_id = JOB_PATH.search(firefox.client.get_url()).group(1)
+    assert api.get(f"/api/jobs/{job_id}").json()["params"]["data"] == drawn
+    firefox.wait_for("return document.querySelector('#job-view')?.dataset.status === 'succeeded'")
+    firefox.wait_for("return document.querySelector('label[for=predict-input]')?.textContent === 'Input x'")
+    firefox.screenshot("own-data-fitted")
