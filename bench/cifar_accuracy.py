@@ -59,26 +59,6 @@ RESNET_RECIPE = dict(
     augment=True,  # flips and crops shifting by up to 2 pixels (reflect padding)
     mixed_precision=True,  # turned off where the CPU has no bfloat16 instructions (main)
 )
-# Part 1 on a GPU: airbench94 with its levers on, compiled (no GPU has run it yet).
-GPU_RECIPE = dict(
-    dataset="cifar10",
-    model="airbench",
-    optimizer="nesterov_onecycle",
-    epochs=10,  # airbench94: 9.9
-    batch_size=1024,
-    lr=1.5,  # airbench's optimiser, as the CPU recipe below
-    momentum=0.85,
-    weight_decay=0.00133,
-    bias_lr_scale=64,
-    label_smoothing=0.2,
-    augment=True,
-    flip="alternate",
-    lookahead=True,
-    tta="flip",
-    channels_last="on",
-    compile=True,
-    mixed_precision=True,
-)
 # Part 1 on a CPU, for 90% within 10 minutes: airbench94 itself, its optimiser included (Nesterov
 # momentum 0.85, the norms' biases 64x faster, its decay per step), converted from its "per 1024
 # examples" units to the mean loss's: lr 11.5 / (1 + 1 / (1 - 0.85)) = 1.5 at batch 1024; decay per
@@ -104,6 +84,8 @@ AIRBENCH_CPU_RECIPE = dict(
     channels_last="on",
     mixed_precision=True,  # turned off where the CPU has no bfloat16 instructions (main)
 )
+# Part 1 on a GPU: the same, compiled, for airbench94's 10 epochs (no GPU has run it yet).
+GPU_RECIPE = {**AIRBENCH_CPU_RECIPE, "epochs": 10, "compile": True}
 RECIPES = {"cpu": AIRBENCH_CPU_RECIPE, "resnet": RESNET_RECIPE, "gpu": GPU_RECIPE}
 # (target accuracy, within seconds of training) per recipe; the first is the headline.
 TARGETS = {
@@ -236,16 +218,26 @@ def conv_images_per_second(device: torch.device, seconds: float = 3.0, batch_siz
     return steps * batch_size / (time.perf_counter() - started)
 
 
-def nominal_cpu_peak_gflops(threads: int) -> tuple[float | None, str]:
-    """threads x clock x fp32 FLOPs per cycle (two FMA units: 32 with AVX2, 64 with AVX-512), from
-    /proc/cpuinfo. Nominal: the clock is the one reported now, and turbo or throttling moves it."""
+def cpu_info() -> tuple[list[str], float | None, str] | None:
+    """(flags, clock in MHz, model name) from /proc/cpuinfo; None where there is none."""
     try:
         info = Path("/proc/cpuinfo").read_text()
     except OSError:
+        return None
+    lines = info.splitlines()
+    flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), [])
+    mhz = next((float(line.split(":", 1)[1]) for line in lines if line.startswith("cpu MHz")), None)
+    model = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "?")
+    return flags, mhz, model
+
+
+def nominal_cpu_peak_gflops(threads: int) -> tuple[float | None, str]:
+    """threads x clock x fp32 FLOPs per cycle (two FMA units: 32 with AVX2, 64 with AVX-512), from
+    /proc/cpuinfo. Nominal: the clock is the one reported now, and turbo or throttling moves it."""
+    info = cpu_info()
+    if info is None:
         return None, "no /proc/cpuinfo"
-    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
-    mhz = next((float(line.split(":", 1)[1]) for line in info.splitlines() if line.startswith("cpu MHz")), None)
-    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
+    flags, mhz, model = info
     if mhz is None:
         return None, model
     per_cycle = 64 if "avx512f" in flags else 32 if "fma" in flags else 16
@@ -257,21 +249,16 @@ def nominal_cpu_peak_gflops(threads: int) -> tuple[float | None, str]:
 def nominal_amx_bf16_peak_gflops(threads: int) -> float | None:
     """threads x clock x 2,048 bfloat16 FLOPs per cycle (one AMX tile multiply unit per core: 1,024
     multiply-adds a cycle); None without AMX."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
+    info = cpu_info()
+    if info is None or info[1] is None or "amx_bf16" not in info[0]:
         return None
-    mhz = next((float(line.split(":", 1)[1]) for line in info.splitlines() if line.startswith("cpu MHz")), None)
-    return threads * mhz / 1000 * 2048 if mhz and " amx_bf16" in info else None
+    return threads * info[1] / 1000 * 2048
 
 
 def cpu_has_bfloat16() -> bool:
     """Whether oneDNN has bfloat16 instructions to run autocast's convolutions on (else slower than fp32)."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return any(f" {flag}" in info for flag in ("amx_bf16", "avx512_bf16"))
+    info = cpu_info()
+    return info is not None and any(flag in info[0] for flag in ("amx_bf16", "avx512_bf16"))
 
 
 def measure_machine(device: torch.device) -> dict:

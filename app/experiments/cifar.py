@@ -163,10 +163,7 @@ def apply_live(
     rate of the next step is where the new plan has it, which may be a jump: lengthened in the
     decay, the rate goes back up to where the longer cycle would be now).
     """
-    for group in optimizer.param_groups:
-        group["weight_decay"] = params.weight_decay / group.get("lr_scale", 1.0)
-        if schedule is None:
-            group["lr"] = params.lr
+    set_group_rates(optimizer, params)  # the schedule's rate, if any, replaces lr below
     if schedule is not None:
         for cycle in schedule.lr_lambdas:
             cycle.total_steps = params.epochs * steps_per_epoch

@@ -299,7 +299,7 @@ class CifarParams(ExperimentParams):
     optimizer: Literal["sgd", "adam", "nesterov_onecycle"] = Field(
         "nesterov_onecycle",
         description=(
-            "sgd and adam as in the book; nesterov_onecycle: SGD with Nesterov momentum 0.9 and a "
+            "sgd and adam as in the book; nesterov_onecycle: SGD with Nesterov momentum (momentum) and a "
             "one-cycle schedule (the rate climbs to lr over the first quarter, then falls to near 0)."
         ),
     )
