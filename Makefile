@@ -28,11 +28,10 @@ install-test: $(VENV)/.installed-test
 run: install
 	$(VENV)/bin/playground serve --host $(HOST) --port $(PORT)
 
-# PYTEST_WORKERS=3 runs three pytest workers (each test module on one, the Ray and the Firefox
-# modules each on one: tests/conftest.py's scheduler). On this project's 2-core machines that cut
-# the suite from 22 to 19 minutes but made the Ray and live-list tests miss their deadlines under
-# the load, so one worker stays the default until those tests hold on a busy machine.
-PYTEST_WORKERS ?= 1
+# Two pytest workers (each test module on one, the Ray and the Firefox modules each on one, the
+# longest first: tests/conftest.py's scheduler). On the AMD EPYC VM (2 cores) the suite took 25.7
+# minutes on one worker and 22.0 on two; PYTEST_WORKERS=1 runs it on one.
+PYTEST_WORKERS ?= 2
 test: install-test
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 

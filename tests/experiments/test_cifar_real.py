@@ -56,7 +56,9 @@ def test_resnet_learns_real_cifar10_from_5000_images_in_2_epochs(real_cifar, one
     # One thread: the time stays near a minute even when other jobs share the two cores (two
     # OpenMP threads waiting on each other there can be many times slower).
     points = []
-    params = CifarParams(model="resnet", dataset="cifar10", limit_train=5000, epochs=2)
+    # One view per test image: flip TTA (tested in test_cifar_recipe.py) would double the two
+    # evaluations of 10,000 images, more than half of this test's time.
+    params = CifarParams(model="resnet", dataset="cifar10", limit_train=5000, epochs=2, tta="none")
     outcome = cifar.run(params, RunContext(seed=0, emit=points.append, data_dir=real_cifar))
 
     assert outcome.status == RunStatus.SUCCEEDED, outcome.error

@@ -248,18 +248,20 @@ def test_a_job_that_ignores_the_cancel_is_killed_after_the_grace_period(pool: Po
         kept = len(pool.recorder.points(job_id))
         asked = time.monotonic()
         assert pool.executor.cancel(job_id)
-        finished = pool.wait_finished(job_id, timeout=5)
+        finished = pool.wait_finished(job_id, timeout=30)
         took = time.monotonic() - asked
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGCONT)
 
     assert finished.status == "cancelled"
-    assert 1.0 <= took < 2.0  # the 1 s grace, then the kill
+    # The 1 s grace, then the kill: never before the grace; the upper bound only says the kill
+    # did not wait for the job (many seconds more), with room for a busy machine.
+    assert 1.0 <= took < 8.0, took
     assert f"(pid {pid}) was killed" in finished.error
     assert not finished.has_model
     assert len(pool.recorder.points(job_id)) >= kept
-    pool.wait_until(lambda: process_gone(pid), timeout=5)
+    pool.wait_until(lambda: process_gone(pid), timeout=30)
 
     pool.wait_for_full_pool(2)
     assert pid not in pool.ready_pids()
@@ -272,7 +274,7 @@ def test_a_worker_killed_mid_job_fails_the_job_naming_the_signal_and_is_replaced
     pid = pool.worker_pid(job_id)
     os.kill(pid, signal.SIGKILL)
 
-    finished = pool.wait_finished(job_id, timeout=10)
+    finished = pool.wait_finished(job_id, timeout=30)
     assert finished.status == "failed"
     expected = rf"worker local-[12] \(pid {pid}\) died while running the job: killed by signal SIGKILL"
     assert re.search(expected, finished.error)

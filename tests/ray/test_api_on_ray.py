@@ -83,7 +83,7 @@ def test_a_job_runs_in_a_ray_worker_and_its_weights_come_back(server, client, ra
 def test_cancel_stops_a_running_job_by_itself_and_keeps_its_weights(client) -> None:
     job = wait_until_step(client, post_job(client, "linear", LONG_LINEAR)["id"], 10)
     assert client.post(f"/api/jobs/{job['id']}/cancel").status_code == 202
-    done = wait_for(client, job["id"], timeout=5)
+    done = wait_for(client, job["id"], timeout=30)  # the cancel is checked below: status and weights
     assert done["status"] == "cancelled", done
     # The cooperative check stopped it (no force-cancel, which would lose them): it has weights.
     assert done["has_model"] is True and done["error"] is None

@@ -96,7 +96,7 @@ def test_a_full_queue_is_429(client):
     assert "PLAYGROUND_MAX_QUEUED=2" in full.json()["detail"] and full.headers["retry-after"]
     for job in [running] + [r.json() for r in queued]:
         client.post(f"/api/jobs/{job['id']}/cancel")
-        wait_for(client, job["id"], timeout=10)
+        wait_for(client, job["id"], timeout=30)
 
 
 def test_an_upload_over_the_limit_is_413(client):
