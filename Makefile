@@ -28,9 +28,9 @@ install-test: $(VENV)/.installed-test
 run: install
 	$(VENV)/bin/playground serve --host $(HOST) --port $(PORT)
 
-# Two pytest workers (each test module on one, the Ray and the Firefox modules each on one, the
-# longest first: tests/conftest.py's scheduler). On the AMD EPYC VM (2 cores) the suite took 25.7
-# minutes on one worker and 22.0 on two; PYTEST_WORKERS=1 runs it on one.
+# Two pytest workers (each test module on one, the Ray and the Firefox modules each on one:
+# tests/conftest.py's scheduler). On the AMD EPYC VM (2 cores) the suite took 25.7 minutes on one
+# worker and 22.0 on two; PYTEST_WORKERS=1 runs it on one.
 PYTEST_WORKERS ?= 2
 test: install-test
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) $(PYTEST_ARGS)

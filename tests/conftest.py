@@ -35,8 +35,6 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
     from xdist.scheduler import LoadScopeScheduling
 
     class ByModule(LoadScopeScheduling):
-        ordered = False
-
         def _split_scope(self, nodeid: str) -> str:
             path = nodeid.split("::", 1)[0]
             for shared in ("tests/ray/", "tests/firefox/"):
@@ -44,40 +42,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
                     return shared
             return path
 
-        def _assign_work_unit(self, node: object) -> None:
-            # Longest first (xdist's own order is by number of tests, which put the 90 s real-data
-            # test last, alone on one worker while the other idled): the short ones fill in at the end.
-            if not self.ordered:
-                self.ordered = True
-                by_time = sorted(self.workqueue.items(), key=lambda item: -expected_seconds(*item))
-                self.workqueue.clear()
-                self.workqueue.update(by_time)
-            super()._assign_work_unit(node)
-
     return ByModule(config, log)
-
-
-# The slowest scopes' seconds in one serial run of the suite (`--durations`, the AMD EPYC VM,
-# 2026-12-02); only their order matters. Others are guessed from their number of tests.
-SLOW_SCOPES = {
-    "tests/export/test_script.py": 153,
-    "tests/ray/": 142,
-    "tests/service/test_schemathesis.py": 95,
-    "tests/experiments/test_cifar_real.py": 90,
-    "tests/service/test_playable.py": 85,
-    "tests/service/test_durability.py": 79,
-    "tests/test_cli.py": 70,
-    "tests/deploy/test_build.py": 59,
-    "tests/experiments/test_cifar_recipe.py": 55,
-    "tests/service/test_users.py": 49,
-    "tests/browser/test_live_list.py": 38,
-    "tests/service/test_http_hardening.py": 37,
-}
-SECONDS_PER_TEST = 0.6  # the rest of that run: about 320 s over 560 tests
-
-
-def expected_seconds(scope: str, tests: dict[str, bool]) -> float:
-    return SLOW_SCOPES.get(scope, SECONDS_PER_TEST * len(tests))
 
 
 @pytest.hookimpl(hookwrapper=True)

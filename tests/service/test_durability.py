@@ -205,8 +205,10 @@ def test_silent_clients_of_a_long_history_cost_bounded_memory_and_health_stays_f
         assert seen_open >= 100, f"only {seen_open} of the 100 silent streams were ever open"
         growth = peak - base
         assert growth < 150, f"the web process grew by {growth:.0f} MB with 100 silent clients"
-        assert max(latencies) < 1.0, (
-            f"/api/health took up to {max(latencies):.2f} s (median {statistics.median(latencies):.3f} s)"
+        # Before the fix health took 24.6 s; the bounds catch that, not a busy machine's second.
+        median = statistics.median(latencies)
+        assert median < 0.5 and max(latencies) < 5.0, (
+            f"/api/health took up to {max(latencies):.2f} s (median {median:.3f} s)"
         )
 
         # 50 concurrent reads of the whole table, while the silent clients are still connected.
@@ -381,7 +383,8 @@ def test_a_locked_database_loses_nothing_and_the_job_still_ends(server_factory) 
 
             def degraded() -> dict[str, Any] | None:
                 took, health = timed_health(http)
-                assert took < 1.0, f"/api/health took {took:.2f} s while the database was locked"
+                # Waiting on the lock would take the database's busy timeout (5 s) or more.
+                assert took < 3.0, f"/api/health took {took:.2f} s while the database was locked"
                 problems = " ".join(health["problems"])
                 if health["status"] == "degraded" and "database" in problems and health["pending_writes"] > 0:
                     return health
