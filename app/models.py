@@ -202,10 +202,13 @@ class JobPublic(JobBase, _JobId):  # the id comes first in the JSON
         progress: Progress | None = None,
         data: list[list[float]] | None = None,
         abridged: bool = False,
+        unstored: dict[str, Any] | None = None,
     ) -> JobPublic:
         """``data``: the job's own points, put back into ``params``; ``abridged``: the result without
-        its samples (only the job's own read sends the points and the whole result)."""
+        its samples (only the job's own read sends the points and the whole result); ``unstored``:
+        the newest values of the job's columns, on their way to the database."""
         fields = job.model_dump(exclude={"number", "epoch", "epochs", "step"})
+        fields.update(unstored or {})
         if data is not None:
             fields["params"] = {**fields["params"], "data": data}
         result = fields.get("result")
@@ -213,8 +216,9 @@ class JobPublic(JobBase, _JobId):  # the id comes first in the JSON
             fields["result"] = {k: v for k, v in result.items() if k not in HEAVY_RESULT_KEYS}
             fields["result_abridged"] = True
         fields["progress"] = progress or Progress(epoch=job.epoch, epochs=job.epochs, step=job.step)
-        fields["resumable"] = job.status == JobStatus.PAUSED or (
-            job.checkpoint_step is not None and job.status in RESUMABLE_STATUSES
+        status = fields["status"]
+        fields["resumable"] = status == JobStatus.PAUSED or (
+            job.checkpoint_step is not None and status in RESUMABLE_STATUSES
         )
         return cls.model_validate(fields)
 

@@ -170,6 +170,12 @@ class _LiveJob:
     # A checkpoint that arrived before the points it follows (they wait in the worker's batch):
     # recorded once they are, so a stored checkpoint never lies ahead of the stored points.
     waiting_checkpoint: JobCheckpoint | None = None
+    # Its start (status, worker, device, started_at) on its way to the database: a read in the meantime
+    # shows it over the stored row, as it shows the live progress, so a running job never reads
+    # "queued" with no worker at step 10 on a busy server. An end is shown only once stored, with
+    # every point before it (as its `done` event is). Each value leaves once it is stored:
+    # column -> (the id of the status event that stores it, value).
+    unstored: dict[str, tuple[int, Any]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def next_id(self) -> int:
@@ -750,7 +756,7 @@ class JobService:
         if not live.started:  # a resumed job keeps the time it first started
             values["started_at"] = utcnow()
             live.started = True
-        self._change(event.job_id, live, values)
+        self._change(event.job_id, live, values, shown_now=True)
 
     def _metrics(self, event: JobMetrics, live: _LiveJob) -> None:
         job_id = event.job_id
@@ -872,12 +878,21 @@ class JobService:
         self.metrics.forget(job_id)
 
     def _change(
-        self, job_id: str, live: _LiveJob, values: dict[str, Any], done: bool = False, now: bool = False
+        self,
+        job_id: str,
+        live: _LiveJob,
+        values: dict[str, Any],
+        done: bool = False,
+        now: bool = False,
+        shown_now: bool = False,
     ) -> Coroutine[Any, Any, None] | None:
-        """Record a change of the job with its ``status`` event (and ``done``); publish them once stored."""
+        """Record a change of the job with its ``status`` event (and ``done``); publish them once stored.
+        ``shown_now``: reads show ``values`` already (``_LiveJob.unstored``)."""
         status_id = live.next_id()
         done_id = live.next_id() if done else None
         progress = {"epoch": live.epoch, "step": live.step}
+        if shown_now:
+            live.unstored.update({key: (status_id, value) for key, value in values.items()})
 
         def write(session: Session) -> list[Event]:
             job = crud.get_job(session, job_id=job_id)
@@ -896,6 +911,9 @@ class JobService:
             return events
 
         def stored(events: list[Event]) -> None:
+            for key in values:
+                if live.unstored.get(key, (None,))[0] == status_id:  # not changed again since
+                    del live.unstored[key]
             self._publish(job_id, events)
             if done:
                 self._live.pop(job_id, None)
@@ -935,11 +953,11 @@ class JobService:
         """The job as the API shows it, with the live progress of a running job; ``abridged``: its
         result without the samples of points and pictures (all but the job's own read)."""
         live = self._live.get(job.id)
-        if live is not None:
-            progress = Progress(epoch=live.epoch, epochs=live.epochs, step=live.step)
-        else:
-            progress = Progress(epoch=job.epoch, epochs=job.epochs, step=job.step)
-        return JobPublic.from_job(job, progress, data=data, abridged=abridged)
+        if live is None:
+            return JobPublic.from_job(job, data=data, abridged=abridged)
+        progress = Progress(epoch=live.epoch, epochs=live.epochs, step=live.step)
+        unstored = {key: value for key, (_, value) in live.unstored.items()}
+        return JobPublic.from_job(job, progress, data=data, abridged=abridged, unstored=unstored)
 
     def get_job(self, job_id: str) -> Job:
         with self._session() as session:

@@ -42,9 +42,9 @@ def wait_until_step(client: httpx.Client, job_id: str, step: int, timeout: float
     deadline = time.monotonic() + timeout
     while True:
         job = client.get(f"/api/jobs/{job_id}").json()
-        # A read shows the live step at once but the worker once its write is stored (on a busy
-        # machine, a moment later): the callers want both.
-        if (job["progress"]["step"] or 0) >= step and job["worker"]:
+        # A read shows the live step and the job's start (its worker) at once, stored or not.
+        if (job["progress"]["step"] or 0) >= step:
+            assert job["worker"], f"job {job_id} at step {job['progress']['step']} shows no worker: {job}"
             return job
         if job["status"] in FINAL or time.monotonic() > deadline:
             raise AssertionError(f"job {job_id} did not reach step {step}: {job}")

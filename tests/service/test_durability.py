@@ -363,6 +363,9 @@ def test_a_locked_database_loses_nothing_and_the_job_still_ends(server_factory) 
         stream = StreamReader(srv.url, job["id"])
         stream.start()
         wait_until_step(http, job["id"], 1)
+        # Waits for the one worker; it starts while the database is locked.
+        follower = post_job(http, "linear", {"epochs": 200})
+        assert follower["status"] == "queued", f"premise: the worker is busy: {follower}"
         jobs_before = http.get("/api/jobs").json()["total"]
 
         lock = sqlite3.connect(db_path, timeout=30, isolation_level=None)
@@ -391,8 +394,17 @@ def test_a_locked_database_loses_nothing_and_the_job_still_ends(server_factory) 
                 return None
 
             poll(degraded, 60, "/api/health degraded, naming the database, with writes pending")
-            # The worker finishes: its last points and its end wait for the database.
-            poll(lambda: timed_health(http)[1]["running"] == 0, 180, "the job's worker finished")
+            # The worker finishes: its last points and its end wait for the database. The follower
+            # starts on it, and reads show it running at once, though its start waits to be stored
+            # (they showed it "queued", with no worker, while its steps went up).
+            def follower_shown_running() -> dict[str, Any] | None:
+                shown = http.get(f"/api/jobs/{follower['id']}").json()
+                return shown if shown["status"] == "running" else None
+
+            shown = poll(follower_shown_running, 180, "the queued job shown running on the freed worker")
+            assert shown["worker"] and shown["device"] == "cpu" and shown["started_at"], shown
+            listed = {item["id"]: item for item in http.get("/api/jobs").json()["items"]}
+            assert listed[follower["id"]]["status"] == "running", listed[follower["id"]]
             poster.join(120)
             assert not poster.is_alive(), "POST /api/jobs did not answer while the database was locked"
             assert not any(e.event == "done" for e in stream.events), (
@@ -410,6 +422,7 @@ def test_a_locked_database_loses_nothing_and_the_job_still_ends(server_factory) 
         assert [p["step"] for p in metric_points(events)] == list(range(1, LONG_EPOCHS + 1)), "every step once"
         assert http.get(f"/api/jobs/{job['id']}/metrics").json()["total"] == LONG_EPOCHS
         assert http.get(f"/api/jobs/{job['id']}").json()["status"] == "succeeded"
+        assert wait_for(http, follower["id"])["status"] == "succeeded"
 
         # The command that came while the database was locked was refused, and left nothing behind.
         response = refused["response"]
