@@ -26,6 +26,13 @@ class Settings(BaseSettings):
     workers: int | None = Field(
         None, ge=1, le=64, description="Worker processes. Default: one per GPU, else 2 on a CPU."
     )
+    worker_start: Literal["forkserver", "spawn"] = Field(
+        "forkserver",
+        description=(
+            "How local workers start: forked from a process that has imported torch once (ready at once), "
+            "or spawned, each importing torch itself. Where there is no forkserver (Windows), spawned."
+        ),
+    )
     max_queued: int = Field(100, ge=1, description="Jobs waiting to run before POST /api/jobs answers 429.")
     max_epochs: int = Field(100_000, ge=1, description="Largest `epochs` a client may ask for.")
     max_data_points: int = Field(100_000, ge=2, description="Largest `data` list a client may send.")

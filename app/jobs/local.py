@@ -1,7 +1,9 @@
-"""The local executor: a pool of long-lived spawned worker processes on this machine. No torch here.
+"""The local executor: a pool of long-lived worker processes on this machine. No torch here.
 
-Each worker imports torch once (1-3 s) and then runs job after job, so a small job starts in
-milliseconds. The web process never imports torch and never touches CUDA: workers report the devices
+The workers are forked from a forkserver that has imported torch and the experiments once
+(``app.jobs.preload``; spawned, each importing torch itself, where there is no forkserver), and each
+runs job after job, so a small job starts in milliseconds and a worker that replaces a killed one is
+ready at once. The web process never imports torch and never touches CUDA: workers report the devices
 when they start. Beside the training workers, one "predictor" process answers ``predict`` so a
 prediction never waits behind a training job.
 
@@ -9,9 +11,9 @@ One monitor thread does all the listening: it waits on every child's pipe (messa
 process sentinel (deaths), a wake-up pipe (the set of children changed, a cancel was asked) and the
 earliest hard-kill deadline, and hands events to the event loop with ``call_soon_threadsafe``. The
 pool's state is guarded by one lock, so ``submit``/``cancel``/``info`` may be called from any thread.
-Children are spawned only by the event loop's thread and the monitor thread: on Linux a child dies
-with the thread that spawned it (PR_SET_PDEATHSIG, see ``app.jobs.worker``), and both of those live as
-long as the pool.
+Children are started only by the event loop's thread and the monitor thread: on Linux a spawned
+child dies with the thread that started it (PR_SET_PDEATHSIG, see ``app.jobs.worker``), and both of
+those live as long as the pool; a forked one dies with the forkserver, which exits with us.
 
 Scheduling: users take turns (``app.jobs.fair_queue``: round robin over the owners with queued jobs,
 first-in first-out within an owner), and an owner with PLAYGROUND_MAX_RUNNING_PER_USER jobs running
@@ -35,7 +37,9 @@ import threading
 import time
 import weakref
 from collections import Counter
+import multiprocessing
 from multiprocessing import get_context
+from multiprocessing.context import BaseContext
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -75,6 +79,18 @@ EXPORT_TIMEOUT_S = 300.0  # an ONNX export traces the model: seconds, more on a 
 MAX_START_FAILURES = 3  # a slot whose worker dies this many times in a row before hello is given up
 
 
+def _start_context(method: str) -> BaseContext:
+    """How children start (PLAYGROUND_WORKER_START): forked from a forkserver that has imported torch
+    (``app.jobs.preload``) where the platform has one (Linux, macOS), or spawned. Never a plain fork
+    of the web process: its threads (the event loop's helpers, the database writer) do not survive one."""
+    if method == "spawn" or "forkserver" not in multiprocessing.get_all_start_methods():
+        return get_context("spawn")
+    context = get_context("forkserver")
+    # One forkserver per web process, started on the first child; the list is read then.
+    context.set_forkserver_preload(["app.jobs.preload"])
+    return context
+
+
 def describe_exit(exitcode: int | None) -> str:
     """``-9`` → "killed by signal SIGKILL (...)", ``1`` → "exited with code 1"."""
     if exitcode is None:
@@ -92,7 +108,7 @@ def describe_exit(exitcode: int | None) -> str:
 
 @dataclasses.dataclass(eq=False)
 class _Child:
-    """One spawned process (a training worker or the predictor) and the web end of its pipe."""
+    """One child process (a training worker or the predictor) and the web end of its pipe."""
 
     name: str  # "local-1", ..., "predictor"
     process: BaseProcess
@@ -128,7 +144,7 @@ class LocalExecutor(Executor):
     def __init__(self, settings: Settings) -> None:
         super().__init__()
         self.settings = settings
-        self._mp = get_context("spawn")  # fork after CUDA (or after threads) is unsafe
+        self._mp = _start_context(settings.worker_start)
         self._lock = threading.RLock()
         # The cores this process may use (a container or taskset may allow fewer than the machine has).
         self._cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -1,10 +1,12 @@
-"""The processes the local executor spawns: training workers and the predictor.
+"""The processes the local executor starts: training workers and the predictor.
 
 The web process imports this module only to name the entry points (``worker_main``,
-``predictor_main``); torch is imported inside them, in the spawned process.
+``predictor_main``); torch is imported inside them, in the child process (where the executor forks
+them from its forkserver, that has imported torch already: ``app.jobs.preload``).
 
 A worker has three threads:
-- main: imports torch once, says hello, then runs one job after another from a local queue;
+- main: imports torch (once, if the forkserver has not), says hello, then runs one job after another
+  from a local queue;
 - reader: receives ``RunJob`` / ``CancelJob`` from the pipe while main trains (a cancel marks the job
   id, which the job's ``should_stop`` looks up), and exits the process when the pipe closes -- the
   web process stopped us or died;
@@ -24,7 +26,7 @@ import sys
 import threading
 import time
 from collections import OrderedDict
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -42,19 +44,17 @@ log = logging.getLogger(__name__)
 FLUSH_INTERVAL_S = 0.05
 # The predictor keeps this many models' weights in memory (a page predicting again and again).
 PREDICT_CACHE_SIZE = 4
-# Where the kernel cannot tell a worker that its parent died: how often it checks.
-PARENT_CHECK_S = 1.0
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 # ----------------------------------------------------------------------------------------------
-# Entry points (spawned processes)
+# Entry points (the child processes)
 
 
 def worker_main(conn: Connection, name: str, threads: int, settings: Settings) -> None:
     _detach_from_terminal()
     _exit_when_parent_dies()
-    import torch  # once per worker: this is the 1-3 s a job must not pay
+    import torch  # once per worker (or already, in the forkserver): the 1-3 s a job must not pay
 
     # The web process gives each worker its share of the cores, so two workers do not fight over
     # them. Inter-op threads can only be set before any parallel work, i.e. here.
@@ -66,8 +66,19 @@ def worker_main(conn: Connection, name: str, threads: int, settings: Settings) -
     sender.send(WorkerHello(pid=os.getpid(), devices=available_devices(), threads=threads))
     worker = _TrainingWorker(name, sender, settings)
     threading.Thread(target=worker.read_commands, args=(conn,), name="commands", daemon=True).start()
-    worker.preload_experiments()
+    import_experiments(name)  # done already where the forkserver preloaded them (app.jobs.preload)
     worker.serve()
+
+
+def import_experiments(where: str) -> None:
+    """Import the experiment modules now, so the first job of each kind does not pay for it."""
+    from app.experiments.registry import EXPERIMENTS
+
+    for spec in EXPERIMENTS.values():
+        try:
+            spec.load()
+        except Exception as exc:  # reported again, to the job, if one of this kind comes
+            log.warning("%s: cannot import %s: %s: %s", where, spec.module, type(exc).__name__, exc)
 
 
 def predictor_main(conn: Connection, settings: Settings) -> None:
@@ -104,24 +115,25 @@ def _detach_from_terminal() -> None:
 def _exit_when_parent_dies() -> None:
     """Die with the web process, even when it was killed with SIGKILL and told us nothing.
 
-    A closing pipe is noticed only when someone reads it, and a watcher thread cannot run while the
-    main thread holds the GIL in ``import torch`` (loading libtorch takes seconds). On Linux the kernel
-    does it: PR_SET_PDEATHSIG sends us SIGKILL when the thread that spawned us ends -- the server's
-    event loop or the executor's monitor thread, both of which live as long as the pool. Elsewhere, a
-    thread that polls the parent's pid.
+    A closing pipe is noticed only when someone reads it, so two watchers. On Linux the kernel:
+    PR_SET_PDEATHSIG sends us SIGKILL when the thread that forked us ends -- in the forkserver, which
+    exits when the web process does, or (spawned) the web process's event loop or executor monitor
+    thread, both of which live as long as the pool; this works even while the main thread holds the
+    GIL in a long ``import torch``. Everywhere, a thread that waits on the web process's sentinel
+    (multiprocessing's pipe from it, which closes when it dies).
     """
-    parent = multiprocessing.parent_process()
-    expected = parent.pid if parent is not None else os.getppid()
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
             log.warning("prctl(PR_SET_PDEATHSIG) failed: %s", os.strerror(ctypes.get_errno()))
-    if os.getppid() != expected:  # it died before the kernel was told to tell us
+    parent = multiprocessing.parent_process()
+    if parent is None:  # not started by multiprocessing (a test calling an entry point)
+        return
+    if not parent.is_alive():  # it died before the kernel was told to tell us
         os._exit(0)
 
     def watch() -> None:
-        while os.getppid() == expected:
-            time.sleep(PARENT_CHECK_S)
+        wait([parent.sentinel])
         os._exit(0)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
@@ -272,16 +284,6 @@ class _TrainingWorker:
                         control.patch(message.patch)
                     if message.pause:
                         control.pause()
-
-    def preload_experiments(self) -> None:
-        """Import the experiment modules now, so the first job of each kind does not pay for it."""
-        from app.experiments.registry import EXPERIMENTS
-
-        for spec in EXPERIMENTS.values():
-            try:
-                spec.load()
-            except Exception as exc:  # reported again, to the job, if one of this kind comes
-                log.warning("%s: cannot import %s: %s: %s", self.name, spec.module, type(exc).__name__, exc)
 
     def serve(self) -> None:
         import torch

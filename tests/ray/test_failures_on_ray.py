@@ -19,7 +19,7 @@ import pytest
 
 from tests.ray.conftest import RAY_ENV, RayCluster, ray_server_env
 from tests.service.helpers import LONG_LINEAR, post_job, wait_for, wait_until_step, worker_pid
-from tests.service.server_process import Server, _cmdline, alive, descendants, free_port
+from tests.service.server_process import Server, alive, cmdline, descendants, free_port
 
 
 def test_an_unreachable_cluster_stops_the_server_at_once_naming_the_address(tmp_path) -> None:
@@ -86,14 +86,14 @@ def test_kill_9_of_a_server_that_started_its_own_ray_leaves_no_ray_process(tmp_p
         tmp_path / "home",
         env={"PLAYGROUND_EXECUTOR": "ray", "RAY_TMPDIR": str(ray_temp), **RAY_ENV},
     ).start()
-    ray_processes = [pid for pid in descendants(srv.proc.pid) if "ray_watchdog" not in _cmdline(pid)]
-    assert any("raylet" in _cmdline(pid) for pid in ray_processes), "premise: the server started a local Ray"
+    ray_processes = [pid for pid in descendants(srv.proc.pid) if "ray_watchdog" not in cmdline(pid)]
+    assert any("raylet" in cmdline(pid) for pid in ray_processes), "premise: the server started a local Ray"
     srv.proc.send_signal(signal.SIGKILL)
     srv.proc.wait(30)
     deadline = time.monotonic() + 20
     while any(alive(pid) for pid in ray_processes) and time.monotonic() < deadline:
         time.sleep(0.1)
-    left = {pid: _cmdline(pid) for pid in ray_processes if alive(pid)}
+    left = {pid: cmdline(pid) for pid in ray_processes if alive(pid)}
     for pid in left:
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)

@@ -28,7 +28,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _parent_pids() -> dict[int, int]:
+def parent_pids() -> dict[int, int]:
     """pid -> ppid of every live (non-zombie) process, from /proc."""
     parents = {}
     for entry in os.listdir("/proc"):
@@ -47,7 +47,7 @@ def _parent_pids() -> dict[int, int]:
 
 def descendants(pid: int) -> list[int]:
     """Every live process below ``pid`` (workers, the predictor, multiprocessing's tracker)."""
-    parents = _parent_pids()
+    parents = parent_pids()
     found, frontier = [], [pid]
     while frontier:
         parent = frontier.pop()
@@ -55,6 +55,15 @@ def descendants(pid: int) -> list[int]:
         found.extend(children)
         frontier.extend(children)
     return found
+
+
+def worker_pids(pid: int) -> list[int]:
+    """The worker and predictor processes a local executor in process ``pid`` started: forked by its
+    forkserver (app.jobs.preload), or spawned where there is none."""
+    parents = parent_pids()
+    below = descendants(pid)
+    forkservers = {p for p in below if "multiprocessing.forkserver" in cmdline(p)}
+    return [p for p in below if parents.get(p) in forkservers or "spawn_main" in cmdline(p)]
 
 
 def alive(pid: int) -> bool:
@@ -136,7 +145,8 @@ class Server:
         return self.start()
 
     def worker_pids(self) -> list[int]:
-        return [pid for pid in descendants(self.proc.pid) if "spawn_main" in _cmdline(pid)] if self.proc else []
+        """The training workers and the predictor: the children of its forkserver (or spawned)."""
+        return worker_pids(self.proc.pid) if self.proc else []
 
     def client(self, **kwargs) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30, **kwargs)
@@ -148,7 +158,7 @@ class Server:
             return "(no log)"
 
 
-def _cmdline(pid: int) -> str:
+def cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:

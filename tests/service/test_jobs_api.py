@@ -31,6 +31,7 @@ from tests.service.helpers import (
     wait_until_step,
     worker_pid,
 )
+from tests.service.server_process import cmdline, parent_pids
 from tests.service.sse import SseEvent, iter_sse, metric_points, read_events
 
 
@@ -458,7 +459,21 @@ def test_the_web_process_has_not_loaded_torch(server):
     assert any("libtorch" in mapped(pid) for pid in server.worker_pids())
 
 
-# Last: the replacement of the killed worker imports torch while the module's server stops.
+def test_workers_are_forked_from_a_forkserver_that_imported_torch_once(server):
+    # PLAYGROUND_WORKER_START's default: a killed worker's replacement is ready at once, and the
+    # workers share torch's pages with the forkserver instead of each loading its own copy.
+    parents = parent_pids()
+    workers = server.worker_pids()
+    assert workers
+    forkservers = {parents[pid] for pid in workers}
+    assert len(forkservers) == 1, f"workers {workers} have parents {forkservers}"
+    (forkserver,) = forkservers
+    assert parents[forkserver] == server.proc.pid
+    assert "multiprocessing.forkserver" in cmdline(forkserver) and "app.jobs.preload" in cmdline(forkserver)
+    assert "libtorch" in Path(f"/proc/{forkserver}/maps").read_text()
+
+
+# Last: a replacement worker is started while the module's server stops.
 def test_kill_9_of_a_worker_fails_its_job_and_the_server_goes_on(server, client):
     job = post_job(client, "linear", LONG_LINEAR)
     job = wait_until_step(client, job["id"], 50)
@@ -472,7 +487,7 @@ def test_kill_9_of_a_worker_fails_its_job_and_the_server_goes_on(server, client)
 
     after = wait_for(client, post_job(client, "linear", {"epochs": 200})["id"], timeout=90)
     assert after["status"] == "succeeded"
-    deadline = time.monotonic() + 90  # the replacement worker imports torch first
+    deadline = time.monotonic() + 90  # forked at once; on a busy machine, seconds
     while client.get("/api/health").json()["workers"] != 2 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert client.get("/api/health").json()["workers"] == 2
