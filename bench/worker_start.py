@@ -3,16 +3,18 @@ imported torch once, against workers spawned that each import it (README, "Bench
 
     .venv/bin/python -m bench.worker_start [--repeats 3]
 
-Each repeat starts a fresh ``playground serve`` (1 worker) per start method, the two alternating, and
-measures:
+Each repeat starts a fresh ``playground serve`` (2 workers, the default on a CPU) per start method,
+the two alternating, and measures:
 
-start        launching the server to /api/health answering (its worker said hello)
-first job    launching the server to a 10-epoch linear job's end (it saves weights: the predictor starts)
-cpu          CPU-seconds of the whole process tree then (web process, forkserver, worker, predictor)
-replacement  kill -9 of the idle worker to the end of a 10-epoch job posted at once (it waits for the
-             worker that replaces the killed one)
+start        launching the server to /api/health answering (its workers said hello)
+first job    launching the server to a 10-epoch linear job's end and a prediction with its weights (the
+             predictor starts once a job has saved weights)
+cpu          CPU-seconds of the whole process tree then (web process, forkserver, workers, predictor)
 memory       proportional set size (PSS: shared pages split between the processes that share them) of
-             the worker, the predictor and the forkserver together, and the worker's resident size
+             the workers, the predictor and the forkserver together, and one worker's resident size
+replacement  kill -9 of an idle worker to the end of a 10-epoch job posted once the pool has seen the
+             death, with the other worker busy (so the job waits for the worker that replaces the killed
+             one)
 
 Prints medians per method and their ratios, and writes them to bench/results/worker_start.json.
 Not a test: wall-clock figures on whatever else the machine is doing (the load average is printed).
@@ -59,27 +61,37 @@ def pss_mb(pid: int) -> float:
 
 def one_server(method: str) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as home:
-        srv = Server(Path(home), env={"PLAYGROUND_WORKER_START": method}, workers=1)
+        srv = Server(Path(home), env={"PLAYGROUND_WORKER_START": method}, workers=2)
         launched = time.perf_counter()
         srv.start()
         try:
             up = time.perf_counter() - launched
             with srv.client() as client:
-                finish(client, post(client, "linear", SHORT)["id"])
+                job_id = post(client, "linear", SHORT)["id"]
+                finish(client, job_id)
+                client.post(f"/api/jobs/{job_id}/predict", json={"inputs": [35.7]}).raise_for_status()
                 first_job = time.perf_counter() - launched
                 tree = [srv.proc.pid, *descendants(srv.proc.pid)]
                 cpu = sum(cpu_seconds(pid) for pid in tree)
                 resources = client.get("/api/health").json()["resources"]
-                worker_pid, predictor_pid = resources["worker_pids"][0], resources["predictor_pid"]
+                workers, predictor = resources["worker_pids"], resources["predictor_pid"]
                 parents = parent_pids()
                 forkservers = [p for p in tree if parents.get(p) == srv.proc.pid and "forkserver" in cmdline(p)]
-                # The worker, the predictor and the forkserver (the resource tracker is tiny, in both).
-                pss = sum(pss_mb(pid) for pid in [worker_pid, predictor_pid, *forkservers])
-                rss = rss_mb(worker_pid)
+                # The resource tracker is left out: tiny, and there under both.
+                pss = sum(pss_mb(pid) for pid in [*workers, predictor, *forkservers])
+                rss = rss_mb(workers[0])
+                blocker = post(client, "linear", {"epochs": 100_000})["id"]
+                while (busy := client.get(f"/api/jobs/{blocker}").json())["worker"] is None:
+                    time.sleep(0.005)
+                idle = next(pid for pid in workers if f"pid {pid})" not in busy["worker"])
                 killed = time.perf_counter()
-                os.kill(worker_pid, signal.SIGKILL)
+                os.kill(idle, signal.SIGKILL)
+                # Posted once the pool has seen the death (milliseconds), else it could go to the dead worker.
+                while idle in client.get("/api/health").json()["resources"]["worker_pids"]:
+                    time.sleep(0.005)
                 finish(client, post(client, "linear", SHORT)["id"])
                 replacement = time.perf_counter() - killed
+                client.post(f"/api/jobs/{blocker}/cancel")
         finally:
             srv.stop()
     return {
