@@ -7,12 +7,14 @@ export function isTerminal(status) {
   return TERMINAL.has(status);
 }
 
-// 4 significant digits, exponent form for the very large and very small (diverging losses).
+// 4 significant digits, exponent form for the very large and very small (diverging losses); a whole
+// number below a million as it is (epochs 10243, not 10240).
 export function num(value, digits = 4) {
   if (value === null || value === undefined || Number.isNaN(value)) return "–";
   if (typeof value !== "number") return String(value);
   if (value === 0) return "0";
   const abs = Math.abs(value);
+  if (Number.isInteger(value) && abs < 1e6) return String(value);
   if (abs >= 1e6 || abs < 1e-4) return value.toExponential(digits - 1);
   return String(Number(value.toPrecision(digits)));
 }

@@ -159,6 +159,13 @@ def test_4_edit_these_settings_leaves_the_name_and_retry_names_do_not_pile_up(pa
         ])"""
     )
     assert names == ["fit · lr=0.0001", "fit · epochs=10 · lr=0.01", "linear · lr=0.5"]
+    # A live change's label on the chart: a whole number as it is, a rate to 4 significant digits.
+    labels = page.evaluate(
+        """() => import("/static/js/lineage.js").then(({ changeLabel }) => [
+          changeLabel({ epochs: 10243 }), changeLabel({ lr: 0.0123456, momentum: 0.9 }),
+        ])"""
+    )
+    assert labels == ["epochs 10243", "lr 0.01235, momentum 0.9"]
 
 
 # 5 -------------------------------------------------------------------------------------------
