@@ -164,28 +164,48 @@ class Executor(abc.ABC):
         """Pass a command to a running job's ``JobControl``; False if it is not running here."""
         return False
 
-    @abc.abstractmethod
+    # How long a call on a saved model may take before its process is given up: a prediction or a
+    # look inside is milliseconds (plus, on Ray, starting a worker); an ONNX export traces the model
+    # and a confusion cell's first page evaluates the test split: seconds, more on a busy machine.
+    predict_timeout_s: float = 60.0
+    export_timeout_s: float = 300.0
+
     async def predict(self, kind: str, params: dict[str, Any], job_id: str, inputs: Any) -> dict[str, Any]:
         """Run the experiment's ``predict`` on the job's saved weights, outside the web process.
 
         ``inputs`` is a list of floats (linear, mlp) or the uploaded image bytes (cifar).
         """
+        value = await self._on_model(kind, params, job_id, inputs, "predict", self.predict_timeout_s)
+        return value if isinstance(value, dict) else {"outputs": value}
 
-    @abc.abstractmethod
     async def export_onnx(self, kind: str, params: dict[str, Any], job_id: str) -> bytes:
         """The job's saved model as ONNX (``app.experiments.onnx_export``), made outside the web process."""
+        return await self._on_model(kind, params, job_id, None, "onnx", self.export_timeout_s)
 
-    @abc.abstractmethod
     async def inside(self, kind: str, params: dict[str, Any], job_id: str, image: bytes) -> dict[str, Any]:
         """A cifar job's net on one image (``app.experiments.cifar_inside``), outside the web process."""
+        return await self._on_model(kind, params, job_id, image, "inside", self.predict_timeout_s)
 
-    @abc.abstractmethod
     async def confusion_cell(
         self, kind: str, params: dict[str, Any], job_id: str, request: dict[str, Any]
     ) -> dict[str, Any]:
         """A page of one confusion-matrix cell's test images (``app.experiments.cifar_cells``),
-        outside the web process; ``request`` gets where this executor's workers find the data set
-        and how many threads they train with."""
+        outside the web process, where this executor's workers find the data set."""
+        where = self._data_where()
+        return await self._on_model(kind, params, job_id, {**request, **where}, "cells", self.export_timeout_s)
+
+    @abc.abstractmethod
+    async def _on_model(
+        self, kind: str, params: dict[str, Any], job_id: str, inputs: Any, action: str, timeout: float
+    ) -> Any:
+        """Run ``action`` (``app.experiments.model_actions``) on the job's saved weights in one of this
+        executor's processes; ModelUnavailable without weights, WorkerDied after ``timeout`` seconds
+        (the process is given up), the action's own error rebuilt here."""
+
+    @abc.abstractmethod
+    def _data_where(self) -> dict[str, Any]:
+        """As a training job gets them: where this executor's workers find the data set
+        (``data_dir``) and their cache (``cache_dir``), and how many ``threads`` they use."""
 
     @abc.abstractmethod
     def info(self) -> ExecutorInfo: ...

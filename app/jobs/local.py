@@ -74,8 +74,6 @@ log = logging.getLogger(__name__)
 
 START_TIMEOUT_S = 180.0  # importing torch takes 1-3 s; much longer on a loaded 2-core box
 STOP_GRACE_S = 2.0  # SIGTERM, then SIGKILL after this long
-PREDICT_TIMEOUT_S = 60.0  # a prediction is milliseconds; a predictor silent this long is killed
-EXPORT_TIMEOUT_S = 300.0  # an ONNX export traces the model: seconds, more on a busy machine
 MAX_START_FAILURES = 3  # a slot whose worker dies this many times in a row before hello is given up
 
 
@@ -269,28 +267,14 @@ class LocalExecutor(Executor):
                 return False
             return worker.send(ControlJob(job_id, pause=pause, patch=patch))
 
-    async def predict(self, kind: str, params: dict[str, Any], job_id: str, inputs: Any) -> dict[str, Any]:
-        value = await self._ask_predictor(kind, params, job_id, inputs, "predict", PREDICT_TIMEOUT_S)
-        return value if isinstance(value, dict) else {"outputs": value}
-
-    async def export_onnx(self, kind: str, params: dict[str, Any], job_id: str) -> bytes:
-        return await self._ask_predictor(kind, params, job_id, None, "onnx", EXPORT_TIMEOUT_S)
-
-    async def inside(self, kind: str, params: dict[str, Any], job_id: str, image: bytes) -> dict[str, Any]:
-        return await self._ask_predictor(kind, params, job_id, image, "inside", PREDICT_TIMEOUT_S)
-
-    async def confusion_cell(
-        self, kind: str, params: dict[str, Any], job_id: str, request: dict[str, Any]
-    ) -> dict[str, Any]:
-        # As _train gives a worker its data; the first page evaluates the whole test split (seconds).
-        where = {
+    def _data_where(self) -> dict[str, Any]:
+        return {
             "data_dir": str(self.settings.data_dir),
             "cache_dir": str(self.settings.home / "cache"),
             "threads": self._threads,
         }
-        return await self._ask_predictor(kind, params, job_id, {**request, **where}, "cells", EXPORT_TIMEOUT_S)
 
-    async def _ask_predictor(
+    async def _on_model(
         self, kind: str, params: dict[str, Any], job_id: str, inputs: Any, action: str, timeout: float
     ) -> Any:
         path = model_path(self.settings.models_dir, job_id)

@@ -60,8 +60,6 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 5.0  # a head's GCS port that does not accept a connection in this long is down
 START_TIMEOUT_S = 180.0  # a fresh worker imports torch: seconds, much longer on a loaded 2-core box
 STOP_JOIN_S = 5.0  # how long stop() waits for the stream readers after force-cancelling their tasks
-PREDICT_TIMEOUT_S = 120.0  # includes starting a worker on a busy cluster
-EXPORT_TIMEOUT_S = 300.0  # an ONNX export traces the model: seconds, more on a busy machine
 MAX_WARM_WORKERS = 4  # workers that import torch while the server starts (at most one per job slot)
 RESOURCES_TTL_S = 2.0  # /api/health reads the cluster's resources at most this often
 # Predictions are milliseconds of one thread: they reserve no CPU, so they never wait behind jobs
@@ -87,6 +85,7 @@ class _RayJob:
 
 class RayExecutor(Executor):
     name = "ray"
+    predict_timeout_s = 120.0  # includes starting a worker on a busy cluster
 
     def __init__(self, settings: Settings) -> None:
         super().__init__()
@@ -463,28 +462,14 @@ class RayExecutor(Executor):
     # ------------------------------------------------------------------------------------------
     # Predict
 
-    async def predict(self, kind: str, params: dict[str, Any], job_id: str, inputs: Any) -> dict[str, Any]:
-        value = await self._run_on_model(kind, params, job_id, inputs, "predict", PREDICT_TIMEOUT_S)
-        return value if isinstance(value, dict) else {"outputs": value}
-
-    async def export_onnx(self, kind: str, params: dict[str, Any], job_id: str) -> bytes:
-        return await self._run_on_model(kind, params, job_id, None, "onnx", EXPORT_TIMEOUT_S)
-
-    async def inside(self, kind: str, params: dict[str, Any], job_id: str, image: bytes) -> dict[str, Any]:
-        return await self._run_on_model(kind, params, job_id, image, "inside", PREDICT_TIMEOUT_S)
-
-    async def confusion_cell(
-        self, kind: str, params: dict[str, Any], job_id: str, request: dict[str, Any]
-    ) -> dict[str, Any]:
-        # As _submit_to_ray gives a job its data; the first page evaluates the whole test split (seconds).
-        where = {
+    def _data_where(self) -> dict[str, Any]:
+        return {
             "data_dir": str(Path(self.settings.data_dir).resolve()),
             "cache_dir": str(NODE_HOME / "cache"),
             "threads": max(1, int(self.settings.ray_num_cpus)),
         }
-        return await self._run_on_model(kind, params, job_id, {**request, **where}, "cells", EXPORT_TIMEOUT_S)
 
-    async def _run_on_model(
+    async def _on_model(
         self, kind: str, params: dict[str, Any], job_id: str, inputs: Any, action: str, timeout: float
     ) -> Any:
         path = model_path(self.settings.models_dir, job_id)
