@@ -343,25 +343,11 @@ export class LossSurfaceMap {
     ctx.restore();
   }
 
-  // The path's finite points in pixels, without those less than half a pixel from the one kept
-  // before (a converging run sits on the same pixel for thousands of epochs): [x, y, index].
   pathPixels() {
     const { width, height } = this.cssSize;
     const key = `${this.ws.length} ${width} ${height} ${Object.values(this.view).join(" ")}`;
-    if (this.pixels?.key === key) return this.pixels.points;
-    const points = [];
-    let last = null;
-    for (let i = 0; i < this.ws.length; i++) {
-      const w = this.ws[i], b = this.bs[i];
-      if (w === null || b === null || !Number.isFinite(w) || !Number.isFinite(b)) continue;
-      const [x, y] = this.toPx(w, b);
-      const isLast = i === this.ws.length - 1;
-      if (last && !isLast && Math.abs(x - last[0]) < 0.5 && Math.abs(y - last[1]) < 0.5) continue;
-      last = [x, y, i];
-      points.push(last);
-    }
-    this.pixels = { key, points };
-    return points;
+    if (this.pixels?.key !== key) this.pixels = { key, points: pathToPixels(this.ws, this.bs, (w, b) => this.toPx(w, b)) };
+    return this.pixels.points;
   }
 
   drawPath(ctx) {
@@ -371,20 +357,7 @@ export class LossSurfaceMap {
     // While replaying: bold up to the replay's index, faint after it.
     const cut = this.upTo === null ? all.length : all.findIndex((p) => p[2] > this.upTo);
     const shown = cut < 0 ? all : all.slice(0, cut);
-    const line = (pts, styles) => {
-      for (const [stroke, lineWidth] of styles) {
-        ctx.strokeStyle = stroke;
-        ctx.lineWidth = lineWidth;
-        ctx.beginPath();
-        for (let i = 1; i < pts.length; i++) {
-          const seg = clipSegment(pts[i - 1][0], pts[i - 1][1], pts[i][0], pts[i][1], box);
-          if (!seg) continue;
-          ctx.moveTo(seg[0], seg[1]);
-          ctx.lineTo(seg[2], seg[3]);
-        }
-        ctx.stroke();
-      }
-    };
+    const line = (pts, styles) => strokePixels(ctx, pts, box, styles);
     ctx.save();
     ctx.lineJoin = "round";
     if (this.ghost) this.faintPath(ctx, this.ghost, box, [["rgba(40, 40, 40, 0.5)", 1.5]], [5, 4]);
@@ -467,6 +440,40 @@ export class LossSurfaceMap {
 }
 
 // An arrow head at `to`, along the segment from `from`, labelled beside it.
+// A path's finite points in pixels, without those less than half a pixel from the one kept before
+// (a converging run sits on the same pixel for thousands of epochs), the last always: [x, y, index].
+export function pathToPixels(ws, bs, toPx) {
+  const points = [];
+  let last = null;
+  for (let i = 0; i < ws.length; i++) {
+    const w = ws[i], b = bs[i];
+    if (w === null || b === null || !Number.isFinite(w) || !Number.isFinite(b)) continue;
+    const [x, y] = toPx(w, b);
+    const isLast = i === ws.length - 1;
+    if (last && !isLast && Math.abs(x - last[0]) < 0.5 && Math.abs(y - last[1]) < 0.5) continue;
+    last = [x, y, i];
+    points.push(last);
+  }
+  return points;
+}
+
+// Pixels ([x, y, ...]) joined by lines clipped to `box`, once per style: [stroke, lineWidth] in turn
+// (an edge, then the line).
+export function strokePixels(ctx, pts, box, styles) {
+  for (const [stroke, lineWidth] of styles) {
+    ctx.strokeStyle = stroke;
+    ctx.lineWidth = lineWidth;
+    ctx.beginPath();
+    for (let i = 1; i < pts.length; i++) {
+      const seg = clipSegment(pts[i - 1][0], pts[i - 1][1], pts[i][0], pts[i][1], box);
+      if (!seg) continue;
+      ctx.moveTo(seg[0], seg[1]);
+      ctx.lineTo(seg[2], seg[3]);
+    }
+    ctx.stroke();
+  }
+}
+
 export function arrow(ctx, from, to, label) {
   const angle = Math.atan2(to[1] - from[1], to[0] - from[0]);
   const size = 10;

@@ -8,8 +8,9 @@
 
 import { api } from "./api.js";
 import { PALETTE } from "./charts.js";
-import { LossSurfaceMap, MARGIN, clipSegment, marker, viewAround } from "./contour.js";
+import { LossSurfaceMap, MARGIN, marker, pathToPixels, strokePixels, viewAround } from "./contour.js";
 import { el, isTerminal, jobLabel, num } from "./format.js";
+import { indexAtStep } from "./lineage.js";
 
 const REPLAY_SECONDS = 5; // Play runs the whole race in this long
 
@@ -38,19 +39,6 @@ function surfaceKey(job) {
   const p = job.params ?? {};
   const split = (p.val_fraction ?? 0) > 0 ? [p.val_fraction, job.seed] : 0;
   return JSON.stringify([p.data ?? null, p.input_scale ?? 1, split]);
-}
-
-// The index of the last step ≤ `step` in sorted `steps`, or -1.
-function indexAt(steps, step) {
-  let lo = 0, hi = steps.length - 1, found = -1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1;
-    if (steps[mid] <= step) {
-      found = mid;
-      lo = mid + 1;
-    } else hi = mid - 1;
-  }
-  return found;
 }
 
 // A light colour (yellow, sky blue) gets a dark halo on the map, a dark one a white halo.
@@ -85,19 +73,8 @@ class RaceMap extends LossSurfaceMap {
     return viewAround(this.surface?.minimum ?? null, this.runs);
   }
 
-  // Each run's path in pixels, without points under half a pixel from the last kept: [x, y, index].
   pixelsOf(run) {
-    const points = [];
-    let last = null;
-    for (let i = 0; i < run.ws.length; i++) {
-      const w = run.ws[i], b = run.bs[i];
-      if (!Number.isFinite(w) || !Number.isFinite(b)) continue;
-      const [x, y] = this.toPx(w, b);
-      if (last && i < run.ws.length - 1 && Math.abs(x - last[0]) < 0.5 && Math.abs(y - last[1]) < 0.5) continue;
-      last = [x, y, i];
-      points.push(last);
-    }
-    return points;
+    return pathToPixels(run.ws, run.bs, (w, b) => this.toPx(w, b));
   }
 
   drawPath(ctx) {
@@ -106,24 +83,13 @@ class RaceMap extends LossSurfaceMap {
     const inside = ([x, y]) => x >= box.x0 && x <= box.x1 && y >= box.y0 && y <= box.y1;
     const key = `${width} ${height} ${Object.values(this.view).join(" ")}`;
     if (this.runPixels?.key !== key) this.runPixels = { key, all: this.runs.map((run) => this.pixelsOf(run)) };
-    const stroke = (pts, color, lineWidth) => {
-      ctx.strokeStyle = color;
-      ctx.lineWidth = lineWidth;
-      ctx.beginPath();
-      for (let i = 1; i < pts.length; i++) {
-        const seg = clipSegment(pts[i - 1][0], pts[i - 1][1], pts[i][0], pts[i][1], box);
-        if (!seg) continue;
-        ctx.moveTo(seg[0], seg[1]);
-        ctx.lineTo(seg[2], seg[3]);
-      }
-      ctx.stroke();
-    };
+    const stroke = (pts, color, lineWidth) => strokePixels(ctx, pts, box, [[color, lineWidth]]);
     ctx.save();
     ctx.lineJoin = "round";
     ctx.lineCap = "round";
     this.runs.forEach((run, k) => {
       const all = this.runPixels.all[k];
-      const upTo = this.at === null ? run.ws.length - 1 : indexAt(run.steps, this.at);
+      const upTo = this.at === null ? run.ws.length - 1 : indexAtStep(run.steps, this.at);
       const cut = all.findIndex((p) => p[2] > upTo);
       const shown = cut < 0 ? all : all.slice(0, cut);
       if (shown.length < all.length) stroke(all.slice(Math.max(0, shown.length - 1)), "rgba(255,255,255,0.35)", 1.5);
@@ -244,7 +210,7 @@ export class RaceView {
     this.section.dataset.step = String(step); // for the tests
     this.legend.replaceChildren(
       ...this.paths.map((path) => {
-        const i = indexAt(path.steps, step);
+        const i = indexAtStep(path.steps, step);
         const where = i >= 0 ? `w = ${num(path.ws[i])}, b = ${num(path.bs[i])}` : "not started";
         const p = path.job.params ?? {};
         return el("li", { dataset: { jobId: path.job.id } },
