@@ -26,6 +26,7 @@ class FairQueue:
         self._lanes: dict[Owner, deque[tuple[int, JobSpec]]] = {}  # owner -> (arrival, job), oldest first
         self._served_at: dict[Owner, int] = {}  # owner -> when they last had a job started (0: never)
         self._clock = itertools.count(1)
+        self._last_pop: tuple[str, Owner, int | None] | None = None  # job id, owner, their turn before it
 
     def __len__(self) -> int:
         return sum(len(lane) for lane in self._lanes.values())
@@ -64,9 +65,22 @@ class FairQueue:
                     lane.remove(item)
                     if not lane:
                         del self._lanes[owner]
+                    self._last_pop = (item[1].job_id, owner, self._served_at.get(owner))
                     self._served_at[owner] = next(self._clock)
                     return item[1]
         return None
+
+    def put_back(self, spec: JobSpec) -> None:
+        """The job just popped could not start after all (the worker it went to had died): it goes
+        back to the head of its owner's lane, and the owner gets back the turn it had."""
+        self._lanes.setdefault(spec.owner, deque()).appendleft((0, spec))
+        if self._last_pop is not None and self._last_pop[0] == spec.job_id:
+            _, owner, turn = self._last_pop
+            if turn is None:
+                self._served_at.pop(owner, None)
+            else:
+                self._served_at[owner] = turn
+        self._last_pop = None
 
     def drain(self) -> list[JobSpec]:
         """Every queued job (in turn order), leaving the queue empty."""

@@ -354,7 +354,7 @@ class LocalExecutor(Executor):
     def _dispatch(self) -> None:
         if self._stopping or self._starting or not self._queue:
             return
-        idle = [w for w in self._workers if w.ready and w.job is None and not w.retired]
+        idle = [w for w in self._workers if w.ready and w.job is None and not w.retired and w.pipe_open]
         if not idle:
             return
         busy_gpus = {w.job.device for w in self._workers if w.job is not None and w.job.device != "cpu"}
@@ -370,15 +370,22 @@ class LocalExecutor(Executor):
             worker = _pick_worker(spec, idle, busy_gpus)
             assert worker is not None
             idle.remove(worker)
+            job = spec if spec.device == "cpu" else dataclasses.replace(spec, device=worker.gpu)
+            if not worker.send(RunJob(job, self._threads)):
+                # The worker died since it was last heard from (its death is on its way to the
+                # monitor): the job never reached it, so it waits for the next worker instead of
+                # failing with a death that was not its own. A worker we cannot reach is replaced.
+                self._queue.put_back(spec)
+                worker.pipe_open = False  # never picked again; the monitor sees it exit
+                worker.process.kill()
+                continue
+            worker.job = job
             if spec.owner is not None:
                 running[spec.owner] += 1
-            job = spec if spec.device == "cpu" else dataclasses.replace(spec, device=worker.gpu)
             if job.device != "cpu":
                 busy_gpus.add(job.device)
-            worker.job = job
-            # Started before the RunJob goes out, so it precedes any of the job's metrics.
+            # Under the lock, which the monitor needs to hand on the job's first metrics: this goes first.
             self._emit(JobStarted(job.job_id, job.device, worker.label))
-            worker.send(RunJob(job, self._threads))
 
     def _fit_pool_to_devices(self, devices: list[str]) -> None:
         """The first hello tells us the devices: pin workers to GPUs; one worker per GPU by default."""

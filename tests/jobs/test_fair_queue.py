@@ -76,3 +76,22 @@ def test_remove_takes_a_queued_job_out():
     assert queue.remove("a1") is None
     assert queue.owners() == {"ben": 1}
     assert [job.job_id for job in queue.drain()] == ["b1"] and not queue
+
+
+def test_a_job_put_back_starts_next_and_its_owner_keeps_the_turn():
+    queue = FairQueue()
+    queue.push(spec("a1", "ann"))
+    queue.push(spec("a2", "ann"))
+    queue.push(spec("b1", "ben"))
+    assert queue.pop().job_id == "a1"
+    assert queue.pop().job_id == "b1"
+    popped = queue.pop()
+    assert popped.job_id == "a2"
+    queue.put_back(popped)  # its worker had died: it did not start
+    queue.push(spec("b2", "ben"))
+    assert drain(queue) == ["a2", "b2"]
+
+    queue.push(spec("c1", "cy"))
+    queue.push(spec("c2", "cy"))
+    queue.put_back(queue.pop())
+    assert drain(queue) == ["c1", "c2"]

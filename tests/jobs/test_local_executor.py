@@ -266,6 +266,30 @@ def test_a_worker_killed_mid_job_fails_the_job_naming_the_signal_and_is_replaced
     assert pid not in pool.ready_pids()
 
 
+def test_a_job_sent_to_a_worker_that_had_just_died_waits_for_its_replacement(pool: Pool):
+    pool.wait_for_full_pool(2)
+    busy = pool.submit(epochs=LONG)  # holds the other worker
+    pool.wait_until(lambda: pool.recorder.points(busy))
+    dead = next(w for w in pool.executor._workers if w.process.pid != pool.worker_pid(busy))
+    # With the pool's lock held, the monitor cannot handle the death before the job goes out: the
+    # job meets a worker that died a moment ago, as one posted right after an out-of-memory kill does.
+    with pool.executor._lock:
+        os.kill(dead.process.pid, signal.SIGKILL)
+        # Dead: its end of the pipe closed (its main thread is a zombie before its other threads end).
+        deadline = time.monotonic() + 30
+        while not dead.conn.poll() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert dead.conn.poll() and process_gone(dead.process.pid), "premise: the worker is dead"
+        job_id = pool.submit(epochs=50)
+    finished = pool.wait_finished(job_id, timeout=120)
+    assert finished.status == "succeeded", finished.error  # it failed "died while running the job"
+    started = pool.recorder.by_job[job_id][0]
+    assert isinstance(started, JobStarted) and f"(pid {dead.process.pid})" not in started.worker, started
+    pool.executor.cancel(busy)
+    assert pool.wait_finished(busy, timeout=60).status == "cancelled"
+    pool.wait_for_full_pool(2)
+
+
 def test_an_experiment_that_raises_fails_its_job_with_the_message_and_the_worker_lives_on(pool: Pool):
     pool.wait_for_full_pool(2)
     pids = sorted(pool.ready_pids())
