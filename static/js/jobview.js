@@ -399,6 +399,20 @@ function updateCharts() {
   renderVerdict();
 }
 
+// The largest loss over the smallest (train and validation, finite and above 0); 1 without points.
+function lossRange() {
+  let lo = Infinity, hi = 0;
+  for (const series of [store.train, store.val]) {
+    for (const v of series ?? []) {
+      if (v > 0 && Number.isFinite(v)) {
+        if (v < lo) lo = v;
+        if (v > hi) hi = v;
+      }
+    }
+  }
+  return hi > 0 ? hi / lo : 1;
+}
+
 function wireChartControls() {
   $("[data-log]").addEventListener("change", (event) => lossChart.setLog(event.target.checked));
   const slider = $("[data-smoothing]");
@@ -956,6 +970,13 @@ async function main() {
   if (!isTerminal(job.status)) openStream(covered);
   chartHasVal = store.hasVal();
   lossChart.data = lossData();
+  // Losses over more than two decades (a small net's first epochs near 200, its last near 1) show
+  // their end, and a validation loss rising again, only on a log axis: the chart opens on one. The
+  // box is ticked, so it says so, and unticking it goes back as ever.
+  if (!$("[data-log]").checked && lossRange() > 100) {
+    $("[data-log]").checked = true;
+    lossChart.log = true;
+  }
   lossChart.rebuild();
   updateCharts();
   if (job.status === "diverged") renderProblem(); // with the steps the history brought

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.helpers import create_job, wait_for_job
+from tests.browser.helpers import create_job, metric_rows, wait_for_job
 
 pytestmark = pytest.mark.browser
 
@@ -44,3 +44,27 @@ def test_a_touch_screen_is_told_to_tap(phone, api):
     phone.wait_for_selector("#job-view[data-ready=true]")
     help_text = phone.locator("[data-pointer-help]").inner_text()
     assert "tap for the values" in help_text and "hover" not in help_text and "double-click" not in help_text
+
+
+def test_a_loss_over_more_than_two_decades_opens_on_a_log_axis(page, api):
+    # The small net's loss falls from about 200 to about 1: on a linear axis everything after its
+    # first epochs, the validation loss rising again included, is a flat line at the bottom.
+    mlp = create_job(api, "mlp", {"epochs": 2000, "optimizer": "adam", "lr": 0.01}, seed=1)
+    book = create_job(api, "linear", {"epochs": 5000}, seed=1)  # 80 to 2.9: under two decades
+    for job in (mlp, book):
+        wait_for_job(api, job["id"])
+    rows = metric_rows(api, mlp["id"])
+    losses = [row[name] for row in rows for name in ("train_loss", "val_loss") if row.get(name)]
+    assert max(losses) / min(losses) > 100, "premise: the mlp's loss spans more than two decades"
+
+    page.goto(f"/jobs/{mlp['id']}")
+    page.wait_for_selector("#job-view[data-ready=true]")
+    page.wait_for_function("window.playgroundJob.lossChart.log === true")
+    assert page.locator("[data-log]").is_checked(), "the box says the axis is logarithmic"
+    page.locator("[data-log]").uncheck()
+    page.wait_for_function("window.playgroundJob.lossChart.log === false")
+
+    page.goto(f"/jobs/{book['id']}")
+    page.wait_for_selector("#job-view[data-ready=true]")
+    assert not page.locator("[data-log]").is_checked()
+    assert page.evaluate("window.playgroundJob.lossChart.log") is False
