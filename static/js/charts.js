@@ -30,10 +30,22 @@ function decadeLabel(exponent) {
   return exponent >= -3 && exponent <= 4 ? String(Number((10 ** exponent).toPrecision(1))) : `1e${exponent}`;
 }
 
-// Ticks of the log axis (in log10 units): whole decades when the view spans one or more; zoomed
-// in within a decade, round values of the loss itself (2.9, 3, 3.1 ...), so the axis keeps its labels.
+// Ticks of the log axis (in log10 units): whole decades when the view spans more than three; 1, 2
+// and 5 of each decade when it spans one to three (a loss from 90 to 2.5 gets 5, 10, 20, 50, not
+// just 10); zoomed in within a decade, round values of the loss itself (2.9, 3, 3.1 ...), so the
+// axis keeps its labels.
 export function logSplits(min, max) {
   if (!Number.isFinite(min) || !Number.isFinite(max) || max <= min) return [];
+  if (max - min >= 1 && max - min <= 3) {
+    const ticks = [];
+    for (let decade = Math.floor(min); decade <= Math.ceil(max); decade++) {
+      for (const m of [1, 2, 5]) {
+        const e = decade + Math.log10(m);
+        if (e >= min && e <= max) ticks.push(e);
+      }
+    }
+    return ticks;
+  }
   if (max - min >= 1) {
     const stride = DECADE_INCRS.find((s) => (max - min) / s <= 8) ?? DECADE_INCRS.at(-1);
     const ticks = [];

@@ -35,6 +35,15 @@ def test_a_log_axis_zoomed_within_a_decade_keeps_labels(page, api):
     assert len(labels) >= 2, f"the zoomed log axis has labels: {labels}"
     values = [float(v) for v in labels]
     assert all(2.5 < v < 3.5 for v in values), labels
+    # Between one and three decades, 1, 2 and 5 of each (90 to 2.5: not only 10); more, decades.
+    ticks = page.evaluate(
+        """() => import("/static/js/charts.js").then(({ logSplits }) => [
+          logSplits(Math.log10(2.5), Math.log10(90)).map((e) => Number((10 ** e).toPrecision(6))),
+          logSplits(Math.log10(0.3), Math.log10(300)).map((e) => Number((10 ** e).toPrecision(6))),
+          logSplits(-2.5, 3.5).map((e) => Number((10 ** e).toPrecision(6))),
+        ])"""
+    )
+    assert ticks == [[5, 10, 20, 50], [0.5, 1, 2, 5, 10, 20, 50, 100, 200], [0.01, 0.1, 1, 10, 100, 1000]]
 
 
 def test_a_touch_screen_is_told_to_tap(phone, api):
