@@ -30,12 +30,17 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 from bench.service_bench import cpu_seconds, machine, post, rss_mb
-from tests.service.server_process import REPO_ROOT, Server, cmdline, descendants, parent_pids
+from tests.service.server_process import (
+    REPO_ROOT,
+    Server,
+    cmdline,
+    descendants,
+    parent_pids,
+)
 
 RESULTS = REPO_ROOT / "bench" / "results" / "worker_start.json"
 SHORT = {"epochs": 10}

@@ -31,16 +31,16 @@ import contextlib
 import dataclasses
 import itertools
 import logging
+import multiprocessing
 import os
 import signal
 import threading
 import time
 import weakref
 from collections import Counter
-import multiprocessing
 from multiprocessing import get_context
-from multiprocessing.context import BaseContext
 from multiprocessing.connection import Connection, wait
+from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
 from typing import Any
 
