@@ -439,7 +439,6 @@ export class LossSurfaceMap {
   }
 }
 
-// An arrow head at `to`, along the segment from `from`, labelled beside it.
 // A path's finite points in pixels, without those less than half a pixel from the one kept before
 // (a converging run sits on the same pixel for thousands of epochs), the last always: [x, y, index].
 export function pathToPixels(ws, bs, toPx) {
@@ -474,6 +473,7 @@ export function strokePixels(ctx, pts, box, styles) {
   }
 }
 
+// An arrow head at `to`, along the segment from `from`, labelled beside it.
 export function arrow(ctx, from, to, label) {
   const angle = Math.atan2(to[1] - from[1], to[0] - from[0]);
   const size = 10;
