@@ -7,7 +7,7 @@ spawned worker processes on this machine) and ``app.jobs.ray_executor.RayExecuto
 Contract
 - ``submit`` queues a job; jobs start as capacity frees up, users in turn (round robin over the
   owners with queued jobs) and first-in first-out within a user (``app.jobs.fair_queue``). A job is reported
-  by exactly one ``JobStarted`` (unless cancelled while queued), any number of ``JobMetrics``, and
+  by exactly one ``JobStarted`` (unless cancelled before a worker took it), any number of ``JobMetrics``, and
   exactly one ``JobFinished`` -- except for jobs still running when ``stop()`` is called, which get
   no ``JobFinished``; the service marks those ``interrupted``.
 - ``JobMetrics`` carries the points produced since the previous batch; an executor sends at most
@@ -21,7 +21,8 @@ Contract
   weights (``torch.save`` of the state_dict) at ``model_path(models_dir, job_id)`` when its
   ``JobFinished`` arrives, with ``has_model=True``.
 - A worker that dies mid-job yields ``JobFinished(status="failed", error="worker ... died: ...")``
-  and is replaced; the executor keeps serving.
+  and is replaced; the executor keeps serving. A job whose worker died before taking it is not
+  failed: it waits for another worker (``JobStarted`` says which took it).
 """
 
 from __future__ import annotations

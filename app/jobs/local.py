@@ -63,6 +63,7 @@ from app.jobs.fair_queue import FairQueue
 from app.jobs.messages import (
     CancelJob,
     ControlJob,
+    JobAccepted,
     PredictReply,
     PredictRequest,
     RunJob,
@@ -116,6 +117,7 @@ class _Child:
     ready: bool = False  # said hello
     pipe_open: bool = True
     job: JobSpec | None = None  # running here, with the device it runs on
+    unaccepted: JobSpec | None = None  # the job as it was queued, sent here and not yet accepted
     cancel_deadline: float | None = None  # monotonic time to kill the worker if the job still runs
     killed_for_cancel: bool = False
     retired: bool = False  # one too many (the pool shrank); dies without a replacement
@@ -379,13 +381,12 @@ class LocalExecutor(Executor):
                 worker.pipe_open = False  # never picked again; the monitor sees it exit
                 worker.process.kill()
                 continue
-            worker.job = job
+            # JobStarted waits for the worker's JobAccepted, which comes before anything else of the job.
+            worker.job, worker.unaccepted = job, spec
             if spec.owner is not None:
                 running[spec.owner] += 1
             if job.device != "cpu":
                 busy_gpus.add(job.device)
-            # Under the lock, which the monitor needs to hand on the job's first metrics: this goes first.
-            self._emit(JobStarted(job.job_id, job.device, worker.label))
 
     def _fit_pool_to_devices(self, devices: list[str]) -> None:
         """The first hello tells us the devices: pin workers to GPUs; one worker per GPU by default."""
@@ -460,7 +461,11 @@ class LocalExecutor(Executor):
             child.pipe_open = False
 
     def _on_message(self, child: _Child, message: Any) -> None:
-        if isinstance(message, (JobMetrics, JobControlApplied, JobCheckpoint, JobFinished)):
+        if isinstance(message, JobAccepted):
+            if child.job is not None and child.job.job_id == message.job_id:
+                child.unaccepted = None
+                self._emit(JobStarted(child.job.job_id, child.job.device, child.label))
+        elif isinstance(message, (JobMetrics, JobControlApplied, JobCheckpoint, JobFinished)):
             if child.job is None or child.job.job_id != message.job_id:
                 return  # a job we already reported (e.g. failed when its cancel was forced)
             if isinstance(message, JobFinished):
@@ -504,7 +509,16 @@ class LocalExecutor(Executor):
         self._workers.remove(child)
         if child.retired:
             return
-        if child.job is not None:
+        if child.job is not None and child.unaccepted is not None:
+            # Sent into the pipe of a worker that died before it read it (the send succeeds while a
+            # killed process's threads are torn down): the job never started, so it is not its death.
+            if child.cancel_deadline is not None:
+                self._emit(JobFinished(child.job.job_id, "cancelled"))
+            else:
+                log.info("%s died before taking job %s; it waits for another worker", child.label, child.job.job_id)
+                self._queue.put_back(child.unaccepted)
+                self._dispatch()
+        elif child.job is not None:
             if child.killed_for_cancel:
                 self._emit(
                     JobFinished(

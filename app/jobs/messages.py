@@ -4,7 +4,7 @@ Each process has one duplex pipe to the web process; everything on it is one of 
 executor events ``JobMetrics`` / ``JobFinished``, which a worker sends as they are).
 
     web → worker      RunJob, CancelJob, ControlJob
-    worker → web      WorkerHello, JobMetrics, JobControlApplied, JobCheckpoint, JobFinished
+    worker → web      WorkerHello, JobAccepted, JobMetrics, JobControlApplied, JobCheckpoint, JobFinished
     web → predictor   PredictRequest
     predictor → web   WorkerHello, PredictReply
 
@@ -38,6 +38,15 @@ class WorkerHello:
 class RunJob:
     spec: JobSpec  # spec.device is the device this worker runs it on
     threads: int  # intra-op threads for this job (the web process's share of the CPUs per worker)
+
+
+@dataclass(frozen=True)
+class JobAccepted:
+    """A worker's answer to ``RunJob``, before anything else of the job: the job reached it. A worker
+    that dies before this never had the job (a send into a dead worker's pipe can still succeed while
+    the kernel tears its threads down), so the job waits for another worker instead of failing."""
+
+    job_id: str
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,16 @@ from app.errors import PlaygroundError
 from app.experiments.base import MetricPoint
 from app.jobs.control import JobControl
 from app.jobs.executor import JobFinished, JobMetrics, JobSpec, model_path
-from app.jobs.messages import CancelJob, ControlJob, PredictReply, PredictRequest, RemoteError, RunJob, WorkerHello
+from app.jobs.messages import (
+    CancelJob,
+    ControlJob,
+    JobAccepted,
+    PredictReply,
+    PredictRequest,
+    RemoteError,
+    RunJob,
+    WorkerHello,
+)
 
 log = logging.getLogger(__name__)
 
@@ -271,6 +280,7 @@ class _TrainingWorker:
                 os._exit(0)
             if isinstance(message, RunJob):
                 spec = message.spec
+                self.sender.send(JobAccepted(spec.job_id))  # first: before the job can send anything
                 batcher = MetricBatcher(spec.job_id, self.sender, self.flusher)
                 control = JobControl(spec.job_id, spec.kind, spec.plan, batcher.send_after_points, self.sender.send)
                 self.controls[spec.job_id] = control

@@ -290,6 +290,64 @@ def test_a_job_sent_to_a_worker_that_had_just_died_waits_for_its_replacement(poo
     pool.wait_for_full_pool(2)
 
 
+def _stop_the_idle_worker(pool: Pool, busy: str) -> Any:
+    """SIGSTOP the worker not running ``busy``: it cannot read its pipe, yet a send into it succeeds,
+    as one into a killed worker's pipe does while the kernel tears its threads down."""
+    idle = next(w for w in pool.executor._workers if w.process.pid != pool.worker_pid(busy))
+    pid = idle.process.pid
+    os.kill(pid, signal.SIGSTOP)
+
+    def every_thread_stopped() -> bool:  # the signal reaches each thread in its own time
+        stats = [Path(f"/proc/{pid}/task/{tid}/stat").read_text() for tid in os.listdir(f"/proc/{pid}/task")]
+        return all(stat.rsplit(")", 1)[1].split()[0] in "tT" for stat in stats)
+
+    pool.wait_until(every_thread_stopped, timeout=30)
+    return idle
+
+
+def test_a_job_sent_to_a_worker_killed_before_it_read_it_runs_on_another(pool: Pool):
+    pool.wait_for_full_pool(2)
+    busy = pool.submit(epochs=LONG)  # holds the other worker
+    pool.wait_until(lambda: pool.recorder.points(busy))
+    stopped = _stop_the_idle_worker(pool, busy)
+    pid = stopped.process.pid
+    try:
+        job_id = pool.submit(epochs=50)
+        assert stopped.job is not None and stopped.job.job_id == job_id, "premise: the job went to it"
+    finally:
+        os.kill(pid, signal.SIGKILL)
+
+    finished = pool.wait_finished(job_id, timeout=120)
+    assert finished.status == "succeeded", finished.error  # it failed "died while running the job"
+    started = [e for e in pool.recorder.by_job[job_id] if isinstance(e, JobStarted)]
+    assert len(started) == 1 and f"(pid {pid})" not in started[0].worker, started
+    assert pool.recorder.by_job[job_id][0] is started[0]  # started, then its points
+    pool.executor.cancel(busy)
+    assert pool.wait_finished(busy, timeout=60).status == "cancelled"
+    pool.wait_for_full_pool(2)
+
+
+def test_a_job_cancelled_before_its_worker_took_it_ends_cancelled_without_starting(pool: Pool):
+    pool.wait_for_full_pool(2)
+    busy = pool.submit(epochs=LONG)
+    pool.wait_until(lambda: pool.recorder.points(busy))
+    stopped = _stop_the_idle_worker(pool, busy)
+    try:
+        job_id = pool.submit(epochs=50)
+        assert stopped.job is not None and stopped.job.job_id == job_id, "premise: the job went to it"
+        assert pool.executor.cancel(job_id)
+        # The worker never answers: after the grace it is killed, and the job it never had ends cancelled.
+        finished = pool.wait_finished(job_id, timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(stopped.process.pid, signal.SIGKILL)
+    assert finished.status == "cancelled" and finished.error is None, finished
+    assert [type(e) for e in pool.recorder.by_job[job_id]] == [JobFinished]
+    pool.executor.cancel(busy)
+    assert pool.wait_finished(busy, timeout=60).status == "cancelled"
+    pool.wait_for_full_pool(2)
+
+
 def test_an_experiment_that_raises_fails_its_job_with_the_message_and_the_worker_lives_on(pool: Pool):
     pool.wait_for_full_pool(2)
     pids = sorted(pool.ready_pids())
