@@ -118,6 +118,7 @@ class _Child:
     pipe_open: bool = True
     job: JobSpec | None = None  # running here, with the device it runs on
     unaccepted: JobSpec | None = None  # the job as it was queued, sent here and not yet accepted
+    unaccepted_controls: list[ControlJob] = dataclasses.field(default_factory=list)  # sent to it meanwhile
     cancel_deadline: float | None = None  # monotonic time to kill the worker if the job still runs
     killed_for_cancel: bool = False
     retired: bool = False  # one too many (the pool shrank); dies without a replacement
@@ -152,6 +153,9 @@ class LocalExecutor(Executor):
         self._threads = max(1, self._cpus // (settings.workers or 2))
         self._workers: list[_Child] = []
         self._queue = FairQueue()
+        # The pauses and changes a job was sent by a worker that died before taking it, by job id:
+        # they follow the job to the worker that takes it.
+        self._carried_controls: dict[str, list[ControlJob]] = {}
         self._devices: list[str] | None = None
         self._predictor: _Child | None = None
         self._predictions: dict[int, tuple[asyncio.Future[Any], _Child]] = {}
@@ -246,6 +250,7 @@ class LocalExecutor(Executor):
     def cancel(self, job_id: str) -> bool:
         with self._lock:
             if self._queue.remove(job_id) is not None:
+                self._carried_controls.pop(job_id, None)
                 self._emit(JobFinished(job_id, "cancelled"))
                 return True
             worker = next((w for w in self._workers if w.job and w.job.job_id == job_id), None)
@@ -260,6 +265,7 @@ class LocalExecutor(Executor):
 
     def withdraw(self, job_id: str) -> bool:
         with self._lock:
+            self._carried_controls.pop(job_id, None)  # it comes back with a plan of its own
             return self._queue.remove(job_id) is not None
 
     def control(self, job_id: str, *, pause: bool = False, patch: dict[str, Any] | None = None) -> bool:
@@ -267,7 +273,10 @@ class LocalExecutor(Executor):
             worker = next((w for w in self._workers if w.job and w.job.job_id == job_id), None)
             if worker is None:
                 return False
-            return worker.send(ControlJob(job_id, pause=pause, patch=patch))
+            message = ControlJob(job_id, pause=pause, patch=patch)
+            if worker.unaccepted is not None:
+                worker.unaccepted_controls.append(message)
+            return worker.send(message)
 
     def _data_where(self) -> dict[str, Any]:
         return {
@@ -383,6 +392,9 @@ class LocalExecutor(Executor):
                 continue
             # JobStarted waits for the worker's JobAccepted, which comes before anything else of the job.
             worker.job, worker.unaccepted = job, spec
+            worker.unaccepted_controls = self._carried_controls.pop(job.job_id, [])
+            for message in worker.unaccepted_controls:
+                worker.send(message)  # read after the RunJob; lost with the worker if it fails
             if spec.owner is not None:
                 running[spec.owner] += 1
             if job.device != "cpu":
@@ -463,7 +475,7 @@ class LocalExecutor(Executor):
     def _on_message(self, child: _Child, message: Any) -> None:
         if isinstance(message, JobAccepted):
             if child.job is not None and child.job.job_id == message.job_id:
-                child.unaccepted = None
+                child.unaccepted, child.unaccepted_controls = None, []
                 self._emit(JobStarted(child.job.job_id, child.job.device, child.label))
         elif isinstance(message, (JobMetrics, JobControlApplied, JobCheckpoint, JobFinished)):
             if child.job is None or child.job.job_id != message.job_id:
@@ -517,6 +529,8 @@ class LocalExecutor(Executor):
             else:
                 log.info("%s died before taking job %s; it waits for another worker", child.label, child.job.job_id)
                 self._queue.put_back(child.unaccepted)
+                if child.unaccepted_controls:
+                    self._carried_controls[child.job.job_id] = child.unaccepted_controls
                 self._dispatch()
         elif child.job is not None:
             if child.killed_for_cancel:

@@ -29,6 +29,7 @@ from app.config import Settings
 from app.errors import ModelUnavailable, UnknownKind
 from app.jobs.executor import (
     JobCheckpoint,
+    JobControlApplied,
     JobFinished,
     JobMetrics,
     JobSpec,
@@ -336,6 +337,28 @@ def test_a_job_sent_to_a_worker_killed_before_it_read_it_runs_on_another(pool: P
     started = [e for e in pool.recorder.by_job[job_id] if isinstance(e, JobStarted)]
     assert len(started) == 1 and f"(pid {pid})" not in started[0].worker, started
     assert pool.recorder.by_job[job_id][0] is started[0]  # started, then its points
+    pool.executor.cancel(busy)
+    assert pool.wait_finished(busy, timeout=60).status == "cancelled"
+    pool.wait_for_full_pool(2)
+
+
+def test_a_change_and_a_pause_sent_before_a_dead_worker_took_the_job_follow_it(pool: Pool):
+    pool.wait_for_full_pool(2)
+    busy = pool.submit(epochs=LONG)
+    pool.wait_until(lambda: pool.recorder.points(busy))
+    stopped = _stop_the_idle_worker(pool, busy)
+    try:
+        job_id = pool.submit(epochs=LONG)
+        assert stopped.job is not None and stopped.job.job_id == job_id, "premise: the job went to it"
+        assert pool.executor.control(job_id, patch={"lr": 0.001})
+        assert pool.executor.control(job_id, pause=True)
+    finally:
+        os.kill(stopped.process.pid, signal.SIGKILL)
+
+    finished = pool.wait_finished(job_id, timeout=120)
+    assert finished.status == "paused", finished  # not a job of LONG epochs run to the end, unpaused
+    applied = [e for e in pool.recorder.by_job[job_id] if isinstance(e, JobControlApplied)]
+    assert [e.params for e in applied] == [{"lr": 0.001}], applied
     pool.executor.cancel(busy)
     assert pool.wait_finished(busy, timeout=60).status == "cancelled"
     pool.wait_for_full_pool(2)
