@@ -382,19 +382,17 @@ class LocalExecutor(Executor):
             assert worker is not None
             idle.remove(worker)
             job = spec if spec.device == "cpu" else dataclasses.replace(spec, device=worker.gpu)
-            if not worker.send(RunJob(job, self._threads)):
-                # The worker died since it was last heard from (its death is on its way to the
-                # monitor): the job never reached it, so it waits for the next worker instead of
-                # failing with a death that was not its own. A worker we cannot reach is replaced.
-                self._queue.put_back(spec)
-                worker.pipe_open = False  # never picked again; the monitor sees it exit
-                worker.process.kill()
-                continue
-            # JobStarted waits for the worker's JobAccepted, which comes before anything else of the job.
+            # JobStarted waits for the worker's JobAccepted, which comes before anything else of the
+            # job; a worker that dies first never had the job, which then waits for the next one
+            # (_on_exit) instead of failing with a death that was not its own.
             worker.job, worker.unaccepted = job, spec
             worker.unaccepted_controls = self._carried_controls.pop(job.job_id, [])
-            for message in worker.unaccepted_controls:
-                worker.send(message)  # read after the RunJob; lost with the worker if it fails
+            if worker.send(RunJob(job, self._threads)):
+                for message in worker.unaccepted_controls:
+                    worker.send(message)  # read after the RunJob
+            else:  # dead since it was last heard from: its exit is on its way to the monitor
+                worker.pipe_open = False  # never picked again
+                worker.process.kill()
             if spec.owner is not None:
                 running[spec.owner] += 1
             if job.device != "cpu":
@@ -522,8 +520,8 @@ class LocalExecutor(Executor):
         if child.retired:
             return
         if child.job is not None and child.unaccepted is not None:
-            # Sent into the pipe of a worker that died before it read it (the send succeeds while a
-            # killed process's threads are torn down): the job never started, so it is not its death.
+            # Sent to a worker that died before it read it (a send into a killed process's pipe can
+            # succeed while its threads are torn down, or it fails): the job never started there.
             if child.cancel_deadline is not None:
                 self._emit(JobFinished(child.job.job_id, "cancelled"))
             else:
@@ -583,6 +581,7 @@ class LocalExecutor(Executor):
 
     def _fail_everything(self, reason: str) -> None:
         self._broken = reason
+        self._carried_controls.clear()
         for spec in self._queue.drain():
             self._emit(JobFinished(spec.job_id, "failed", error=reason))
 

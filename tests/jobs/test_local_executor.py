@@ -320,9 +320,9 @@ def test_a_job_sent_to_a_worker_that_had_just_died_waits_for_its_replacement(poo
     pool.wait_for_full_pool(2)
 
 
-def _stop_the_idle_worker(pool: Pool, busy: str) -> Any:
-    """SIGSTOP the worker not running ``busy``: it cannot read its pipe, yet a send into it succeeds,
-    as one into a killed worker's pipe does while the kernel tears its threads down."""
+def _stop_the_idle_worker(pool: Pool) -> Any:
+    """SIGSTOP the one idle worker: it cannot read its pipe, yet a send into it succeeds, as one into
+    a killed worker's pipe does while the kernel tears its threads down."""
     with pool.executor._lock:
         idle = [w for w in pool.executor._workers if w.ready and w.job is None]
     assert len(idle) == 1, f"premise: one idle worker beside the busy one: {idle}"
@@ -337,68 +337,55 @@ def _stop_the_idle_worker(pool: Pool, busy: str) -> Any:
     return idle[0]
 
 
-def test_a_job_sent_to_a_worker_killed_before_it_read_it_runs_on_another(pool: Pool):
+@contextlib.contextmanager
+def _a_job_sent_to_a_stopped_worker(pool: Pool, epochs: int) -> Iterator[tuple[str, int]]:
+    """(job id, pid): a job of ``epochs`` sent to a worker stopped before it could read it (the other
+    worker busy with a long job), which is SIGKILLed when the block ends."""
     pool.wait_for_full_pool(2)
     busy = pool.submit(epochs=LONG)  # holds the other worker
     pool.wait_until(lambda: pool.recorder.points(busy))
-    stopped = _stop_the_idle_worker(pool, busy)
-    pid = stopped.process.pid
+    stopped = _stop_the_idle_worker(pool)
     try:
-        job_id = pool.submit(epochs=50)
+        job_id = pool.submit(epochs=epochs)
         assert stopped.job is not None and stopped.job.job_id == job_id, "premise: the job went to it"
+        yield job_id, stopped.process.pid
     finally:
-        os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(stopped.process.pid, signal.SIGKILL)
+    pool.executor.cancel(busy)
+    assert pool.wait_finished(busy, timeout=60).status == "cancelled"
 
-    finished = pool.wait_finished(job_id, timeout=120)
+
+def test_a_job_sent_to_a_worker_killed_before_it_read_it_runs_on_another(pool: Pool):
+    with _a_job_sent_to_a_stopped_worker(pool, epochs=50) as (job_id, pid):
+        os.kill(pid, signal.SIGKILL)
+        finished = pool.wait_finished(job_id, timeout=120)
     assert finished.status == "succeeded", finished.error  # it failed "died while running the job"
     started = [e for e in pool.recorder.by_job[job_id] if isinstance(e, JobStarted)]
     assert len(started) == 1 and f"(pid {pid})" not in started[0].worker, started
     assert pool.recorder.by_job[job_id][0] is started[0]  # started, then its points
-    pool.executor.cancel(busy)
-    assert pool.wait_finished(busy, timeout=60).status == "cancelled"
     pool.wait_for_full_pool(2)
 
 
 def test_a_change_and_a_pause_sent_before_a_dead_worker_took_the_job_follow_it(pool: Pool):
-    pool.wait_for_full_pool(2)
-    busy = pool.submit(epochs=LONG)
-    pool.wait_until(lambda: pool.recorder.points(busy))
-    stopped = _stop_the_idle_worker(pool, busy)
-    try:
-        job_id = pool.submit(epochs=LONG)
-        assert stopped.job is not None and stopped.job.job_id == job_id, "premise: the job went to it"
+    with _a_job_sent_to_a_stopped_worker(pool, epochs=LONG) as (job_id, pid):
         assert pool.executor.control(job_id, patch={"lr": 0.001})
         assert pool.executor.control(job_id, pause=True)
-    finally:
-        os.kill(stopped.process.pid, signal.SIGKILL)
-
-    finished = pool.wait_finished(job_id, timeout=120)
+        os.kill(pid, signal.SIGKILL)
+        finished = pool.wait_finished(job_id, timeout=120)
     assert finished.status == "paused", finished  # not a job of LONG epochs run to the end, unpaused
     applied = [e for e in pool.recorder.by_job[job_id] if isinstance(e, JobControlApplied)]
     assert [e.params for e in applied] == [{"lr": 0.001}], applied
-    pool.executor.cancel(busy)
-    assert pool.wait_finished(busy, timeout=60).status == "cancelled"
     pool.wait_for_full_pool(2)
 
 
 def test_a_job_cancelled_before_its_worker_took_it_ends_cancelled_without_starting(pool: Pool):
-    pool.wait_for_full_pool(2)
-    busy = pool.submit(epochs=LONG)
-    pool.wait_until(lambda: pool.recorder.points(busy))
-    stopped = _stop_the_idle_worker(pool, busy)
-    try:
-        job_id = pool.submit(epochs=50)
-        assert stopped.job is not None and stopped.job.job_id == job_id, "premise: the job went to it"
+    with _a_job_sent_to_a_stopped_worker(pool, epochs=50) as (job_id, _):
         assert pool.executor.cancel(job_id)
         # The worker never answers: after the grace it is killed, and the job it never had ends cancelled.
         finished = pool.wait_finished(job_id, timeout=60)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(stopped.process.pid, signal.SIGKILL)
     assert finished.status == "cancelled" and finished.error is None, finished
     assert [type(e) for e in pool.recorder.by_job[job_id]] == [JobFinished]
-    pool.executor.cancel(busy)
-    assert pool.wait_finished(busy, timeout=60).status == "cancelled"
     pool.wait_for_full_pool(2)
 
 
