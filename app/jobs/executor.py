@@ -31,6 +31,7 @@ import abc
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -70,6 +71,9 @@ class JobStarted:
     job_id: str
     device: str
     worker: str  # e.g. "local-1 (pid 1234)"
+    # When its worker took it, by the worker's clock: a run's duration is its worker's, not how
+    # late a busy web process read the two events (None: the time it is recorded).
+    at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,7 @@ class JobFinished:
     result: dict[str, Any] | None = None
     error: str | None = None
     has_model: bool = False
+    at: datetime | None = None  # when it ended on its worker (None: the time it is recorded)
 
 
 ExecutorEvent = JobStarted | JobMetrics | JobControlApplied | JobCheckpoint | JobFinished

@@ -474,7 +474,7 @@ class LocalExecutor(Executor):
         if isinstance(message, JobAccepted):
             if child.job is not None and child.job.job_id == message.job_id:
                 child.unaccepted, child.unaccepted_controls = None, []
-                self._emit(JobStarted(child.job.job_id, child.job.device, child.label))
+                self._emit(JobStarted(child.job.job_id, child.job.device, child.label, message.at))
         elif isinstance(message, (JobMetrics, JobControlApplied, JobCheckpoint, JobFinished)):
             if child.job is None or child.job.job_id != message.job_id:
                 return  # a job we already reported (e.g. failed when its cancel was forced)

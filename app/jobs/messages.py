@@ -19,6 +19,7 @@ import importlib
 import sys
 import traceback
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import PurePath
 from typing import Any
 
@@ -47,6 +48,7 @@ class JobAccepted:
     the kernel tears its threads down), so the job waits for another worker instead of failing."""
 
     job_id: str
+    at: datetime  # the worker's clock: the job's started_at
 
 
 @dataclass(frozen=True)

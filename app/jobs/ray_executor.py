@@ -387,7 +387,7 @@ class RayExecutor(Executor):
             try:
                 _write_atomically(path, outcome.weights)
             except OSError as exc:
-                return JobFinished(job_id, "failed", result=outcome.result, error=save_error(path, exc))
+                return JobFinished(job_id, "failed", result=outcome.result, error=save_error(path, exc), at=outcome.at)
             has_model = True
         return JobFinished(
             job_id,
@@ -395,6 +395,7 @@ class RayExecutor(Executor):
             result=outcome.result,
             error=outcome.error,
             has_model=has_model,
+            at=outcome.at,
         )
 
     def _post(self, job: _RayJob, item: Any) -> None:
@@ -414,7 +415,7 @@ class RayExecutor(Executor):
                 job.started = True
                 gpu = f", GPU {','.join(item.gpu_ids)}" if item.gpu_ids else ""
                 job.worker = f"ray {item.hostname} {item.node}{gpu} (pid {item.pid})"
-                event: ExecutorEvent = JobStarted(job_id, job.spec.device, job.worker)
+                event: ExecutorEvent = JobStarted(job_id, job.spec.device, job.worker, item.at)
             elif isinstance(item, list):
                 event = JobMetrics(job_id, item)
             elif isinstance(item, (JobControlApplied, JobCheckpoint)):

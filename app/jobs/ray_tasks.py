@@ -29,6 +29,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,7 @@ class TaskStarted:
     node: str  # the node's IP address
     hostname: str
     gpu_ids: list[str]
+    at: datetime = dataclasses.field(default_factory=lambda: datetime.now(UTC))  # the node's clock
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ class TaskOutcome:
     result: dict[str, Any] | None = None
     error: str | None = None
     weights: bytes | None = None  # torch.save of the state_dict
+    at: datetime = dataclasses.field(default_factory=lambda: datetime.now(UTC))  # the node's clock
 
 
 @dataclass(frozen=True)
@@ -234,7 +237,7 @@ def _outcome(finished: JobFinished, settings: Any, node: str) -> TaskOutcome:
     if finished.status == "failed" and error:
         # e.g. DatasetMissing: the data dir is checked on the node, not where the server runs.
         error = f"{error} (on Ray node {node})"
-    return TaskOutcome(finished.status, result=finished.result, error=error, weights=weights)
+    return TaskOutcome(finished.status, result=finished.result, error=error, weights=weights, at=finished.at or datetime.now(UTC))
 
 
 # ----------------------------------------------------------------------------------------------

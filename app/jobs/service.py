@@ -754,7 +754,7 @@ class JobService:
         live.status = JobStatus.RUNNING
         values: dict[str, Any] = {"status": JobStatus.RUNNING, "device": event.device, "worker": event.worker}
         if not live.started:  # a resumed job keeps the time it first started
-            values["started_at"] = utcnow()
+            values["started_at"] = event.at or utcnow()
             live.started = True
         self._change(event.job_id, live, values, shown_now=True)
 
@@ -831,7 +831,7 @@ class JobService:
             live,
             {
                 "status": live.status,
-                "finished_at": None if paused else utcnow(),
+                "finished_at": None if paused else (event.at or utcnow()),
                 "result": json_safe(event.result),
                 "error": event.error,
                 "has_model": event.has_model,

@@ -17,6 +17,7 @@ A worker has three threads:
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -26,6 +27,7 @@ import sys
 import threading
 import time
 from collections import OrderedDict
+from datetime import UTC, datetime
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, Protocol
@@ -280,7 +282,7 @@ class _TrainingWorker:
                 os._exit(0)
             if isinstance(message, RunJob):
                 spec = message.spec
-                self.sender.send(JobAccepted(spec.job_id))  # first: before the job can send anything
+                self.sender.send(JobAccepted(spec.job_id, datetime.now(UTC)))  # first: before the job can send anything
                 batcher = MetricBatcher(spec.job_id, self.sender, self.flusher)
                 control = JobControl(spec.job_id, spec.kind, spec.plan, batcher.send_after_points, self.sender.send)
                 self.controls[spec.job_id] = control
@@ -323,6 +325,10 @@ def run_job(spec: JobSpec, settings: Settings, batcher: MetricBatcher, control: 
 
     Not tied to the pool's processes: a Ray task calls it with its own sender and control.
     """
+    return dataclasses.replace(_run(spec, settings, batcher, control, worker), at=datetime.now(UTC))
+
+
+def _run(spec: JobSpec, settings: Settings, batcher: MetricBatcher, control: JobControl, worker: str) -> JobFinished:
     try:
         outcome = _train(spec, settings, batcher, control)
     except PlaygroundError as exc:  # ours: the message is written for the user

@@ -8,6 +8,7 @@ labels and data, the numbers a user sees in the legend when hovering.
 from __future__ import annotations
 
 import statistics
+from datetime import datetime
 
 import pytest
 
@@ -120,12 +121,22 @@ def test_an_lr_sweep_charts_each_run_s_result_against_lr_and_clips_the_diverged_
     assert max(r["train_loss"] for r in metric_rows(api, by_lr[0.1]["id"])) > 2 * healthy, "premise: it blew up"
 
     # The x axis by epoch or by time, and smoothing, redraw the same runs.
+    # By time, each run spans the seconds it ran (its worker's clock, to the millisecond the page
+    # reads): the axis ends where the longest one did. (A run that diverged at its first steps can
+    # have run for under a millisecond, so no point is asserted to sit after 0.)
     page.get_by_label("x axis").select_option("time")
     times = drawn(page, "[data-compare-chart]")["x"]
-    assert times[0] > 0 and times == sorted(times)
+    took = {job["params"]["lr"]: seconds_between(job["started_at"], job["finished_at"]) for job in jobs}
+    assert times == sorted(times)
+    assert max(took[0.001], took[0.01]) - 0.002 <= times[-1] <= max(took.values()) + 0.002
+    assert took[0.001] > 0, "premise: 50 epochs take a measurable while"
     page.get_by_label("x axis").select_option("step")
     page.get_by_label("smoothing").fill("0.9")
     smoothed = drawn(page, "[data-compare-chart]")["lr=0.01 train"]
     raw = lines["lr=0.01 train"]
     assert smoothed[0] == raw[0] and smoothed[5] != raw[5]
     screenshot(page, "compare-sweep")
+
+
+def seconds_between(start: str, end: str) -> float:
+    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()

@@ -20,6 +20,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -163,11 +164,14 @@ def test_job_reports_started_then_every_point_in_order_then_finished_with_its_we
     from app.experiments.base import RunContext
     from app.experiments.params import LinearParams
 
+    before = datetime.now(UTC)
     job_id = pool.submit(epochs=3000)
     finished = pool.wait_finished(job_id)
     events = pool.recorder.by_job[job_id]
 
     assert isinstance(events[0], JobStarted) and events[0].device == "cpu"
+    # Timed by the worker, from taking the job to its end: 3000 steps take a measurable while.
+    assert before <= events[0].at < finished.at <= datetime.now(UTC)
     assert re.fullmatch(r"local-[12] \(pid \d+\)", events[0].worker)
     # Between: the points, and the run's checkpoints (its last state at least: "train longer").
     assert all(isinstance(e, (JobMetrics, JobCheckpoint)) for e in events[1:-1])
