@@ -387,7 +387,8 @@ class RayExecutor(Executor):
             try:
                 _write_atomically(path, outcome.weights)
             except OSError as exc:
-                return JobFinished(job_id, "failed", result=outcome.result, error=save_error(path, exc), at=outcome.at)
+                error = save_error(path, exc)
+                return JobFinished(job_id, "failed", result=outcome.result, error=error, at=outcome.at)
             has_model = True
         return JobFinished(
             job_id,

@@ -237,7 +237,8 @@ def _outcome(finished: JobFinished, settings: Any, node: str) -> TaskOutcome:
     if finished.status == "failed" and error:
         # e.g. DatasetMissing: the data dir is checked on the node, not where the server runs.
         error = f"{error} (on Ray node {node})"
-    return TaskOutcome(finished.status, result=finished.result, error=error, weights=weights, at=finished.at or datetime.now(UTC))
+    at = finished.at or datetime.now(UTC)
+    return TaskOutcome(finished.status, result=finished.result, error=error, weights=weights, at=at)
 
 
 # ----------------------------------------------------------------------------------------------
