@@ -112,7 +112,8 @@ def test_a_cifar_run_redraws_its_confusion_matrix_after_each_epoch(page, api, ci
     caption = page.locator("[data-snapshot-caption]")
     caption.wait_for(timeout=120_000)
     page.wait_for_function("/After epoch [2-9]/.test(document.querySelector('[data-snapshot-caption]').textContent)")
-    assert page.locator("#job-view").get_attribute("data-status") == "running", "premise: 150 epochs take seconds"
+    # Not over: stepped short of its end, the run is running or has paused itself (no race with the clock).
+    assert page.locator("#job-view").get_attribute("data-status") in ("running", "paused")
     assert "of 200" in caption.inner_text()
     matrix = page.locator("table.confusion")
     assert matrix.locator("tbody tr").count() == 10

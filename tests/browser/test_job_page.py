@@ -134,7 +134,8 @@ def test_points_arrive_live_and_cancel_stops_the_run(page, api):
     step_job(api, job["id"], steps=90_000)
     page.wait_for_function(f"Number(document.querySelector('[data-loss-chart]').dataset.points) > {first}")
     assert page.locator("[data-connection]").get_attribute("data-state") == "live"
-    assert page.locator("#job-view").get_attribute("data-status") == "running", "premise: 90,000 steps take seconds"
+    # Not over: stepped short of its end, the run is running or has paused itself (no race with the clock).
+    assert page.locator("#job-view").get_attribute("data-status") in ("running", "paused")
     # The book's 11 points and the loss surface are drawn while the run goes, not only at the end.
     assert page.locator("[data-fit-chart]").get_attribute("data-points") == "11"
     assert page.locator("[data-fit-placeholder]").is_hidden()
@@ -347,7 +348,8 @@ def test_an_mlp_run_shows_its_curve_bending_to_the_data_while_it_trains(page, ap
     assert int(fit.get_attribute("data-points")) == 11 + 64  # the points and the network's 64-point curve
     step_job(api, job["id"], steps=90_000)
     page.wait_for_function(f"!document.querySelector('[data-fit-caption]').textContent.includes('epoch {first} ')")
-    assert page.locator("#job-view").get_attribute("data-status") == "running", "premise: 90,000 steps take seconds"
+    # Not over: stepped short of its end, the run is running or has paused itself (no race with the clock).
+    assert page.locator("#job-view").get_attribute("data-status") in ("running", "paused")
     screenshot(page, "job-mlp-live")
     pause_job(api, job["id"])
     wait_for_status(page, "paused", timeout_ms=30_000)
