@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# The GPU path, proven in one go (issue 15): on a machine with an NVIDIA GPU, a few minutes.
+# The GPU path, proven in one go (issue 15): on a machine with an NVIDIA GPU, under 10 minutes.
 #
-#   1. a Python with the project and its test extras (and Ray): the one in $PYTHON, else .venv,
-#      else a new .venv-gpu (seeing the system's packages, so a preinstalled CUDA torch is used);
-#      torch==2.14.1 / torchvision==0.29.1 are installed only when torch is missing;
+#   1. a Python with torch and the project's web stack (and Ray):
+#      - with bench/gpu-pack/ here (bench/gpu_pack.py made it): the machine's python3, which has
+#        torch, and the pack's wheels and Ray installed offline beside it (pip --no-index --target
+#        $SITE), the repository imported from its folder. This is the lent GPU machine's way: it has
+#        no network and no ../shared/data, and a device call carries at most 64 MiB;
+#      - else the one in $PYTHON, else .venv, else a new .venv-gpu (seeing the system's packages, so
+#        a preinstalled CUDA torch is used), where pip can install what is missing;
 #   2. the service's CUDA job tests (tests/service/test_cuda_jobs.py: linear, mlp and cifar jobs on
 #      "cuda" through the API to the end, predict, cancel, pause/step/resume, the GPU recipe's
 #      switches, and the Ray executor's num_gpus=1 path);
@@ -17,7 +21,9 @@
 # collection, which skip, and a one-epoch benchmark on a small subset) and exits 0; with
 # GPU_CHECK_REQUIRE_GPU=1 it exits 2 instead.
 #
-#   bash bench/gpu_check.sh                    # from anywhere; it works in the repository root
+#   .venv/bin/python bench/gpu_pack.py         # here, once (PyPI reachable): bench/gpu-pack/, ~55 MiB
+#   device run: command "bash bench/gpu_check.sh", carry ["bench/gpu-pack"], timeout_s 590
+#   bash bench/gpu_check.sh                    # anywhere else; it works in the repository root
 #   SEEDS="0 1 2" EPOCHS=10 bash bench/gpu_check.sh
 #   CIFAR10_DIR=/data/cifar10-jpeg bash bench/gpu_check.sh   # a folder with train.tar/test.tar or cifar10/
 
@@ -31,8 +37,11 @@ exec > >(tee -a "$OUT/gpu_check.log") 2>&1
 
 SEEDS="${SEEDS:-0 1 2}"
 EPOCHS="${EPOCHS:-}"                    # empty: the recipe's own (10)
-TEST_TIMEOUT_S="${TEST_TIMEOUT_S:-480}"
-BENCH_TIMEOUT_S="${BENCH_TIMEOUT_S:-420}"
+# One device call may run 10 minutes: the tests, the warm-up and the measured runs fit in about 9.
+TEST_TIMEOUT_S="${TEST_TIMEOUT_S:-210}"
+WARMUP_TIMEOUT_S="${WARMUP_TIMEOUT_S:-150}"
+BENCH_TIMEOUT_S="${BENCH_TIMEOUT_S:-170}"
+PACK="${GPU_PACK:-bench/gpu-pack}"
 status=0
 
 say() { printf '\n== %s (%s)\n' "$*" "$(date -u +%H:%M:%S)"; }
@@ -44,6 +53,8 @@ if [[ -n "${PYTHON:-}" ]]; then
     PY="$PYTHON"
 elif [[ -x .venv/bin/python ]] && .venv/bin/python -c 'import torch' 2>/dev/null; then
     PY=.venv/bin/python
+elif [[ -d "$PACK/wheels" ]] && python3 -c 'import torch' 2>/dev/null; then
+    PY=python3  # the GPU machine's, which holds its CUDA torch
 else
     if [[ ! -x .venv-gpu/bin/python ]]; then
         python3 -m venv --system-site-packages .venv-gpu
@@ -59,12 +70,25 @@ if ! "$PY" -c 'import torch' 2>/dev/null; then
         exit 1
     }
 fi
-if ! "$PY" -c 'import app.main, httpx, pytest, nbformat' 2>/dev/null || ! "$PY" -c 'import ray' 2>/dev/null; then
-    echo "installing the project with its test and ray extras"
-    "$PY" -m pip install --quiet -e '.[test,ray]' || {
-        echo "FAILED: pip install -e '.[test,ray]' (no network?). Set PYTHON to a Python that has the project."
-        exit 1
-    }
+if ! "$PY" -c 'import app.main, httpx, pytest, ray' 2>/dev/null; then
+    if [[ -d "$PACK/wheels" ]]; then
+        # Offline, beside the machine's packages; the repository is imported from its folder.
+        SITE="${SITE:-/tmp/playground-site}"
+        echo "installing $PACK offline into $SITE"
+        "$PY" -m pip install --quiet --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" \
+            "$PACK"/wheels/*.whl
+        for tarball in "$PACK"/ray-*.tar.xz; do
+            tar -xJf "$tarball" -C "$SITE"
+        done
+        export PYTHONPATH="$SITE:$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+        "$PY" -c 'import app.main, httpx, pytest, ray' || { echo "FAILED: the pack does not import (above)"; exit 1; }
+    else
+        echo "installing the project with its test and ray extras"
+        "$PY" -m pip install --quiet -e '.[test,ray]' || {
+            echo "FAILED: pip install -e '.[test,ray]' (no network?). Set PYTHON to a Python that has the project."
+            exit 1
+        }
+    fi
 fi
 
 "$PY" - <<'EOF' | tee "$OUT/torch.txt"
@@ -103,17 +127,19 @@ say "3. CIFAR-10 time to accuracy"
 
 # The real CIFAR-10 images: an extracted cifar10/ folder, or the JPEG tars to extract once.
 DATA=""
-for candidate in "${CIFAR10_DIR:-}" var/test-data ../shared/data/cifar10-jpeg shared/data/cifar10-jpeg; do
+for candidate in "${CIFAR10_DIR:-}" var/test-data ../shared/data/cifar10-jpeg shared/data/cifar10-jpeg "$PACK/cifar10-jpeg"; do
     [[ -n "$candidate" && -d "$candidate" ]] || continue
     if [[ -d "$candidate/cifar10/test" || -d "$candidate/cifar-10-batches-py" ]]; then
         DATA="$candidate"; break
     fi
-    if [[ -f "$candidate/train.tar" && -f "$candidate/test.tar" ]]; then
-        mkdir -p var/test-data/cifar10
-        tar -xf "$candidate/train.tar" -C var/test-data/cifar10
-        tar -xf "$candidate/test.tar" -C var/test-data/cifar10
-        DATA=var/test-data; break
-    fi
+    for ext in "" .xz; do  # the JPEG tars, or the pack's compressed ones
+        if [[ -f "$candidate/train.tar$ext" && -f "$candidate/test.tar$ext" ]]; then
+            mkdir -p var/test-data/cifar10
+            tar -xf "$candidate/train.tar$ext" -C var/test-data/cifar10
+            tar -xf "$candidate/test.tar$ext" -C var/test-data/cifar10
+            DATA=var/test-data; break 2
+        fi
+    done
 done
 
 if [[ -z "$DATA" ]]; then
@@ -128,7 +154,7 @@ if [[ $GPU == 1 ]]; then
     # A warm-up run fills torch.compile's caches (Triton kernels, on disk): the measured runs then
     # pay for the compiler's lookups only, as airbench's timings do.
     say "3a. warm-up (1 epoch on 5,000 images; its figures do not count)"
-    timeout "$BENCH_TIMEOUT_S" "${BENCH[@]}" --device cuda --recipe gpu --seeds 0 --epochs 1 --limit-train 5000 \
+    timeout "$WARMUP_TIMEOUT_S" "${BENCH[@]}" --device cuda --recipe gpu --seeds 0 --epochs 1 --limit-train 5000 \
         --out "$OUT/warmup" || { echo "FAILED: the warm-up run (exit $?)"; status=1; }
     say "3b. the GPU recipe, seeds $SEEDS"
     # shellcheck disable=SC2086  # SEEDS is a list of numbers

@@ -72,10 +72,12 @@ def start_ray_cluster(num_cpus: int = 2, num_gpus: int = 0) -> RayCluster:
     temp_dir = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))
     log_path = temp_dir / "head.log"
     port = free_port()
-    ray = Path(sys.executable).with_name("ray")
+    # Ray's own CLI, by module: where Ray was installed with --target (the GPU machine's offline
+    # pack, bench/gpu_pack.py) there is no `ray` script beside the interpreter.
+    ray = [sys.executable, "-m", "ray.scripts.scripts"]
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [str(ray), "start", "--head", "--block", f"--num-cpus={num_cpus}", f"--num-gpus={num_gpus}",
+            [*ray, "start", "--head", "--block", f"--num-cpus={num_cpus}", f"--num-gpus={num_gpus}",
              f"--port={port}", "--node-ip-address=127.0.0.1", f"--temp-dir={temp_dir}",
              "--include-dashboard=false", "--disable-usage-stats",
              "--object-store-memory=200000000"],  # 200 MB: the jobs pass metric points and weights only
