@@ -39,9 +39,11 @@ DEFAULT_DEST = REPO_ROOT / "bench" / "gpu-pack"
 CIFAR_TARS = REPO_ROOT.parent / "shared" / "data" / "cifar10-jpeg"
 CARRY_LIMIT_MIB = 64
 
-# What the service, the CUDA tests and the benchmark import, with Ray's executor.
+# What the service, the CUDA tests and the benchmark import, with Ray's executor (wcwidth: Ray's
+# bundled tabulate imports it where it is found, and the machine lacks it).
 ROOTS = ["fastapi", "uvicorn", "httptools", "pydantic", "pydantic-settings", "sqlmodel", "python-multipart",
-         "httpx", "typing-extensions", "ray"]
+         "httpx", "typing-extensions", "ray", "wcwidth"]
+MACHINE_PACKAGES = Path(__file__).with_name("gpu_machine_packages.txt")
 # Taken from the GPU image, not shipped: torch and what torch, pytest and Ray's compiled parts build
 # on there (their versions are the image's; a newer pure-Python copy could break their imports).
 FROM_THE_IMAGE = {
@@ -63,6 +65,12 @@ MARKER_ENV = {"sys_platform": "linux",
 
 def normalized(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def on_the_machine() -> set[str]:
+    """The GPU image's packages (bench/gpu_machine_packages.txt)."""
+    lines = MACHINE_PACKAGES.read_text().splitlines()
+    return {normalized(line) for line in lines if line.strip() and not line.startswith("#")}
 
 
 def closure(roots: list[str], python: str) -> dict[str, str]:
