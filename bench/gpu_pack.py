@@ -11,7 +11,7 @@ working tree, so this writes, under bench/gpu-pack/ (ignored by git):
 - ray-<version>.tar.xz: Ray's wheel (79 MB, over the limit alone) unpacked without its Java jars,
   the dashboard's web build and RLlib, none of which a local cluster without a dashboard uses;
 - cifar10-jpeg/{train,test}.tar.xz: the real CIFAR-10 images of ../shared/data (92 MB of tar,
-  19 MB compressed: the per-file headers and the JPEGs' shared tables compress).
+  18 MiB compressed: the per-file headers and the JPEGs' shared tables compress).
 
     .venv/bin/python bench/gpu_pack.py        # here, where PyPI is reachable; about 2 minutes
 
@@ -54,7 +54,7 @@ FROM_THE_IMAGE = {
     "aiohttp", "click",
 }
 # Left out of Ray's wheel (sizes unpacked): Java workers' jars (33 MB), the dashboard's web app
-# (16 MB; the test cluster runs with --include-dashboard=false), RLlib (8 MB).
+# (about 10 MB; the test cluster runs with --include-dashboard=false), RLlib (8 MB).
 RAY_PRUNED = ["ray/jars", "ray/dashboard/client/build", "ray/rllib"]
 PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64",
              "manylinux1_x86_64"]
