@@ -127,6 +127,17 @@ class JobBase(SQLModel):
     created_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    train_seconds: float | None = Field(
+        default=None,
+        description=(
+            "Seconds it has trained on a worker, over all its runs: time paused or waiting for a worker is not "
+            "counted. A running job has trained this plus the time since `running_since`. Null: it has not run "
+            "yet (or was made by a version that did not count)."
+        ),
+    )
+    running_since: datetime | None = Field(
+        default=None, description="When its current run on a worker began (the worker's clock); null unless running."
+    )
     error: str | None = None
     result: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     worker: str | None = Field(default=None, description='Where it ran, e.g. "local-1 (pid 1234)".')
@@ -162,6 +173,8 @@ class Job(JobBase, table=True):
     epoch: int | None = None
     epochs: int | None = None
     step: int | None = None
+    # When that point was written: a run the server's stop cut short trained until about then.
+    last_point_at: datetime | None = None
 
 
 class Progress(SQLModel):
@@ -187,7 +200,7 @@ class JobPublic(JobBase, _JobId):  # the id comes first in the JSON
         ),
     )
 
-    @field_validator("created_at", "started_at", "finished_at")
+    @field_validator("created_at", "started_at", "finished_at", "running_since")
     @classmethod
     def _as_utc(cls, value: datetime | None) -> datetime | None:
         # SQLite keeps no time zone: the stored value is UTC.
@@ -207,7 +220,7 @@ class JobPublic(JobBase, _JobId):  # the id comes first in the JSON
         """``data``: the job's own points, put back into ``params``; ``abridged``: the result without
         its samples (only the job's own read sends the points and the whole result); ``unstored``:
         the newest values of the job's columns, on their way to the database."""
-        fields = job.model_dump(exclude={"number", "epoch", "epochs", "step"})
+        fields = job.model_dump(exclude={"number", "epoch", "epochs", "step", "last_point_at"})
         fields.update(unstored or {})
         if data is not None:
             fields["params"] = {**fields["params"], "data": data}
@@ -255,6 +268,8 @@ class JobSummary(_JobId):
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    train_seconds: float | None = None
+    running_since: datetime | None = None
     error: str | None = None
     worker: str | None = None
     has_model: bool = False

@@ -41,6 +41,7 @@ import shutil
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -163,6 +164,9 @@ class _LiveJob:
     ending: bool = False  # its end is on its way to the database
     cancelling: bool = False  # a cancel went to the executor: a pause that lands first ends it too
     started: bool = False  # it has run before (started_at is set)
+    # Its training time: seconds over its finished runs, and the start of the current one.
+    train_seconds: float | None = None
+    running_since: datetime | None = None
     # Live changes sent to the running job and not yet taken (its `control` event confirms each, in
     # order): a run that pauses before its next boundary leaves them to be recorded as made while
     # paused, so they apply when it resumes -- a 202 is never silently lost.
@@ -244,6 +248,7 @@ class JobService:
             last_event_id=crud.last_event_id(session, job_id=job.id),
             status=job.status,
             started=job.started_at is not None,
+            train_seconds=job.train_seconds,
             points=crud.count_metrics(session, job_id=job.id),
             epochs=job.epochs,
             epoch=job.epoch,
@@ -272,6 +277,10 @@ class JobService:
                 where = f" at epoch {job.epoch} of {job.epochs}" if job.epoch and job.epochs else ""
                 job.status = JobStatus.INTERRUPTED
                 job.finished_at = now
+                if job.running_since is not None:  # it trained until about its last point
+                    end = max(job.last_point_at or job.running_since, job.running_since)
+                    job.train_seconds = (job.train_seconds or 0.0) + (end - job.running_since).total_seconds()
+                    job.running_since = None
                 job.error = f"The server stopped while this job was running{where}; its metrics so far are kept."
                 session.add(job)
                 data = self.public(job).model_dump(mode="json")
@@ -753,9 +762,11 @@ class JobService:
     def _started(self, event: JobStarted, live: _LiveJob) -> None:
         live.status = JobStatus.RUNNING
         values: dict[str, Any] = {"status": JobStatus.RUNNING, "device": event.device, "worker": event.worker}
+        at = event.at or utcnow()
         if not live.started:  # a resumed job keeps the time it first started
-            values["started_at"] = event.at or utcnow()
+            values["started_at"] = at
             live.started = True
+        live.running_since = values["running_since"] = at
         self._change(event.job_id, live, values, shown_now=True)
 
     def _metrics(self, event: JobMetrics, live: _LiveJob) -> None:
@@ -776,7 +787,7 @@ class JobService:
         last = points[-1]
         live.epoch = last.get("epoch", live.epoch)
         live.step = last.get("step", live.step)
-        progress = {"epoch": live.epoch, "step": live.step}
+        progress = {"epoch": live.epoch, "step": live.step, "last_point_at": utcnow()}
         # A batch of a fast run can hold several pictures of the model: each is kept, since the replay
         # and the histograms over time draw every one (the experiments bound them: mlp about 50 a run,
         # cifar one an epoch).
@@ -826,19 +837,19 @@ class JobService:
                     ),
                 )
         live.unconfirmed.clear()
-        return self._change(
-            event.job_id,
-            live,
-            {
-                "status": live.status,
-                "finished_at": None if paused else (event.at or utcnow()),
-                "result": json_safe(event.result),
-                "error": event.error,
-                "has_model": event.has_model,
-            },
-            done=not paused,
-            now=now,
-        )
+        end = event.at or utcnow()
+        values: dict[str, Any] = {
+            "status": live.status,
+            "finished_at": None if paused else end,
+            "result": json_safe(event.result),
+            "error": event.error,
+            "has_model": event.has_model,
+        }
+        if live.running_since is not None:  # the run that ends here counts; the pause after it does not
+            ran = max(0.0, (end - live.running_since).total_seconds())
+            live.train_seconds = values["train_seconds"] = (live.train_seconds or 0.0) + ran
+            live.running_since = values["running_since"] = None
+        return self._change(event.job_id, live, values, done=not paused, now=now)
 
     def _checkpoint(self, event: JobCheckpoint) -> None:
         """Keep the checkpoint under PLAYGROUND_HOME (in the writer's thread, in order with the job's

@@ -40,8 +40,8 @@ export function smoothBySteps(steps, ys, alpha) {
 }
 
 // x of a run's step on the axis: the step; the (fractional) epoch, so runs of different batch
-// counts line up; or the seconds since it started, read off an even pace between its start and its
-// newest point (the points carry no clock: a run paused midway is drawn as if it had not paused).
+// counts line up; or its seconds of training, read off an even pace between its start and its
+// newest point (the points carry no clock; time paused is not counted, as `elapsedMs` does not).
 export function stepToX(run, axis) {
   const { points, job } = run;
   if (axis === "step") return (step) => step;

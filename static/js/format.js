@@ -42,8 +42,14 @@ export function duration(ms) {
   return `${Math.floor(m / 60)} h ${m % 60} min`;
 }
 
-// Seconds the job has run: to its end, or to now while it runs.
+// How long the job has trained: its finished runs on a worker, plus the current one while it runs
+// (time paused or waiting for a worker is not counted). A job made before the service counted
+// that: from its start to its end, or to now.
 export function elapsedMs(job, now = Date.now()) {
+  if (job.train_seconds != null || job.running_since) {
+    const since = parseTime(job.running_since);
+    return Math.max(0, (job.train_seconds ?? 0) * 1000 + (since === null ? 0 : now - since));
+  }
   const start = parseTime(job.started_at);
   if (start === null) return null;
   const end = parseTime(job.finished_at) ?? now;

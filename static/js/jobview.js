@@ -171,7 +171,7 @@ function renderProgress() {
   else if (job.kind === "cifar" && epochs && job.status !== "succeeded") parts.push(cifarEnded(step, epochs));
   else if (job.status === "paused" && epochs) parts.push(`paused at epoch ${shownEpoch} of ${epochs}`);
   else if (epochs) parts.push(`epoch ${shownEpoch} of ${epochs}`);
-  if (elapsed !== null) parts.push(`${duration(elapsed)} elapsed`);
+  if (elapsed !== null) parts.push(`${duration(elapsed)} of training`);
   if (elapsed && step) parts.push(`${num(step / (elapsed / 1000), 3)} steps/s`);
   $("[data-progress-text]").textContent = parts.join(" · ");
 }

@@ -55,7 +55,7 @@ def test_a_list_of_ten_finished_cifar_runs_is_under_20_kb(client: httpx.Client, 
         # The final metrics and the facts the pages show are there.
         assert {"val_acc", "val_loss", "train_loss", "epochs_run", "images_per_second"} <= item["result"].keys()
         for key in ("id", "kind", "name", "status", "progress", "params", "created_at", "started_at",
-                    "finished_at", "parent_id", "seed", "device"):
+                    "finished_at", "train_seconds", "running_since", "parent_id", "seed", "device"):
             assert key in item, key
         assert "changes" not in item and "confusion_matrix" not in json.dumps(item)
 

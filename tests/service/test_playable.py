@@ -14,7 +14,9 @@ import io
 import os
 import random
 import signal
+import time
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -295,6 +297,9 @@ def test_kill_9_of_the_server_then_resume_finishes_with_the_weights_of_a_run_nev
     with srv.client() as c:
         interrupted = c.get(f"/api/jobs/{job['id']}").json()
         assert interrupted["status"] == "interrupted" and interrupted["resumable"], interrupted
+        # The run cut short counts until about its last stored point; it is not running since.
+        assert interrupted["running_since"] is None and job["running_since"] is not None
+        assert interrupted["train_seconds"] >= job["train_seconds"] > 0
         finish(c, job["id"])
         assert_same_weights(weights(c, job["id"]), expected_weights)
         got, _ = rows(c, job["id"])
@@ -385,6 +390,23 @@ def test_a_job_created_paused_holds_no_worker_and_starts_when_stepped(client):
     expected = reference(client, "linear", LINEAR, 15)
     finish(client, job["id"])
     assert rows(client, job["id"])[0] == expected["rows"][0]
+
+
+def test_a_runs_training_time_counts_its_runs_not_its_pauses(client):
+    # Held for 2 s between two steps: its training time leaves the pause out, its wall time does not.
+    job = held_job(client, "linear", {"epochs": 20_000}, 8)
+    assert job["train_seconds"] is None and job["running_since"] is None
+    first = step(client, job["id"], steps=2000)
+    assert first["train_seconds"] > 0 and first["running_since"] is None
+    time.sleep(2)
+    second = step(client, job["id"], steps=2000)
+    assert second["train_seconds"] > first["train_seconds"]
+    done = finish(client, job["id"])
+    wall = (datetime.fromisoformat(done["finished_at"]) - datetime.fromisoformat(done["started_at"])).total_seconds()
+    assert second["train_seconds"] < done["train_seconds"] <= wall - 2
+    assert done["running_since"] is None
+    listed = client.get("/api/jobs", params={"kind": "linear", "limit": 100}).json()["items"]
+    assert next(j for j in listed if j["id"] == job["id"])["train_seconds"] == done["train_seconds"]
 
 
 def test_a_queued_job_paused_does_not_start_until_resumed(client):
