@@ -150,7 +150,7 @@ def process_gone(pid: int) -> bool:
     """No such process, or only its zombie (dead, waiting for a parent to reap it)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
+    except OSError:  # reaped before the open (ENOENT) or between it and the read (ESRCH)
         return True
     return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
