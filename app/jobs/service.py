@@ -187,6 +187,12 @@ class _LiveJob:
         return self.last_event_id
 
 
+def trained(seconds: float | None, since: datetime, until: datetime | None) -> float:
+    """A job's training seconds once its run from ``since`` ends at ``until`` (never before it
+    began: clocks of different machines, or no point stored since)."""
+    return (seconds or 0.0) + max(0.0, ((until or since) - since).total_seconds())
+
+
 def _summary(status_data: dict[str, Any]) -> dict[str, Any]:
     """A ``status`` event's job as the list shows it (``JobSummary``)."""
     return JobSummary.from_public(JobPublic.model_validate(status_data)).model_dump(mode="json")
@@ -278,8 +284,7 @@ class JobService:
                 job.status = JobStatus.INTERRUPTED
                 job.finished_at = now
                 if job.running_since is not None:  # it trained until about its last point
-                    end = max(job.last_point_at or job.running_since, job.running_since)
-                    job.train_seconds = (job.train_seconds or 0.0) + (end - job.running_since).total_seconds()
+                    job.train_seconds = trained(job.train_seconds, job.running_since, job.last_point_at)
                     job.running_since = None
                 job.error = f"The server stopped while this job was running{where}; its metrics so far are kept."
                 session.add(job)
@@ -846,8 +851,7 @@ class JobService:
             "has_model": event.has_model,
         }
         if live.running_since is not None:  # the run that ends here counts; the pause after it does not
-            ran = max(0.0, (end - live.running_since).total_seconds())
-            live.train_seconds = values["train_seconds"] = (live.train_seconds or 0.0) + ran
+            live.train_seconds = values["train_seconds"] = trained(live.train_seconds, live.running_since, end)
             live.running_since = values["running_since"] = None
         return self._change(event.job_id, live, values, done=not paused, now=now)
 

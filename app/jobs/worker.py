@@ -282,7 +282,8 @@ class _TrainingWorker:
                 os._exit(0)
             if isinstance(message, RunJob):
                 spec = message.spec
-                self.sender.send(JobAccepted(spec.job_id, datetime.now(UTC)))  # first: before the job can send anything
+                # First: before the job can send anything. Its time starts the job's clock.
+                self.sender.send(JobAccepted(spec.job_id, datetime.now(UTC)))
                 batcher = MetricBatcher(spec.job_id, self.sender, self.flusher)
                 control = JobControl(spec.job_id, spec.kind, spec.plan, batcher.send_after_points, self.sender.send)
                 self.controls[spec.job_id] = control
