@@ -5,12 +5,12 @@
    convnet's training images/s, on the benchmark's device and thread count.
 1. A fast recipe on cifar10 (``--recipe cpu``: airbench's net and optimiser in bfloat16 where the
    CPU has bfloat16 instructions; ``--recipe resnet``: the small resnet; ``--recipe gpu``: airbench,
-   compiled), once per seed: test accuracy after each epoch (and at the end without test-time
-   augmentation) and
-   the training seconds so far (the evaluation after each epoch is not counted), per seed, with
-   the mean and spread over the seeds; the seconds also at the reference speed; and the training
-   step's achieved FLOP/s (the model's FLOPs per training image, counted by FlopCounterMode, times
-   the images/s) against the matmul reference and the CPU's nominal fp32 peak.
+   compiled), once per seed: test accuracy after each epoch (and at the end with each set of
+   test-time views: none, flip, flip_translate) and the training seconds so far (the evaluation
+   after each epoch is not counted), per seed, with the mean and spread over the seeds; the
+   seconds also at the reference speed; and the training step's achieved FLOP/s (the model's FLOPs
+   per training image, counted by FlopCounterMode, times the images/s) against the matmul
+   reference and the CPU's nominal fp32 peak.
    Targets: 2-core CPU >= 90% within 600 s (cpu), 85% within 300 s (cpu, resnet); one GPU >= 94%
    within 5 s.
 2. The book's conv net on cifar2 (airplane vs bird) with the same kind of recipe: the book needed
@@ -33,6 +33,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import get_args
 
 import torch
 import torch.nn.functional as F
@@ -43,7 +44,7 @@ sys.path.insert(0, str(REPO_ROOT))
 from app.experiments import cifar  # noqa: E402
 from app.experiments.base import RunContext  # noqa: E402
 from app.experiments.cifar_models import make_net  # noqa: E402
-from app.experiments.params import CifarParams  # noqa: E402
+from app.experiments.params import CifarParams, TtaViews  # noqa: E402
 from bench.cifar_throughput import real_data_dir  # noqa: E402
 
 # Part 1: the resnet fast recipe (units: lr is the peak of the one-cycle schedule, per batch mean loss).
@@ -84,8 +85,9 @@ AIRBENCH_CPU_RECIPE = dict(
     channels_last="on",
     mixed_precision=True,  # turned off where the CPU has no bfloat16 instructions (main)
 )
-# Part 1 on a GPU: the same, compiled, for airbench94's 10 epochs (no GPU has run it yet).
-GPU_RECIPE = {**AIRBENCH_CPU_RECIPE, "epochs": 10, "compile": True}
+# Part 1 on a GPU: the same, compiled, for airbench94's 10 epochs and its six-view test-time
+# augmentation, which its 94% is measured with (no GPU has run it yet).
+GPU_RECIPE = {**AIRBENCH_CPU_RECIPE, "epochs": 10, "compile": True, "tta": "flip_translate"}
 RECIPES = {"cpu": AIRBENCH_CPU_RECIPE, "resnet": RESNET_RECIPE, "gpu": GPU_RECIPE}
 # (target accuracy, within seconds of training) per recipe; the first is the headline.
 TARGETS = {
@@ -150,20 +152,26 @@ def train(recipe: dict, data_dir: Path, seed: int, device: str = "cpu") -> tuple
     outcome = cifar.run(params, ctx)
     if outcome.status != "succeeded":
         raise SystemExit(f"the run ended {outcome.status}: {outcome.error}")
-    if params.uses_tta():  # what flip test-time augmentation bought: the same weights, one view
-        outcome.result["val_acc_without_tta"] = accuracy_without_tta(params, outcome.state_dict, data_dir, device)
-        print(f"  without test-time augmentation: test acc {outcome.result['val_acc_without_tta']:.4f}", flush=True)
+    # What test-time augmentation buys: the same final weights scored with each set of views.
+    by_views = accuracy_by_tta(params, outcome.state_dict, data_dir, device)
+    outcome.result["val_acc_by_tta"] = by_views
+    scores = ", ".join(f"{views} {accuracy:.4f}" for views, accuracy in by_views.items())
+    print(f"  the final weights by test-time views: {scores}", flush=True)
     return clock, outcome.result
 
 
-def accuracy_without_tta(params: CifarParams, state_dict: dict, data_dir: Path, device: str) -> float:
-    """The final weights' test accuracy with the image alone (as the run's evaluation, tta off)."""
+def accuracy_by_tta(params: CifarParams, state_dict: dict, data_dir: Path, device: str) -> dict[str, float]:
+    """The final weights' test accuracy with each of ``tta``'s view sets (as the run's evaluation)."""
     data = cifar.select_classes(cifar.load_cifar10(data_dir), cifar.class_names(params.dataset))
     model = cifar.trained_net(params, state_dict).to(device)
     images, labels = data.test_images.to(device), data.test_labels.to(device)
     loss_fn = torch.nn.CrossEntropyLoss()
-    evaluation = cifar.evaluate(model, images, labels, loss_fn, RunContext(seed=0), False, cifar.autocast(params, torch.device(device)))
-    return evaluation.accuracy
+    precision = cifar.autocast(params, torch.device(device))
+    accuracies = {}
+    for views in get_args(TtaViews):
+        evaluation = cifar.evaluate(model, images, labels, loss_fn, RunContext(seed=0), views, precision)
+        accuracies[views] = evaluation.accuracy
+    return accuracies
 
 
 # ----------------------------------------------------------------------------------------------
@@ -372,7 +380,7 @@ def part1(data_dir: Path, seeds: list[int], recipe_name: str, recipe: dict, devi
 
 
 def _brief(result: dict) -> dict:
-    keys = ("val_acc", "val_acc_without_tta", "train_acc", "train_seconds", "images_per_second", "epochs_run")
+    keys = ("val_acc", "val_acc_by_tta", "train_acc", "train_seconds", "images_per_second", "epochs_run")
     return {k: result[k] for k in keys if k in result}
 
 

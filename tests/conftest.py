@@ -25,24 +25,53 @@ import pytest
 from tests.service.server_process import Server
 
 
+# Seconds each scope (a module, or the shared Ray and Firefox scopes) took on one worker of a
+# two-worker run (tests/module_seconds.py writes it from a JUnit XML report), and a guess for a
+# scope it does not list yet.
+MODULE_SECONDS = Path(__file__).with_name("module_seconds.json")
+SECONDS_PER_UNKNOWN_TEST = 2.0
+SHARED_SCOPES = ("tests/ray/", "tests/firefox/")
+
+
+def scope_of(nodeid: str) -> str:
+    """The scope a test runs in: its module, or one of :data:`SHARED_SCOPES`."""
+    path = nodeid.split("::", 1)[0]
+    for shared in SHARED_SCOPES:
+        if path.startswith(shared):
+            return shared
+    return path
+
+
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
     """How ``pytest -n N`` (``make test``) shares the tests out: a module's tests run on one worker
     (its module-scoped servers and caches are made once), the Ray modules all on one (one Ray
     cluster at a time on the machine), and so do the Firefox tests (one Marionette port).
 
+    The longest scope goes first (by :data:`MODULE_SECONDS`): xdist orders scopes by their number of
+    tests, which put a few slow ones (the schema fuzzing, the exported script's builds) last, with
+    one worker running them while the other had finished.
+
     (pytest-xdist's own ``--dist loadgroup`` marks do not take effect with pytest 9: its worker
     renames the tests' ids, which pytest 9 no longer reads.)"""
+    import json
+
     from xdist.scheduler import LoadScopeScheduling
 
-    class ByModule(LoadScopeScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            path = nodeid.split("::", 1)[0]
-            for shared in ("tests/ray/", "tests/firefox/"):
-                if path.startswith(shared):
-                    return shared
-            return path
+    known = json.loads(MODULE_SECONDS.read_text()) if MODULE_SECONDS.exists() else {}
 
-    return ByModule(config, log)
+    def expected_seconds(scope: str, work_unit: dict[str, bool]) -> float:
+        return known.get(scope, SECONDS_PER_UNKNOWN_TEST * len(work_unit))
+
+    class LongestModuleFirst(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return scope_of(nodeid)
+
+        def _assign_work_unit(self, node: object) -> None:
+            longest = max(self.workqueue, key=lambda scope: expected_seconds(scope, self.workqueue[scope]))
+            self.workqueue.move_to_end(longest, last=False)
+            super()._assign_work_unit(node)
+
+    return LongestModuleFirst(config, log)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from app.errors import InvalidImage
@@ -55,7 +56,7 @@ from app.experiments.cifar_data import (
 from app.experiments.cifar_models import WHITENED, make_net
 from app.experiments.cifar_report import confusion_matrix, per_class_accuracy, summarize
 from app.experiments.histograms import layer_histograms
-from app.experiments.params import CifarParams
+from app.experiments.params import CifarParams, TtaViews
 
 EVAL_BATCH = 500  # evaluation has no gradients to keep, so larger batches: fewer, faster calls
 # Pixels each way. The usual RandomCrop(32, padding=4) is a stronger regulariser than a few
@@ -230,12 +231,23 @@ class Evaluation:
     confidences: torch.Tensor  # (N,) softmax probability of the predicted class
 
 
-def test_time_outputs(model: nn.Module, images: torch.Tensor, tta: bool) -> torch.Tensor:
-    """The net's outputs for ``images``; with ``tta`` (airbench's flip test-time augmentation) the
-    mean of its outputs for each image and its mirror image: a net trained on flips sees two views."""
-    if not tta:
+def test_time_outputs(model: nn.Module, images: torch.Tensor, views: TtaViews) -> torch.Tensor:
+    """The net's outputs for ``images``, averaged over airbench's test-time views.
+
+    "flip": the mean of the outputs for each image and its mirror image (a net trained on flips
+    sees two views); "flip_translate" (airbench's level 2): half that mean, and half the flip means
+    of the image shifted one pixel up-left and down-right, reflected at the edges: six views, as a
+    net trained on 2-pixel crops sees them; "none": the image alone."""
+    if views == "none":
         return model(images)
-    return (model(images) + model(images.flip(-1))) / 2
+    flipped = (model(images) + model(images.flip(-1))) / 2
+    if views == "flip":
+        return flipped
+    padded = F.pad(images, (1, 1, 1, 1), mode="reflect")
+    height, width = images.shape[-2:]
+    shifted = [padded[..., :height, :width], padded[..., 2:, 2:]]  # the content moves down-right, up-left
+    translated = sum((model(s) + model(s.flip(-1))) / 2 for s in shifted) / 2
+    return (flipped + translated) / 2
 
 
 @torch.no_grad()
@@ -245,7 +257,7 @@ def evaluate(
     labels: torch.Tensor,
     loss_fn: nn.Module,
     ctx: RunContext,
-    tta: bool = False,
+    tta: TtaViews = "none",
     precision: contextlib.AbstractContextManager | None = None,
 ) -> Evaluation | None:
     """Loss and accuracy over all of ``images``; None when the run is cancelled part way.
@@ -325,7 +337,7 @@ def run(params: CifarParams, ctx: RunContext) -> RunOutcome:
     # whose weights are saved (a compiled module's state_dict names them "_orig_mod.*").
     forward = torch.compile(model) if params.compile else model
     precision = autocast(params, device)
-    tta = params.uses_tta()
+    tta = params.tta_views()
     steps_per_epoch = batches_per_epoch(n_train, params.batch_size)
     optimizer, schedule = make_optimizer(params, model, params.epochs * steps_per_epoch)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=params.label_smoothing)
@@ -644,7 +656,7 @@ def predict(params: CifarParams, state_dict: dict[str, torch.Tensor], image: byt
     """The class of an uploaded picture and the probability of each class, on the CPU."""
     classes = class_names(params.dataset)
     model = trained_net(params, state_dict)
-    outputs = test_time_outputs(model, decode_upload(image), params.uses_tta())  # as the run's evaluation
+    outputs = test_time_outputs(model, decode_upload(image), params.tta_views())  # as the run's evaluation
     probabilities = outputs.float().softmax(dim=1)[0].tolist()
     best = max(range(len(classes)), key=probabilities.__getitem__)
     return {

@@ -144,7 +144,7 @@ def evaluate_test_split(
     before = torch.get_num_threads()
     torch.set_num_threads(max(1, threads))
     try:
-        precision, tta = autocast(params, torch.device("cpu")), params.uses_tta()
+        precision, tta = autocast(params, torch.device("cpu")), params.tta_views()
         evaluation = evaluate(net, split.images, split.labels, loss_fn, RunContext(seed=0), tta, precision)
     finally:
         torch.set_num_threads(before)

@@ -101,7 +101,7 @@ def _graph(kind: str, params: Any, state_dict: dict[str, Any]) -> tuple[Any, Any
 
         classes = class_names(params.dataset)
         net = trained_net(params, state_dict)
-        tta = params.uses_tta()
+        tta = params.tta_views()
 
         class Classifier(nn.Module):
             """The run's net, with its test-time augmentation as its evaluation uses it."""

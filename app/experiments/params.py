@@ -241,6 +241,8 @@ class MlpParams(ExperimentParams):
 
 # The nets built for speed; "auto" switches (tta, channels_last) are on for them, off for the book's.
 FAST_NETS = ("resnet", "airbench")
+# The views a net's outputs are averaged over at test time (cifar.test_time_outputs).
+TtaViews = Literal["none", "flip", "flip_translate"]
 
 
 class CifarParams(ExperimentParams):
@@ -382,13 +384,14 @@ class CifarParams(ExperimentParams):
             "a copy of the weights in memory and in each checkpoint, and one pass over them per 5 steps."
         ),
     )
-    tta: Literal["auto", "flip", "none"] = Field(
+    tta: Literal["auto", "flip", "flip_translate", "none"] = Field(
         "auto",
         description=(
             "Test-time augmentation in the evaluation (and predict). flip: the mean of the outputs for "
             "each image and its mirror image, which doubles the evaluation's cost and helps a net "
-            "trained on flips; none: the image alone. auto: flip for resnet and airbench, none for "
-            "the book's nets."
+            "trained on flips; flip_translate: airbench's six views, half the flip's mean and half the "
+            "flip means of the image shifted one pixel up-left and down-right (3x the flip's cost); "
+            "none: the image alone. auto: flip for resnet and airbench, none for the book's nets."
         ),
     )
     channels_last: Literal["auto", "on", "off"] = Field(
@@ -423,10 +426,12 @@ class CifarParams(ExperimentParams):
             raise ValueError(f"width={self.width} applies to model='airbench' only, not model={self.model!r}")
         return self
 
-    def uses_tta(self) -> bool:
-        """``tta`` with auto resolved: on for the nets built for speed, off for the book's."""
-        return self.tta == "flip" or (self.tta == "auto" and self.model in FAST_NETS)
+    def tta_views(self) -> TtaViews:
+        """``tta`` with auto resolved: flip for the nets built for speed, none for the book's."""
+        if self.tta == "auto":
+            return "flip" if self.model in FAST_NETS else "none"
+        return self.tta
 
     def uses_channels_last(self) -> bool:
-        """``channels_last`` with auto resolved, as :func:`uses_tta`."""
+        """``channels_last`` with auto resolved, as :func:`tta_views`."""
         return self.channels_last == "on" or (self.channels_last == "auto" and self.model in FAST_NETS)

@@ -506,12 +506,27 @@ class Lookahead:
 
 lookahead = Lookahead(model)
 {% endif %}
-{% if tta %}
+{% if tta == "flip" %}
 
 
 def test_time_outputs(model, images):
     """Test-time augmentation: the mean of the outputs for each image and its mirror image."""
     return (model(images) + model(images.flip(-1))) / 2
+{% elif tta == "flip_translate" %}
+
+
+def flip_mean(model, images):
+    return (model(images) + model(images.flip(-1))) / 2
+
+
+def test_time_outputs(model, images):
+    """Test-time augmentation (airbench's six views): half the mean of the outputs for each image
+    and its mirror image, half the same mean for the image shifted one pixel down-right and
+    up-left (reflected at the edges)."""
+    padded = F.pad(images, (1, 1, 1, 1), mode="reflect")
+    height, width = images.shape[-2:]
+    translated = (flip_mean(model, padded[..., :height, :width]) + flip_mean(model, padded[..., 2:, 2:])) / 2
+    return (flip_mean(model, images) + translated) / 2
 {% endif %}
 
 
@@ -525,12 +540,12 @@ def evaluate(model, images, labels, batch_size=500):
         batch_labels = labels[start : start + batch_size]
 {% if mixed_precision %}
         with torch.autocast(device.type, dtype=torch.bfloat16):
-            outputs = {{ "test_time_outputs(model, " if tta else "model(" }}images[start : start + batch_size])
+            outputs = {{ "model(" if tta == "none" else "test_time_outputs(model, " }}images[start : start + batch_size])
             batch_loss = loss_fn(outputs, batch_labels)
         outputs = outputs.float()
         total_loss += batch_loss * batch_labels.shape[0]
 {% else %}
-        outputs = {{ "test_time_outputs(model, " if tta else "model(" }}images[start : start + batch_size])
+        outputs = {{ "model(" if tta == "none" else "test_time_outputs(model, " }}images[start : start + batch_size])
         total_loss += loss_fn(outputs, batch_labels) * batch_labels.shape[0]
 {% endif %}
         _, predicted = outputs.softmax(dim=1).max(dim=1)
@@ -692,7 +707,7 @@ def context(history: RunHistory) -> dict[str, Any]:
         "patch_whitening": PATCH_WHITENING.rstrip("\n"),
         "flip_alternate": params.flip == "alternate",
         "lookahead": params.lookahead,
-        "tta": params.uses_tta(),
+        "tta": params.tta_views(),
         "channels_last": params.uses_channels_last(),
         "compile": params.compile,
         "mixed_precision": params.mixed_precision,

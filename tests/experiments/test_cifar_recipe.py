@@ -38,21 +38,60 @@ def test_test_time_augmentation_is_the_mean_of_the_outputs_for_the_image_and_its
     x = images()
     with torch.no_grad():
         expected = (model(x) + model(x.flip(-1))) / 2
-        assert torch.equal(cifar.test_time_outputs(model, x, tta=True), expected)
-        assert torch.equal(cifar.test_time_outputs(model, x, tta=False), model(x))
+        assert torch.equal(cifar.test_time_outputs(model, x, "flip"), expected)
+        assert torch.equal(cifar.test_time_outputs(model, x, "none"), model(x))
         assert not torch.allclose(expected, model(x))  # the mirror image does change the outputs
         # The evaluation predicts from the same mean.
         labels = torch.arange(6)
-        evaluation = cifar.evaluate(model, x, labels, torch.nn.CrossEntropyLoss(), RunContext(seed=0), tta=True)
+        evaluation = cifar.evaluate(model, x, labels, torch.nn.CrossEntropyLoss(), RunContext(seed=0), tta="flip")
     assert torch.equal(evaluation.predictions, expected.argmax(dim=1))
     assert evaluation.loss == pytest.approx(F.cross_entropy(expected, labels).item(), rel=1e-6)
+
+
+def shifted(x: torch.Tensor, down: int, right: int) -> torch.Tensor:
+    """``x`` moved ``down`` and ``right`` pixels (negative: up, left), each missing row and column
+    taken from the image's mirror about its edge pixel (as reflect padding does), pixel by pixel."""
+    size = x.shape[-1]
+
+    def source(i: int) -> int:
+        i = abs(i)  # -1 -> 1
+        return 2 * (size - 1) - i if i >= size else i  # size -> size - 2
+
+    out = torch.empty_like(x)
+    for i in range(size):
+        for j in range(size):
+            out[..., i, j] = x[..., source(i - down), source(j - right)]
+    return out
+
+
+def test_flip_translate_averages_airbenchs_six_views():
+    """airbench's level-2 test-time augmentation: half the flip mean of the image, half the flip
+    means of the image shifted one pixel down-right and one up-left."""
+    torch.manual_seed(0)
+    model = make_net("airbench", 10, MEAN, STD, width=16).eval()
+    x = images()
+
+    def flip_mean(v):
+        return (model(v) + model(v.flip(-1))) / 2
+
+    with torch.no_grad():
+        six = flip_mean(x) / 2 + (flip_mean(shifted(x, 1, 1)) + flip_mean(shifted(x, -1, -1))) / 4
+        outputs = cifar.test_time_outputs(model, x, "flip_translate")
+        assert torch.allclose(outputs, six, atol=1e-6)
+        assert not torch.allclose(outputs, flip_mean(x), atol=1e-4)  # the shifted views do count
+        labels = torch.arange(6)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        evaluation = cifar.evaluate(model, x, labels, loss_fn, RunContext(seed=0), tta="flip_translate")
+    assert torch.equal(evaluation.predictions, outputs.argmax(dim=1))
+    assert evaluation.loss == pytest.approx(F.cross_entropy(outputs, labels).item(), rel=1e-6)
 
 
 @pytest.mark.parametrize("model, on", [("fc", False), ("conv", False), ("resnet", True), ("airbench", True)])
 def test_auto_switches_keep_each_nets_old_behaviour(model, on):
     params = CifarParams(model=model)
-    assert params.uses_tta() is on and params.uses_channels_last() is on
-    assert CifarParams(model=model, tta="flip").uses_tta() and not CifarParams(model=model, tta="none").uses_tta()
+    assert params.tta_views() == ("flip" if on else "none") and params.uses_channels_last() is on
+    for views in ("none", "flip", "flip_translate"):  # asked for, the same on every net
+        assert CifarParams(model=model, tta=views).tta_views() == views
     net = make_net(model, 10, MEAN, STD, channels_last=params.uses_channels_last())
     convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
     assert all(c.weight.is_contiguous(memory_format=torch.channels_last) is on for c in convs if c.kernel_size != (1, 1))
@@ -61,14 +100,14 @@ def test_auto_switches_keep_each_nets_old_behaviour(model, on):
 def test_the_loss_is_torchs_cross_entropy_with_the_label_smoothing_asked_for(tiny_folder):
     """The epoch's test loss, recomputed from the trained weights with F.cross_entropy."""
     test = cifar.load_cifar10(tiny_folder)
-    for smoothing, tta in [(0.3, "none"), (0.3, "flip"), (0.0, "flip")]:
+    for smoothing, tta in [(0.3, "none"), (0.3, "flip"), (0.0, "flip"), (0.0, "flip_translate")]:
         outcome, _points = train(
             tiny_folder, model="conv", epochs=1, batch_size=16, label_smoothing=smoothing, tta=tta
         )
         net = make_net("conv", 10, test.mean, test.std)
         net.load_state_dict(outcome.state_dict)
         with torch.no_grad():
-            outputs = cifar.test_time_outputs(net.eval(), test.test_images, tta == "flip")
+            outputs = cifar.test_time_outputs(net.eval(), test.test_images, tta)
         expected = F.cross_entropy(outputs, test.test_labels, label_smoothing=smoothing).item()
         plain = F.cross_entropy(outputs, test.test_labels).item()
         assert outcome.result["val_loss"] == pytest.approx(expected, rel=1e-5)
@@ -228,7 +267,7 @@ def test_the_new_parameters_are_in_the_kinds_schema_with_descriptions_and_defaul
         assert defaults[name] == default, name
         assert len(schema[name]["description"]) > 40, name
     assert "airbench" in schema["model"]["enum"]
-    assert schema["tta"]["enum"] == ["auto", "flip", "none"]  # a select in the form, not a tri-state checkbox
+    assert schema["tta"]["enum"] == ["auto", "flip", "flip_translate", "none"]  # a select in the form, not a tri-state checkbox
 
 
 # ----------------------------------------------------------------------------------------------

@@ -56,12 +56,12 @@ def test_the_onnx_model_gives_the_runs_predictions(api, kind, params) -> None:
     assert session.run(None, {"t_u": np.linspace(0, 100, 500, dtype=np.float32)})[0].shape == (500,)
 
 
-def test_the_onnx_classifier_gives_the_runs_probabilities(api, server) -> None:
+@pytest.mark.parametrize("tta", ["none", "flip_translate"])  # the image alone; airbench's six views
+def test_the_onnx_classifier_gives_the_runs_probabilities(api, server, tta) -> None:
     from PIL import Image
 
-    job = finished(
-        api, "cifar", {"dataset": "cifar2", "model": "conv", "epochs": 1, "batch_size": 16, "augment": False}, seed=0
-    )
+    params = {"dataset": "cifar2", "model": "conv", "epochs": 1, "batch_size": 16, "augment": False, "tta": tta}
+    job = finished(api, "cifar", params, seed=0)
     session, content = onnx_session(api, job["id"])
     (inp,) = session.get_inputs()
     assert (inp.name, inp.type, inp.shape) == ("image", "tensor(uint8)", ["batch", 3, 32, 32])

@@ -384,7 +384,9 @@ def test_the_cifar_script_reads_torchvisions_pickle_layout(tmp_path, monkeypatch
 # The speedruns' switches (in-process on the tiny image folder: a run, its script, the same numbers)
 
 SWITCHED_CIFAR = {
-    "airbench-lookahead-alternate": {"model": "airbench", "width": 8, "lookahead": True, "flip": "alternate"},
+    "airbench-lookahead-alternate-flip-translate": {
+        "model": "airbench", "width": 8, "lookahead": True, "flip": "alternate", "tta": "flip_translate"
+    },
     "resnet-unwhitened-no-tta-nchw": {"model": "resnet", "whiten": False, "tta": "none", "channels_last": "off"},
     "conv-bfloat16-tta-nhwc": {"model": "conv", "mixed_precision": True, "tta": "flip", "channels_last": "on"},
     "resnet-lookahead-live-epochs": {"model": "resnet", "lookahead": True, "changes": {6: {"epochs": 3, "lr": 0.02}}},
@@ -448,6 +450,9 @@ def test_the_cifar_script_repeats_a_run_with_the_speedrun_switches(tmp_path, cas
     assert ("Lookahead" in script) is bool(params.get("lookahead"))
     assert ("first_flips" in script) is (params.get("flip") == "alternate")
     assert ("torch.autocast" in script) is bool(params.get("mixed_precision"))
+    views = CifarParams.model_validate({**CIFAR, **params}).tta_views()
+    assert ("def test_time_outputs" in script) is (views != "none")
+    assert ("F.pad(images, (1, 1, 1, 1)" in script) is (views == "flip_translate")
     assert "torch.compile" not in script
 
 

@@ -39,7 +39,7 @@ CIFAR = {"dataset": "cifar10", "model": "conv", "epochs": 2, "batch_size": 16, "
 # The GPU recipe's switches on airbench's net, small enough for the tiny set.
 CIFAR_GPU_RECIPE = {
     "dataset": "cifar10", "model": "airbench", "width": 16, "epochs": 2, "batch_size": 32, "lr": 0.2,
-    "flip": "alternate", "lookahead": True, "tta": "flip", "channels_last": "on", "mixed_precision": True,
+    "flip": "alternate", "lookahead": True, "tta": "flip_translate", "channels_last": "on", "mixed_precision": True,
     "compile": True,
 }
 TIMEOUT_S = 300  # a first CUDA job pays for the CUDA context, cuDNN's autotuning and (compile) Triton
