@@ -425,6 +425,8 @@ def run_switched_and_export(tmp_path: Path, params: dict[str, Any], changes: dic
 
 @pytest.mark.parametrize("case", SWITCHED_CIFAR)
 def test_the_cifar_script_repeats_a_run_with_the_speedrun_switches(tmp_path, case):
+    from app.experiments.params import CifarParams
+
     params = dict(SWITCHED_CIFAR[case])
     changes = params.pop("changes", None)
     before = torch.get_num_threads()
