@@ -239,6 +239,10 @@ def cpu_info() -> tuple[list[str], float | None, str] | None:
     return flags, mhz, model
 
 
+# The CPU flags of bfloat16 units oneDNN uses: AMX's tiles, AVX-512's bfloat16 dot products.
+BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
 def nominal_cpu_peak_gflops(threads: int) -> tuple[float | None, str]:
     """threads x clock x fp32 FLOPs per cycle (two FMA units: 32 with AVX2, 64 with AVX-512), from
     /proc/cpuinfo. Nominal: the clock is the one reported now, and turbo or throttling moves it."""
@@ -250,7 +254,7 @@ def nominal_cpu_peak_gflops(threads: int) -> tuple[float | None, str]:
         return None, model
     per_cycle = 64 if "avx512f" in flags else 32 if "fma" in flags else 16
     isa = "AVX-512" if per_cycle == 64 else "AVX2+FMA" if per_cycle == 32 else "SSE"
-    extras = [flag for flag in ("avx512_bf16", "amx_bf16") if flag in flags]
+    extras = [flag for flag in BF16_FLAGS if flag in flags]
     return threads * mhz / 1000 * per_cycle, f"{model}, {isa}{', ' + ', '.join(extras) if extras else ''}, {mhz:.0f} MHz"
 
 
@@ -272,7 +276,7 @@ def nominal_bf16_peak_gflops(threads: int) -> tuple[float | None, str]:
 def cpu_has_bfloat16() -> bool:
     """Whether oneDNN has bfloat16 instructions to run autocast's convolutions on (else slower than fp32)."""
     info = cpu_info()
-    return info is not None and any(flag in info[0] for flag in ("amx_bf16", "avx512_bf16"))
+    return info is not None and any(flag in info[0] for flag in BF16_FLAGS)
 
 
 def measure_machine(device: torch.device) -> dict:
@@ -446,7 +450,7 @@ def main() -> None:
     recipe_name = args.recipe or ("gpu" if device.type == "cuda" else "cpu")
     recipe = dict(RECIPES[recipe_name])
     if device.type == "cpu" and recipe.get("mixed_precision") and not cpu_has_bfloat16():
-        print("this CPU has no bfloat16 instructions (amx_bf16, avx512_bf16): mixed_precision off")
+        print(f"this CPU has no bfloat16 instructions ({', '.join(BF16_FLAGS)}): mixed_precision off")
         recipe["mixed_precision"] = False
     recipe.update(parse_overrides(args.param))
     if args.epochs is not None:
